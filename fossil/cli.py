@@ -1,0 +1,71 @@
+"""``fossil`` command line: a thin layer that parses flags into configs and calls the library.
+
+Subcommands live in :mod:`fossil.commands` (one module each) and are discovered here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+import fossil.commands
+
+DESCRIPTION = """\
+fossil: open-vocabulary semantic segmentation from synthetic references (FOSSIL).
+
+Typical flow:
+  fossil ingest captions.jsonl --store refs/        build or grow a reference collection
+  fossil query "golden retriever" --store refs/     inspect what a concept retrieves
+  fossil segment photo.jpg --concepts "dog, grass, sky" --store refs/
+  fossil eval pascal_context59 --data VOCdevkit/VOC2010 --store refs/
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fossil", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"fossil {fossil.__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(fossil.commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"fossil.commands.{info.name}")
+        module.add_parser(sub)
+    return parser
+
+
+def configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    configure_logging(args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        # Library errors carry messages written for users (STYLE §7): show them plainly.
+        if args.verbose >= 2:
+            raise
+        print(f"fossil {args.command}: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""Typed, frozen configuration with the paper's defaults.
+
+Each component has its own frozen dataclass; :class:`FossilConfig` composes them.
+Field comments cite the section of ``shared/DESIGN.md`` (§) or the paper equation they
+come from.  Symbols follow the paper: ``N`` is the retrieval count only, ``K`` the number
+of prototypes, ``t`` the masks per threshold, ``tau`` the NCut threshold, ``eta``/``mu``/
+``rho`` the refinement parameters, ``gamma`` the mean/max mix of eq. 5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Literal
+
+MaskMode = Literal["raw-sigmoid-minmax", "minmax", "zscore-sigmoid"]
+MASK_MODES: tuple[str, ...] = ("raw-sigmoid-minmax", "minmax", "zscore-sigmoid")
+
+
+def _check_unit(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} ({value}) must be in [0, 1]")
+
+
+def _check_positive(name: str, value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{name} ({value}) must be >= 1")
+
+
+@dataclass(frozen=True)
+class ModelIds:
+    """Hugging Face ids (or local directories) per model role (§5.1, §5.4, §5.5, §5.7)."""
+
+    generator: str = "stabilityai/stable-diffusion-2-1-base"  # §5.1 SD 2.1 base
+    dense: str = "facebook/dinov2-large"  # §5.4 DINOv2 ViT-L/14, VRE + region features
+    keys: str = "facebook/dino-vitb8"  # §5.7 DINO ViT-B/8, OpenCut keys
+    text: str = "openai/clip-vit-large-patch14"  # §5.5 CLIP ViT-L/14 text tower
+    nouns: str = "en_core_web_sm"  # spaCy pipeline for the noun parser
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Stable Diffusion generation and DAAM heat maps (§5.1–§5.3)."""
+
+    height: int = 512  # §5.1 image side, pixels
+    width: int = 512
+    steps: int = 50  # §5.1 denoising steps
+    guidance_scale: float = 7.5  # §5.1 classifier-free guidance (SD default)
+    batch_size: int = 4  # captions per UNet call
+    heatmap_resolutions: tuple[int, ...] = (64, 32, 16)  # §5.2 latent sides hooked (not 8², mid)
+    heatmap_size: int = 64  # §5.2 every (layer, head) map is resized bicubic to this side
+    mask_mode: MaskMode = "raw-sigmoid-minmax"  # §5.3 binarisation mode
+    heatmap_threshold: float = 0.45  # §5.3 threshold after sigmoid + normalisation
+
+    def __post_init__(self) -> None:
+        _check_positive("steps", self.steps)
+        _check_positive("batch_size", self.batch_size)
+        if self.height % 8 or self.width % 8:
+            raise ValueError(f"height/width ({self.height}x{self.width}) must be multiples of 8")
+        if self.mask_mode not in MASK_MODES:
+            raise ValueError(f"mask_mode {self.mask_mode!r} unknown; choose one of {MASK_MODES}")
+        _check_unit("heatmap_threshold", self.heatmap_threshold)
+        if not self.heatmap_resolutions:
+            raise ValueError("heatmap_resolutions must not be empty")
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """Textual Retrieval Embedding (§5.5): TRE = norm(w·templates + (1−w)·caption)."""
+
+    template_weight: float = 0.9  # §5.5 weight of the template mean; caption weight = 1 − this
+
+    def __post_init__(self) -> None:
+        _check_unit("template_weight", self.template_weight)
+
+    @property
+    def caption_weight(self) -> float:
+        return 1.0 - self.template_weight
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """Retrieval and prototypes (§5.6)."""
+
+    N: int = 150  # §5.6 references retrieved per concept
+    K: int = 10  # §5.6 K-Means prototypes per concept
+    niter: int = 20  # §5.6 faiss K-Means iterations
+    nredo: int = 1  # faiss K-Means restarts
+    seed: int = 1234  # K-Means seed (fixed: same prototypes for the same references)
+    retrieval_threshold: float | None = None  # drop neighbours with cosine below this
+    prototype_mean: bool = False  # K=1 as the plain mean of the references
+    exclude_corpora: tuple[str, ...] = ()  # references of these corpora are never retrieved
+
+    def __post_init__(self) -> None:
+        _check_positive("N", self.N)
+        _check_positive("K", self.K)
+        if self.K > self.N:
+            raise ValueError(f"K ({self.K}) must be <= N ({self.N})")
+        _check_positive("niter", self.niter)
+        _check_positive("nredo", self.nredo)
+        if self.retrieval_threshold is not None and not -1.0 <= self.retrieval_threshold <= 1.0:
+            raise ValueError(f"retrieval_threshold ({self.retrieval_threshold}) must be in [-1, 1]")
+
+
+@dataclass(frozen=True)
+class CRFConfig:
+    """Dense CRF as in MaskCut (§5.7)."""
+
+    enabled: bool = True
+    iterations: int = 10
+    gaussian_sxy: float = 3.0
+    gaussian_compat: float = 7.0
+    bilateral_sxy: float = 50.0
+    bilateral_srgb: float = 5.0
+    bilateral_compat: float = 10.0
+    min_iou: float = 0.5  # drop the mask when IoU(before, after) is below this
+
+
+@dataclass(frozen=True)
+class OpenCutConfig:
+    """OpenCut: iterated MaskCut over a threshold schedule, CRF, refinement (§5.7)."""
+
+    tau_foreground: tuple[float, ...] = (0.15, 0.2, 0.25)  # §5.7 foreground phase
+    tau_background: tuple[float, ...] = (0.6, 0.8, 0.0, -0.1)  # §5.7 background phase
+    t: int = 3  # §5.7 masks per tau
+    max_iou_previous: float = 0.5  # §5.7 reject a mask with IoU above this vs the previous one
+    min_area: float = 0.01  # §5.7 reject a mask covering at most this fraction of the grid
+    corner_flip: bool = False  # MaskCut's "≥3 of 4 corners → flip", foreground phase only
+    accept_coherent_remainder: bool = True  # §5.7 keep a homogeneous remainder as one region
+    eta: int = 16  # §5.7 drop connected components smaller than eta pixels (480² scale)
+    mu: float = 0.8  # §5.7 merge into an accepted mask when IoU > mu (checked first)
+    rho: float = 0.7  # §5.7 discard when more than rho of the mask is already covered
+    crf: CRFConfig = field(default_factory=CRFConfig)
+
+    def __post_init__(self) -> None:
+        if not (self.tau_foreground or self.tau_background):
+            raise ValueError("the tau schedule must not be empty")
+        _check_positive("t", self.t)
+        _check_unit("mu", self.mu)
+        _check_unit("rho", self.rho)
+        _check_unit("min_area", self.min_area)
+        _check_unit("max_iou_previous", self.max_iou_previous)
+        if self.eta < 0:
+            raise ValueError(f"eta ({self.eta}) must be >= 0")
+
+    @property
+    def taus(self) -> tuple[float, ...]:
+        return self.tau_foreground + self.tau_background
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """Region scoring (§5.8, eq. 5)."""
+
+    gamma: float = 0.5  # eq. 5: score = (1−γ)·mean_k + γ·max_k
+    sigmoid_after_ensemble: bool = False  # FreeDA's order: ensemble cosines, then sigmoid
+    opencut: bool = True  # False: per-patch labelling (the paper's Fig. 3 ablation)
+
+    def __post_init__(self) -> None:
+        _check_unit("gamma", self.gamma)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation protocol (§9, TCL / mmseg 0.27)."""
+
+    short_side: int = 448  # resize: scale = min(long_side/long, short_side/short)
+    long_side: int = 2048
+    crop: int = 448  # sliding-window crop side
+    stride: int = 224  # sliding-window stride
+    dense_size: int = 518  # DINOv2 input side per crop (37×37 patches)
+    key_size: int = 480  # DINO ViT-B/8 input side per crop (60×60 patches)
+
+    def __post_init__(self) -> None:
+        for name in ("short_side", "long_side", "crop", "stride", "dense_size", "key_size"):
+            _check_positive(name, getattr(self, name))
+
+
+@dataclass(frozen=True)
+class FossilConfig:
+    """Everything fossil needs, composed."""
+
+    models: ModelIds = field(default_factory=ModelIds)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    opencut: OpenCutConfig = field(default_factory=OpenCutConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One row of the paper's Table 3 (§5.9)."""
+
+    N: int
+    K: int
+    gamma: float
+
+
+# Table 3 of the paper (§5.9): best (N, K, γ) per benchmark.
+PRESETS: MappingProxyType[str, Preset] = MappingProxyType(
+    {
+        "context": Preset(N=70, K=10, gamma=0.7),
+        "cocostuff": Preset(N=95, K=25, gamma=0.5),
+        "ade": Preset(N=150, K=10, gamma=0.5),
+        "cityscapes": Preset(N=95, K=30, gamma=0.55),
+    }
+)
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}") from None
+
+
+def apply_preset(config: FossilConfig, name: str) -> FossilConfig:
+    """Return ``config`` with N, K and γ of the named Table 3 preset."""
+    preset = get_preset(name)
+    return replace(
+        config,
+        retrieval=replace(config.retrieval, N=preset.N, K=preset.K),
+        scoring=replace(config.scoring, gamma=preset.gamma),
+    )
