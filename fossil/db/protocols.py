@@ -59,3 +59,88 @@ class ReferenceStore(Protocol):
     def iter_points(self, batch_size: int = 1024) -> Iterator[ReferencePoint]: ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class CaptionJob:
+    """A caption claimed for processing (§4 ``caption`` row, status ``leased``)."""
+
+    id: int
+    text: str
+    text_hash: str
+    corpus: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class ReferenceRow:
+    """A reference as catalogued in SQL (§4 ``reference`` row)."""
+
+    point_id: str
+    caption_id: int
+    noun: str
+    lemma: str
+    mask_area: float
+    thumbnail: str | None = None
+
+
+@dataclass(frozen=True)
+class AddResult:
+    added: int  # new captions registered
+    duplicates: int  # captions already present (in this or any corpus)
+    skipped: int  # empty / invalid captions, counted not stored
+
+
+@runtime_checkable
+class CatalogStore(Protocol):
+    """SQL catalog of corpora, captions (with job state) and references (§4)."""
+
+    def add_corpus(self, name: str, source: str, captions: Sequence[str]) -> AddResult:
+        """Register a corpus (idempotent by name) and its captions, deduplicated by the hash
+        of the normalised text across all corpora."""
+        ...
+
+    def claim(self, owner: str, batch_size: int, lease_seconds: float) -> list[CaptionJob]:
+        """Lease up to ``batch_size`` pending captions (or ones whose lease expired, or failed
+        ones below the retry limit) to ``owner``."""
+        ...
+
+    def complete(
+        self, owner: str, caption_ids: Sequence[int], rows: Sequence[ReferenceRow]
+    ) -> None:
+        """One transaction: mark captions done, insert their reference rows, bump the
+        revision.  Called after the vector upsert (§4 write order)."""
+        ...
+
+    def fail(self, owner: str, caption_id: int, error: str) -> None: ...
+
+    def release(self, owner: str, caption_ids: Sequence[int]) -> None:
+        """Give leased captions back (clean shutdown)."""
+        ...
+
+    def status_counts(self) -> dict[str, int]: ...
+
+    def revision(self) -> int:
+        """Increases whenever references are added or removed (prototype cache key)."""
+        ...
+
+    def lookup(self, point_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Per point id: ``caption``, ``noun``, ``lemma``, ``corpus``, ``thumbnail``."""
+        ...
+
+    def get_meta(self) -> CollectionMeta | None: ...
+
+    def set_meta(self, meta: CollectionMeta) -> None: ...
+
+
+@dataclass
+class Collection:
+    """An opened reference collection: vector store + catalog + what it was built with."""
+
+    refs: ReferenceStore
+    catalog: CatalogStore
+    meta: CollectionMeta
+    root: str | None = None  # store directory (thumbnails live under it), None for servers
+
+    def close(self) -> None:
+        self.refs.close()
