@@ -114,6 +114,7 @@ class CRFConfig:
     bilateral_srgb: float = 5.0
     bilateral_compat: float = 10.0
     min_iou: float = 0.5  # drop the mask when IoU(before, after) is below this
+    multi_label: bool = False  # one CRF over all final masks instead of one per raw mask
 
 
 @dataclass(frozen=True)
@@ -131,8 +132,14 @@ class OpenCutConfig:
     mu: float = 0.8  # §5.7 merge into an accepted mask when IoU > mu (checked first)
     rho: float = 0.7  # §5.7 discard when more than rho of the mask is already covered
     crf: CRFConfig = field(default_factory=CRFConfig)
+    coherent_min_tau: float = 0.5  # §5.7 a coherent remainder counts only at tau >= this
+    solver: str = "auto"  # NCut eigensolver: auto | eigsh | torch | dense (reference, slow)
 
     def __post_init__(self) -> None:
+        if self.solver not in ("auto", "eigsh", "torch", "dense"):
+            raise ValueError(
+                f"solver {self.solver!r} unknown; choose one of auto, eigsh, torch, dense"
+            )
         if not (self.tau_foreground or self.tau_background):
             raise ValueError("the tau schedule must not be empty")
         _check_positive("t", self.t)

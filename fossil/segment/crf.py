@@ -1,0 +1,82 @@
+"""Dense CRF post-processing of OpenCut masks, as in MaskCut (§5.7).
+
+``crf_mask`` is MaskCut's per-mask CRF: a 2-label dense CRF whose unary is the softmax over
+``[1 − m, m]`` of the soft mask, Gaussian and bilateral pairwise terms, holes filled after the
+MAP; the mask is dropped when IoU(before, after) < ``min_iou``.  ``crf_labels`` is the cheaper
+variant measured in ``benchmarks/opencut_bench.py``: one multi-label CRF over all masks plus
+"uncovered" (label 0).  pydensecrf comes from the ``pydensecrf2`` distribution.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.ndimage
+
+from fossil.config import CRFConfig
+
+
+def _check_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+    if image.shape[:2] != shape:
+        raise ValueError(f"image is {image.shape[:2]} but the masks are {shape}")
+    return np.ascontiguousarray(image)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=0, keepdims=True))
+    return e / e.sum(axis=0, keepdims=True)
+
+
+def crf_inference(image: np.ndarray, probabilities: np.ndarray, config: CRFConfig) -> np.ndarray:
+    """Dense CRF MAP labels (H, W) int from ``probabilities`` (labels, H, W) and ``image``."""
+    import pydensecrf.densecrf as dcrf
+    from pydensecrf.utils import unary_from_softmax
+
+    labels, height, width = probabilities.shape
+    image = _check_image(image, (height, width))
+    crf = dcrf.DenseCRF2D(width, height, labels)
+    crf.setUnaryEnergy(np.ascontiguousarray(unary_from_softmax(probabilities.astype(np.float32))))
+    crf.addPairwiseGaussian(sxy=config.gaussian_sxy, compat=config.gaussian_compat)
+    crf.addPairwiseBilateral(
+        sxy=config.bilateral_sxy,
+        srgb=config.bilateral_srgb,
+        rgbim=image,
+        compat=config.bilateral_compat,
+    )
+    Q = np.asarray(crf.inference(config.iterations)).reshape(labels, height, width)
+    return Q.argmax(axis=0)
+
+
+def crf_mask(image: np.ndarray, soft_mask: np.ndarray, config: CRFConfig) -> np.ndarray | None:
+    """MaskCut's CRF on one mask.
+
+    ``image`` (H, W, 3) uint8, ``soft_mask`` (H, W) in [0, 1] (the raw NCut mask upsampled).
+    Returns the refined mask (H, W) bool with holes filled, or ``None`` when its IoU with
+    ``soft_mask ≥ 0.5`` is below ``config.min_iou``."""
+    m = np.clip(soft_mask.astype(np.float32), 0.0, 1.0)
+    after = crf_inference(image, _softmax(np.stack([1.0 - m, m])), config) == 1
+    after = scipy.ndimage.binary_fill_holes(after)
+    before = m >= 0.5
+    union = np.count_nonzero(before | after)
+    iou = np.count_nonzero(before & after) / union if union else 0.0
+    return after if iou >= config.min_iou else None
+
+
+def crf_labels(image: np.ndarray, masks: np.ndarray, config: CRFConfig) -> np.ndarray:
+    """One multi-label CRF over all masks: ``masks`` (L, H, W) soft or bool, mutually
+    exclusive → refined (L, H, W) bool.  Label 0 is "uncovered" (the rest of the image); a
+    refined mask whose IoU with its input (≥ 0.5) is below ``config.min_iou`` comes back empty.
+    """
+    masks = np.clip(masks.astype(np.float32), 0.0, 1.0)
+    uncovered = np.clip(1.0 - masks.sum(axis=0, keepdims=True), 0.0, 1.0)
+    probabilities = _softmax(np.concatenate([uncovered, masks]))  # one-hot logits → softmax
+    labels = crf_inference(image, probabilities, config)
+    refined = np.stack([labels == i + 1 for i in range(len(masks))]) if len(masks) else masks > 0
+    for i in range(len(masks)):
+        before = masks[i] >= 0.5
+        after = scipy.ndimage.binary_fill_holes(refined[i]) & ~np.delete(refined, i, 0).any(0)
+        union = np.count_nonzero(before | after)
+        iou = np.count_nonzero(before & after) / union if union else 0.0
+        refined[i] = after if iou >= config.min_iou else False
+    return refined

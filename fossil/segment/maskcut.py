@@ -1,0 +1,83 @@
+"""MaskCut at one threshold (§5.7): up to ``t`` NCut masks, each leaving the graph.
+
+After each mask its patches are dropped from the graph (their nodes are removed; zeroing the
+features instead would make them similar to everything once ``tau ≤ 0``).  A mask is
+rejected, ending the threshold, when its IoU with the previous mask exceeds
+``max_iou_previous`` or it covers at most ``min_area`` of the grid.  The loop stops early when
+``W̄`` has nothing left to cut (all 1 or all ε off the diagonal).
+
+Because the nodes of each mask leave the graph, two masks of one run are disjoint: the IoU rule
+can only fire against a ``previous`` mask the caller passes in (MaskCut zeroes the features
+instead, which lets a mask come back; we drop nodes so ``tau ≤ 0`` keeps working).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from fossil.segment.ncut import Solver, ncut
+
+StopReason = Literal["t_reached", "coherent", "incoherent", "rejected", "exhausted"]
+
+
+@dataclass
+class MaskCutResult:
+    """Raw masks of one threshold and why the loop ended."""
+
+    masks: list[np.ndarray] = field(default_factory=list)  # each (h, w) bool
+    stop: StopReason = "t_reached"
+    eigensolves: int = 0
+    remaining: np.ndarray | None = None  # (h, w) bool: active patches when the loop ended
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two boolean masks of the same shape (0 when both are empty)."""
+    union = np.count_nonzero(a | b)
+    return np.count_nonzero(a & b) / union if union else 0.0
+
+
+def maskcut(
+    features: np.ndarray,
+    tau: float,
+    t: int,
+    active: np.ndarray | None = None,
+    previous: np.ndarray | None = None,
+    max_iou_previous: float = 0.5,
+    min_area: float = 0.01,
+    corner_flip: bool = False,
+    solver: Solver = "auto",
+) -> MaskCutResult:
+    """Up to ``t`` masks at threshold ``tau``.
+
+    ``features`` (h, w, dim) L2-normalised patch features; ``active`` (h, w) bool: patches still
+    in the graph (default all); ``previous`` (h, w) bool: the last mask proposed before this
+    call (for the IoU rejection).  Returns the raw masks (h, w) bool in discovery order; the
+    patches of each mask leave the graph before the next NCut."""
+    h, w, _ = features.shape
+    if t < 1:
+        raise ValueError(f"t ({t}) must be >= 1")
+    active = np.ones((h, w), bool) if active is None else active.copy()
+    if active.shape != (h, w):
+        raise ValueError(f"active has shape {active.shape}, expected {(h, w)}")
+    result = MaskCutResult()
+    for _ in range(t):
+        if np.count_nonzero(active) < 2:
+            result.stop = "exhausted"
+            break
+        cut = ncut(features, active, tau, solver=solver, corner_flip=corner_flip)
+        if isinstance(cut, str):
+            result.stop = cut  # type: ignore[assignment]
+            break
+        result.eigensolves += 1
+        too_similar = previous is not None and mask_iou(cut, previous) > max_iou_previous
+        if too_similar or np.count_nonzero(cut) <= min_area * h * w:
+            result.stop = "rejected"
+            break
+        result.masks.append(cut)
+        active &= ~cut
+        previous = cut
+    result.remaining = active
+    return result

@@ -1,0 +1,186 @@
+"""Normalized Cut bipartition of a patch graph, paper eqs. 1–3 (§5.7).
+
+One NCut step on ``num_patches`` L2-normalised patch features ``F``:
+
+1. ``W = cos(F)``; ``W̄ = 1 where W > tau`` (strict) ``else EPSILON_WEIGHT``;
+2. ``D = diag(rowsum W̄)``;
+3. ``x`` = second-smallest generalised eigenvector of ``(D − W̄) x = λ D x``.
+
+The fast solvers work on the symmetric form ``M = D^-½ W̄ D^-½``: its eigenvalues are
+``1 − λ``, so the second-*largest* eigenvector ``v`` of ``M`` gives ``x = D^-½ v``.  The
+dense ``scipy.linalg.eigh(D − W̄, D)`` solver is the reference used in tests and benchmarks.
+
+The bipartition is ``x > mean(x)``; the seed is ``argmax |x|`` and the partition is flipped
+when the seed lies outside it (optionally also when ≥ 3 of the 4 grid corners lie inside, as
+in MaskCut); only the 4-connected component of the seed is kept.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import scipy.linalg
+import scipy.ndimage
+import scipy.sparse.linalg
+
+Solver = Literal["auto", "eigsh", "torch", "dense"]
+SOLVERS: tuple[str, ...] = ("auto", "eigsh", "torch", "dense")
+
+EPSILON_WEIGHT = 1e-5  # eq. 2: weight of an edge whose cosine is at most tau
+_MIN_EIGSH_NODES = 64  # below this a dense solve of the symmetric form is cheaper than ARPACK
+_FOUR_CONNECTED = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)
+
+
+def normalise(features: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """L2-normalise the last axis; ``features`` (..., dim) → float32 (..., dim)."""
+    features = np.asarray(features, dtype=np.float32)
+    norm = np.linalg.norm(features, axis=-1, keepdims=True)
+    return features / np.maximum(norm, eps)
+
+
+def affinity(F: np.ndarray, tau: float) -> np.ndarray:
+    """Eq. 2: ``F`` (num_patches, dim) L2-normalised → ``W̄`` (num_patches, num_patches) float64."""
+    W = F @ F.T  # eq. 1, cosine similarities
+    return np.where(W > tau, 1.0, EPSILON_WEIGHT)
+
+
+def graph_state(W_bar: np.ndarray) -> Literal["coherent", "incoherent", "mixed"]:
+    """``coherent`` when every off-diagonal weight is 1, ``incoherent`` when every one is ε.
+
+    The diagonal (cos(f, f) = 1) is ignored: it is 1 for every tau < 1, so a graph with no
+    similar pair would otherwise never read as "all ε"."""
+    num_patches = len(W_bar)
+    diagonal_ones = np.count_nonzero(np.diagonal(W_bar) == 1.0)
+    off_diagonal_ones = np.count_nonzero(W_bar == 1.0) - diagonal_ones
+    if off_diagonal_ones == num_patches * (num_patches - 1):
+        return "coherent"
+    if off_diagonal_ones == 0:
+        return "incoherent"
+    return "mixed"
+
+
+def second_eigenvector(W_bar: np.ndarray, solver: Solver = "auto") -> np.ndarray:
+    """Eq. 3: ``W̄`` (num_patches, num_patches) → ``x`` (num_patches,) with ``xᵀ D x = 1``.
+
+    ``x`` is the generalised eigenvector of ``(D − W̄) x = λ D x`` with the second-smallest
+    eigenvalue.  Its sign is arbitrary; :func:`bipartition` does not depend on it.
+    ``solver``: ``eigsh`` (ARPACK on the symmetric form), ``torch`` (``torch.linalg.eigh`` on
+    the symmetric form, on the GPU when one is present), ``dense`` (``scipy.linalg.eigh`` of the
+    generalised problem: the reference), ``auto`` (``torch`` with CUDA, else ``eigsh``).
+    """
+    num_patches = len(W_bar)
+    if W_bar.ndim != 2 or W_bar.shape[1] != num_patches or num_patches < 2:
+        raise ValueError(f"W_bar must be square with at least 2 nodes, got shape {W_bar.shape}")
+    if solver not in SOLVERS:
+        raise ValueError(f"solver {solver!r} unknown; choose one of {SOLVERS}")
+    if solver == "auto":
+        solver = "torch" if _cuda_available() else "eigsh"
+    d = W_bar.sum(axis=1)  # degrees, D = diag(d)
+    if solver == "dense":
+        _, vectors = scipy.linalg.eigh(np.diag(d) - W_bar, np.diag(d), subset_by_index=[1, 1])
+        return vectors[:, 0]
+    d_inv_sqrt = 1.0 / np.sqrt(d)
+    if solver == "eigsh" and num_patches >= _MIN_EIGSH_NODES:
+        v = _second_largest_eigsh(W_bar, d_inv_sqrt)
+    else:
+        M = _symmetric_form(W_bar, d_inv_sqrt)
+        if solver == "torch":
+            v = _second_largest_torch(M)
+        else:
+            v = scipy.linalg.eigh(M, subset_by_index=[num_patches - 2] * 2)[1][:, 0]
+    return v * d_inv_sqrt
+
+
+def _symmetric_form(W_bar: np.ndarray, d_inv_sqrt: np.ndarray) -> np.ndarray:
+    M = W_bar * d_inv_sqrt[:, None]
+    M *= d_inv_sqrt[None, :]
+    return M  # D^-½ W̄ D^-½
+
+
+def _second_largest_eigsh(W_bar: np.ndarray, d_inv_sqrt: np.ndarray) -> np.ndarray:
+    """ARPACK on ``D^-½ W̄ D^-½`` as an operator (the scaled matrix is never formed)."""
+    num_patches = len(W_bar)
+    M = scipy.sparse.linalg.LinearOperator(
+        (num_patches, num_patches),
+        matvec=lambda v: d_inv_sqrt * (W_bar @ (d_inv_sqrt * v.ravel())),
+        dtype=np.float64,
+    )
+    v0 = np.random.default_rng(0).uniform(0.5, 1.5, num_patches)  # deterministic start
+    try:
+        values, vectors = scipy.sparse.linalg.eigsh(M, k=2, which="LA", v0=v0)
+    except scipy.sparse.linalg.ArpackNoConvergence:  # rare; the dense solve is exact
+        M_dense = _symmetric_form(W_bar, d_inv_sqrt)
+        return scipy.linalg.eigh(M_dense, subset_by_index=[num_patches - 2] * 2)[1][:, 0]
+    return vectors[:, np.argsort(values)[0]]
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def _second_largest_torch(M: np.ndarray) -> np.ndarray:
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    _, vectors = torch.linalg.eigh(torch.from_numpy(M).to(device))  # ascending eigenvalues
+    return vectors[:, -2].cpu().numpy()
+
+
+def _corners_inside(partition: np.ndarray) -> int:
+    return int(partition[0, 0]) + partition[0, -1] + partition[-1, 0] + partition[-1, -1]
+
+
+def bipartition(
+    x: np.ndarray, active: np.ndarray, corner_flip: bool = False
+) -> tuple[np.ndarray, int]:
+    """Split the graph on ``x > mean(x)`` and keep the seed's 4-connected component.
+
+    ``x`` (num_patches,) is the NCut vector over the active nodes, in row-major order of
+    ``active`` (h, w) bool.  Returns the mask (h, w) bool (inactive patches never belong to
+    it) and the seed's flat grid index.  The seed is ``argmax |x|``; the partition is flipped
+    when the seed lies outside it, or (``corner_flip``) when ≥ 3 grid corners lie inside it,
+    in which case the seed becomes the extreme node of the flipped side."""
+    if x.shape != (int(active.sum()),):
+        raise ValueError(f"x has shape {x.shape}, expected ({int(active.sum())},)")
+    nodes = np.flatnonzero(active)
+    inside = x > x.mean()
+    seed = int(np.argmax(np.abs(x)))
+    if not inside[seed]:
+        x, inside = -x, ~inside
+    partition = np.zeros(active.shape, bool)
+    partition.flat[nodes[inside]] = True
+    if corner_flip and _corners_inside(partition) >= 3:
+        x, inside = -x, ~inside
+        seed = int(np.argmax(x))
+        partition[:] = False
+        partition.flat[nodes[inside]] = True
+    labels, _ = scipy.ndimage.label(partition, structure=_FOUR_CONNECTED)
+    seed_cell = int(nodes[seed])
+    return labels == labels.flat[seed_cell], seed_cell
+
+
+def ncut(
+    features: np.ndarray,
+    active: np.ndarray,
+    tau: float,
+    solver: Solver = "auto",
+    corner_flip: bool = False,
+) -> np.ndarray | str:
+    """One NCut step on the active patches of a grid.
+
+    ``features`` (h, w, dim) L2-normalised, ``active`` (h, w) bool.  Returns the seed's
+    component (h, w) bool, or the graph state (``"coherent"`` / ``"incoherent"``) when
+    ``W̄`` has no structure to cut (eq. 2 gives all 1 or all ε off the diagonal)."""
+    F = features[active]  # (num_patches, dim)
+    W_bar = affinity(F, tau)
+    state = graph_state(W_bar)
+    if state != "mixed":
+        return state
+    x = second_eigenvector(W_bar, solver)
+    mask, _ = bipartition(x, active, corner_flip)
+    return mask

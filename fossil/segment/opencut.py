@@ -1,0 +1,164 @@
+"""OpenCut (paper §3.4, §5.7): MaskCut over a threshold schedule, CRF and refinement.
+
+For each ``tau`` of ``config.taus`` (foreground phase, then background phase), MaskCut runs on
+the patches no accepted mask covers yet and proposes up to ``t`` raw masks.  Each raw mask is
+upsampled to the output size, passed through the CRF (when an image is given and the CRF is
+enabled) and refined into the accepted, mutually exclusive masks (:mod:`fossil.segment.refine`).
+Accepted masks carry over from one ``tau`` to the next; each ``tau`` is one MaskCut run
+(its "previous mask" for the IoU rejection starts empty), so a raw mask the CRF dropped at one
+``tau`` may be proposed again at the next without blocking it.  When the graph left is
+coherent (every pair similar) at ``tau ≥ coherent_min_tau`` and ``accept_coherent_remainder``
+is on, that remainder is accepted as a final region instead of staying uncovered.  With
+``config.crf.multi_label`` the per-mask CRF is replaced by one multi-label CRF over the final
+masks (measured in ``benchmarks/opencut_bench.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fossil.config import OpenCutConfig
+from fossil.segment.crf import crf_labels, crf_mask
+from fossil.segment.maskcut import maskcut
+from fossil.segment.ncut import normalise
+from fossil.segment.refine import Outcome, Regions, refine
+
+ETA_REFERENCE_PIXELS = 480 * 480  # §5.7: eta is in pixels of a 480² crop; scaled to the output
+
+
+@dataclass
+class OpenCutResult:
+    """Masks plus the trace of how they were found."""
+
+    masks: np.ndarray  # (L, H, W) bool, mutually exclusive
+    taus: list[float]  # tau at which each mask was first accepted
+    eigensolves: int = 0
+    raw_masks: int = 0  # NCut masks proposed by MaskCut
+    crf_dropped: int = 0  # raw masks dropped by the CRF IoU check
+    outcomes: dict[str, int] = field(default_factory=dict)  # refinement outcome counts
+
+
+def _resize(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(L, h, w) → (L, H, W) float32 soft masks (bilinear up, area down)."""
+    from fossil.segment.pooling import downsample_masks  # imports torch
+
+    return downsample_masks(masks.astype(np.float32), size)
+
+
+def _check_inputs(keys: np.ndarray, image: np.ndarray | None) -> None:
+    if not isinstance(keys, np.ndarray) or keys.ndim != 3 or min(keys.shape) < 1:
+        raise ValueError(f"keys must be an (h, w, dim) array, got {getattr(keys, 'shape', keys)}")
+    if not np.isfinite(keys).all():
+        raise ValueError("keys contain NaN or infinite values")
+    if image is not None:
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+            raise ValueError(f"image must be a uint8 array, got {getattr(image, 'dtype', image)}")
+        if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
+            raise ValueError(f"image must be (H, W, 3) uint8, got shape {image.shape}")
+
+
+class _Accumulator:
+    """Accepted regions of one call and the bookkeeping of :class:`OpenCutResult`."""
+
+    def __init__(self, grid: tuple[int, int], image: np.ndarray | None, config: OpenCutConfig):
+        self.grid, self.image, self.config = grid, image, config
+        shape = grid if image is None else image.shape[:2]
+        self.regions = Regions(shape)
+        self.eta = config.eta * shape[0] * shape[1] / ETA_REFERENCE_PIXELS
+        self.taus: list[float] = []
+        self.crf_dropped = 0
+        self.outcomes: dict[str, int] = {}
+
+    def active(self) -> np.ndarray:
+        """(h, w) bool: patches not (mostly) covered by an accepted mask."""
+        covered = self.regions.covered
+        if covered.shape != self.grid:
+            covered = _resize(covered[None], self.grid)[0] >= 0.5
+        return ~covered
+
+    def add(self, raw: np.ndarray, tau: float, crf: bool) -> None:
+        """Upsample, CRF and refine one raw (h, w) mask."""
+        mask = raw
+        if self.image is not None:
+            soft = _resize(raw[None], self.image.shape[:2])[0]
+            mask = soft >= 0.5
+            if crf and self.config.crf.enabled and not self.config.crf.multi_label:
+                refined = crf_mask(self.image, soft, self.config.crf)
+                if refined is None:
+                    self.crf_dropped += 1
+                    return
+                mask = refined
+        before = len(self.regions.masks)
+        outcomes: list[Outcome] = refine(
+            self.regions, mask, self.eta, self.config.mu, self.config.rho
+        )
+        for outcome in outcomes:
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        self.taus += [tau] * (len(self.regions.masks) - before)
+
+
+def run_opencut(
+    keys: np.ndarray, image: np.ndarray | None = None, config: OpenCutConfig | None = None
+) -> OpenCutResult:
+    """OpenCut with its trace; ``keys`` (h, w, dim), ``image`` (H, W, 3) uint8 or ``None``.
+
+    Masks come back at the image size (with CRF) or, without an image, on the patch grid."""
+    config = OpenCutConfig() if config is None else config
+    _check_inputs(keys, image)
+    features = normalise(keys)
+    h, w, _ = features.shape
+    acc = _Accumulator((h, w), image, config)
+    eigensolves = raw_masks = 0
+    schedule = [(tau, True) for tau in config.tau_foreground]
+    schedule += [(tau, False) for tau in config.tau_background]
+    for tau, foreground in schedule:
+        result = maskcut(
+            features,
+            tau,
+            config.t,
+            active=acc.active(),
+            max_iou_previous=config.max_iou_previous,
+            min_area=config.min_area,
+            corner_flip=config.corner_flip and foreground,
+            solver=config.solver,  # type: ignore[arg-type]
+        )
+        eigensolves += result.eigensolves
+        raw_masks += len(result.masks)
+        for raw in result.masks:
+            acc.add(raw, tau, crf=True)
+        remainder = result.remaining
+        if (
+            result.stop == "coherent"
+            and config.accept_coherent_remainder
+            and tau >= config.coherent_min_tau
+            and remainder is not None
+            and remainder.any()
+        ):
+            acc.add(remainder, tau, crf=False)
+    masks, taus = acc.regions.stack(), acc.taus
+    if image is not None and config.crf.enabled and config.crf.multi_label and len(masks):
+        masks = crf_labels(image, masks, config.crf)
+        kept = [bool(m.any()) for m in masks]
+        acc.crf_dropped = kept.count(False)
+        masks, taus = masks[kept], [tau for tau, k in zip(taus, kept, strict=True) if k]
+    return OpenCutResult(
+        masks=masks,
+        taus=taus,
+        eigensolves=eigensolves,
+        raw_masks=raw_masks,
+        crf_dropped=acc.crf_dropped,
+        outcomes=acc.outcomes,
+    )
+
+
+def opencut(
+    keys: np.ndarray, image: np.ndarray | None = None, config: OpenCutConfig | None = None
+) -> np.ndarray:
+    """OpenCut masks: ``keys`` (h, w, dim) patch features (DINO keys, §5.7) → (L, H, W) bool.
+
+    With ``image`` (H, W, 3) uint8 the masks are at the image resolution and the CRF runs (if
+    ``config.crf.enabled``); without it they stay on the (h, w) patch grid and no CRF runs.
+    The L masks are mutually exclusive; pixels no mask covers are left uncovered."""
+    return run_opencut(keys, image, config).masks

@@ -1,0 +1,86 @@
+"""Mask refinement (§5.7): turn each new OpenCut mask into mutually exclusive regions.
+
+For each new mask: split it into 4-connected components and drop those smaller than ``eta``
+pixels.  For each remaining component, in order:
+
+1. if its IoU with an accepted mask exceeds ``mu``, merge it into the first such mask
+   (only its pixels not owned by another accepted mask are added);
+2. else if more than ``rho`` of it is already covered by accepted masks, discard it;
+3. else remove the covered pixels and accept the rest as a new mask (dropped if fewer than
+   ``eta`` pixels are left).
+
+The accepted masks stay mutually exclusive; pixels no mask claims stay uncovered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import scipy.ndimage
+
+Outcome = Literal["merged", "discarded", "accepted", "too_small"]
+_FOUR_CONNECTED = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)
+
+
+@dataclass
+class Regions:
+    """Accepted, mutually exclusive masks of one image, each (H, W) bool."""
+
+    shape: tuple[int, int]
+    masks: list[np.ndarray] = field(default_factory=list)
+    covered: np.ndarray = field(init=False)  # (H, W) bool: union of ``masks``
+
+    def __post_init__(self) -> None:
+        self.covered = np.zeros(self.shape, bool)
+        for mask in self.masks:
+            if (mask & self.covered).any():
+                raise ValueError("initial masks must be mutually exclusive")
+            self.covered |= mask
+
+    def stack(self) -> np.ndarray:
+        """(L, H, W) bool."""
+        if not self.masks:
+            return np.zeros((0, *self.shape), bool)
+        return np.stack(self.masks)
+
+
+def components(mask: np.ndarray, eta: float) -> list[np.ndarray]:
+    """4-connected components of ``mask`` (H, W) with at least ``eta`` pixels, largest first."""
+    labels, count = scipy.ndimage.label(mask, structure=_FOUR_CONNECTED)
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    order = [i for i in np.argsort(-sizes, kind="stable") if sizes[i] >= eta]
+    return [labels == i + 1 for i in order]
+
+
+def add_component(
+    regions: Regions, component: np.ndarray, eta: float, mu: float, rho: float
+) -> Outcome:
+    """Apply the merge / discard / accept rules to one component (H, W) bool, in place."""
+    size = np.count_nonzero(component)
+    for index, accepted in enumerate(regions.masks):
+        intersection = np.count_nonzero(accepted & component)
+        union = size + np.count_nonzero(accepted) - intersection
+        if union and intersection / union > mu:
+            others = regions.covered & ~accepted
+            addition = component & ~others
+            regions.masks[index] = accepted | addition
+            regions.covered |= addition
+            return "merged"
+    if np.count_nonzero(component & regions.covered) > rho * size:
+        return "discarded"
+    fresh = component & ~regions.covered
+    if np.count_nonzero(fresh) < max(eta, 1):
+        return "too_small"
+    regions.masks.append(fresh)
+    regions.covered |= fresh
+    return "accepted"
+
+
+def refine(regions: Regions, mask: np.ndarray, eta: float, mu: float, rho: float) -> list[Outcome]:
+    """Refine one new mask (H, W) bool into ``regions`` in place; one outcome per component
+    that survived the ``eta`` filter."""
+    if mask.shape != regions.shape:
+        raise ValueError(f"mask has shape {mask.shape}, expected {regions.shape}")
+    return [add_component(regions, c, eta, mu, rho) for c in components(mask, eta)]

@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from fossil.config import CRFConfig
+from fossil.segment.crf import crf_labels, crf_mask
+
+
+def _image(rng, size=96):
+    """Grey image with a red square at [24, 72)²."""
+    image = np.full((size, size, 3), 120, np.int64)
+    image[24:72, 24:72] = (200, 40, 40)
+    image += rng.integers(-6, 7, size=image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def _square(y0, y1, x0, x1, size=96):
+    m = np.zeros((size, size), bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def test_clean_mask_is_kept():
+    image = _image(np.random.default_rng(0))
+    truth = _square(24, 72, 24, 72)
+    out = crf_mask(image, truth.astype(np.float32), CRFConfig())
+    assert out is not None and (out == truth).mean() > 0.99
+
+
+def test_crf_snaps_a_coarse_mask_to_the_image_edges():
+    image = _image(np.random.default_rng(1))
+    coarse = _square(20, 76, 20, 76)  # a patch-grid mask a little too large
+    out = crf_mask(image, coarse.astype(np.float32), CRFConfig())
+    truth = _square(24, 72, 24, 72)
+    assert out is not None
+    assert np.count_nonzero(out & truth) / np.count_nonzero(out | truth) > 0.95
+
+
+def test_destroyed_mask_is_dropped():
+    image = np.full((96, 96, 3), 120, np.uint8)  # nothing in the image supports the mask
+    stripes = np.zeros((96, 96), bool)
+    stripes[:, ::4] = True  # thin stripes: the CRF smooths them away
+    assert crf_mask(image, stripes.astype(np.float32), CRFConfig()) is None
+    kept = crf_mask(image, stripes.astype(np.float32), CRFConfig(min_iou=0.0))
+    assert kept is not None and np.count_nonzero(kept) < np.count_nonzero(stripes) / 2
+
+
+def test_multilabel_crf_keeps_exclusive_clean_masks():
+    image = _image(np.random.default_rng(2))
+    square = _square(24, 72, 24, 72)
+    rest = ~square
+    rest[:, :8] = False  # uncovered band on the left
+    out = crf_labels(image, np.stack([square, rest]), CRFConfig())
+    assert out.shape == (2, 96, 96) and out.sum(0).max() <= 1
+    assert (out[0] == square).mean() > 0.99
+
+
+def test_image_must_be_uint8_rgb_of_the_mask_size():
+    mask = np.zeros((8, 8), np.float32)
+    with pytest.raises(ValueError, match="uint8"):
+        crf_mask(np.zeros((8, 8, 3), np.float32), mask, CRFConfig())
+    with pytest.raises(ValueError, match="masks are"):
+        crf_mask(np.zeros((9, 8, 3), np.uint8), mask, CRFConfig())

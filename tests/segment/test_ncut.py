@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+
+from fossil.segment.ncut import (
+    EPSILON_WEIGHT,
+    affinity,
+    bipartition,
+    graph_state,
+    ncut,
+    normalise,
+    second_eigenvector,
+)
+from tests.segment.planted import planted_scene, random_graph
+
+
+def _partition(x: np.ndarray) -> np.ndarray:
+    """x > mean(x), oriented so that argmax |x| is inside (sign-free comparison)."""
+    inside = x > x.mean()
+    return inside if inside[np.argmax(np.abs(x))] else ~inside
+
+
+def _check_generalised_eigenvector(W_bar: np.ndarray, x: np.ndarray) -> None:
+    d = W_bar.sum(1)
+    lam = x @ (d * x - W_bar @ x)  # Rayleigh quotient with xᵀDx = 1
+    np.testing.assert_allclose(x @ (d * x), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(d * x - W_bar @ x, lam * d * x, atol=1e-7)
+    assert abs(x @ d) < 1e-6  # D-orthogonal to the trivial eigenvector 1
+
+
+@pytest.mark.parametrize(("num_patches", "density"), [(360, 0.3), (1369, 0.08)])
+def test_fast_solver_matches_dense_on_random_graphs(num_patches, density):
+    W_bar = random_graph(np.random.default_rng(num_patches), num_patches, density)
+    dense = second_eigenvector(W_bar, "dense")
+    fast = second_eigenvector(W_bar, "eigsh")
+    _check_generalised_eigenvector(W_bar, fast)
+    np.testing.assert_allclose(np.abs(fast), np.abs(dense), atol=1e-8)
+    np.testing.assert_array_equal(_partition(fast), _partition(dense))
+
+
+def test_torch_solver_matches_dense():
+    W_bar = random_graph(np.random.default_rng(7), 360, 0.2)
+    torch_x, dense = second_eigenvector(W_bar, "torch"), second_eigenvector(W_bar, "dense")
+    np.testing.assert_array_equal(_partition(torch_x), _partition(dense))
+
+
+@pytest.mark.parametrize(("side", "tau"), [(30, 0.15), (40, 0.6)])
+def test_fast_solver_matches_dense_on_planted_graphs(side, tau):
+    scene = planted_scene(np.random.default_rng(side), h=side, w=side, objects=2)
+    F = normalise(scene.keys).reshape(side * side, -1)
+    W_bar = affinity(F, tau)
+    active = np.ones((side, side), bool)
+    fast, _ = bipartition(second_eigenvector(W_bar, "eigsh"), active)
+    dense, _ = bipartition(second_eigenvector(W_bar, "dense"), active)
+    np.testing.assert_array_equal(fast, dense)
+    for k in np.unique(scene.labels[fast]):  # the cut follows the planted regions
+        assert fast[scene.labels == k].all()
+
+
+def test_affinity_threshold_is_strict_and_graph_state():
+    F = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])  # cosines 0.6, 0.8, 0.0
+    W_bar = affinity(F, 0.6)
+    assert W_bar[0, 1] == EPSILON_WEIGHT and W_bar[1, 2] == 1.0 and W_bar[0, 0] == 1.0
+    assert graph_state(W_bar) == "mixed"
+    assert graph_state(affinity(F, -0.5)) == "coherent"
+    assert graph_state(affinity(F, 0.9)) == "incoherent"  # the diagonal does not count
+
+
+def test_bipartition_flips_to_the_seed_side_and_keeps_its_component():
+    active = np.ones((1, 6), bool)
+    x = np.array([1.0, 1.0, -5.0, 1.0, 1.0, 1.0])  # seed = node 2, below the mean
+    mask, seed = bipartition(x, active)
+    assert seed == 2 and mask.tolist() == [[False, False, True, False, False, False]]
+    x = np.array([3.0, 2.0, -1.0, -1.0, 2.0, -1.0])  # inside = {0, 1, 4}; seed 0
+    mask, seed = bipartition(x, active)
+    assert seed == 0 and mask.tolist() == [[True, True, False, False, False, False]]
+
+
+def test_bipartition_is_sign_free_and_respects_inactive_nodes():
+    active = np.ones((3, 3), bool)
+    active[1, 1] = False
+    x = np.array([4.0, 3.0, -1.0, 2.0, -1.0, -1.0, -1.0, -1.0])  # 8 active nodes
+    a, _ = bipartition(x, active)
+    b, _ = bipartition(-x, active)
+    np.testing.assert_array_equal(a, b)
+    assert not a[1, 1]
+    assert a[0, :2].all() and a[1, 0] and a.sum() == 3
+
+
+def test_corner_rule_flips_only_when_enabled():
+    active = np.ones((3, 3), bool)
+    x = -np.ones(9)
+    x[[0, 2, 6, 8]] = 1.0  # the four corners ...
+    x[0] = 3.0  # ... with the seed in one of them
+    without, _ = bipartition(x, active)
+    assert without.sum() == 1 and without[0, 0]  # corners are not 4-connected
+    flipped, seed = bipartition(x, active, corner_flip=True)
+    assert not flipped[0, 0] and flipped[1, 1] and flipped.sum() == 5 and seed != 0
+
+
+def test_ncut_reports_structureless_graphs():
+    features = normalise(np.random.default_rng(0).normal(size=(4, 4, 8)))
+    assert ncut(features, np.ones((4, 4), bool), tau=-1.0) == "coherent"
+    assert ncut(features, np.ones((4, 4), bool), tau=0.999) == "incoherent"
+
+
+def test_bad_solver_and_shapes_are_rejected():
+    with pytest.raises(ValueError, match="solver 'lobpcg' unknown"):
+        second_eigenvector(np.ones((3, 3)), "lobpcg")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="square"):
+        second_eigenvector(np.ones((3, 2)))
+    with pytest.raises(ValueError, match=r"expected \(4,\)"):
+        bipartition(np.ones(3), np.ones((2, 2), bool))
