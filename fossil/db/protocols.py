@@ -43,9 +43,11 @@ class ReferenceStore(Protocol):
         *,
         exclude_corpora: Sequence[str] = (),
         min_score: float | None = None,
+        lemmas: Sequence[Sequence[str]] | None = None,
     ) -> list[list[Hit]]:
         """Top-``n`` by cosine on ``text`` for each row of ``vectors`` (Q, dim), one batch call;
-        hits in descending score order."""
+        hits in descending score order.  ``lemmas``: per query, only references whose
+        ``noun_lemma`` is in its list (routing by noun; an empty list gives no hits)."""
         ...
 
     def fetch_visual(self, ids: Sequence[str]) -> np.ndarray:
@@ -128,6 +130,24 @@ class CatalogStore(Protocol):
         """Per point id: ``caption``, ``noun``, ``lemma``, ``corpus``, ``thumbnail``."""
         ...
 
+    def release_all(self) -> int:
+        """Hand back every lease (only safe when no worker can be running); how many."""
+        ...
+
+    def remove_references(self, point_ids: Sequence[str]) -> int:
+        """Delete reference rows (after the vector store delete); how many existed."""
+        ...
+
+    def reference_count(self) -> int: ...
+
+    def corpora(self) -> list[dict[str, Any]]:
+        """Per corpus: ``name``, ``source``, ``added_at``, ``captions``."""
+        ...
+
+    def top_lemmas(self, limit: int | None = 20) -> list[tuple[str, int]]:
+        """Most frequent noun lemmas with their reference counts (None: all)."""
+        ...
+
     def get_meta(self) -> CollectionMeta | None: ...
 
     def set_meta(self, meta: CollectionMeta) -> None: ...
@@ -144,3 +164,6 @@ class Collection:
 
     def close(self) -> None:
         self.refs.close()
+        close_catalog = getattr(self.catalog, "close", None)  # SqlCatalog disposes its engine
+        if close_catalog is not None:
+            close_catalog()

@@ -1,0 +1,435 @@
+"""SQL catalog of corpora, captions (with their job state) and references (§4), on SQLAlchemy 2.
+
+SQLite by default (``DIR/catalog.sqlite``, WAL mode; every transaction starts with
+``BEGIN IMMEDIATE`` so concurrent writers serialise instead of failing on lock upgrades);
+any SQLAlchemy URL works (PostgreSQL for several machines: leases are claimed with
+``SELECT … FOR UPDATE SKIP LOCKED``).
+
+Caption lifecycle: ``pending`` → (claim) ``leased`` → ``done`` | ``failed``.  A claim counts
+an attempt; a lease that expires (dead worker) makes the caption claimable again; a failed
+caption is retried while ``attempts < max_attempts``; ``release`` (clean shutdown) hands a
+caption back without counting the attempt.
+
+Captions are normalised (Unicode NFC, runs of whitespace collapsed to one space, stripped)
+and deduplicated across all corpora by the sha256 of the normalised UTF-8 text.  Empty or
+non-string captions and captions longer than :data:`MAX_CAPTION_CHARS` characters (after
+normalisation; a caption is a sentence, and CLIP reads 77 tokens) are counted as skipped.
+
+Tables and the versioned migration scheme: :mod:`fossil.db.schema` (run on open).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    case,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+
+from fossil.db.protocols import AddResult, CaptionJob, CollectionMeta, ReferenceRow
+from fossil.db.schema import (
+    MIGRATIONS,
+    caption,
+    catalog_state,
+    collection_meta,
+    corpus,
+    reference,
+    schema_version,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_CAPTION_CHARS = 1000  # longer "captions" are documents, not captions: skipped and counted
+MAX_ERROR_CHARS = 2000  # stored error messages are truncated to this
+STATUSES = ("pending", "leased", "done", "failed")
+_CHUNK = 500  # rows per IN (...) list: stays below SQLite's bound-parameter limit
+_WHITESPACE = re.compile(r"\s+")
+
+
+def normalise_caption(text: str) -> str:
+    """NFC, whitespace runs collapsed to one space, stripped."""
+    return _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
+
+
+def caption_hash(normalised: str) -> str:
+    """sha256 hex digest of the normalised caption's UTF-8 bytes."""
+    return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _sqlite_engine_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class SqlCatalog:
+    """:class:`~fossil.db.protocols.CatalogStore` over SQLAlchemy.
+
+    ``url``: any SQLAlchemy URL (``sqlite:///DIR/catalog.sqlite``, ``postgresql://…``).
+    ``clock`` returns seconds (injected in tests); ``max_attempts`` bounds how often a caption
+    is tried before it stays ``failed``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_attempts: int = 3,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts ({max_attempts}) must be >= 1")
+        self.url = url
+        self.max_attempts = max_attempts
+        self._clock = clock
+        self._engine = create_engine(url)
+        if self._engine.dialect.name == "sqlite":
+            _sqlite_engine_setup(self._engine)
+        self._migrate()
+
+    # -- schema ---------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        with self._engine.begin() as conn:
+            schema_version.create(conn, checkfirst=True)
+            current = conn.execute(select(func.max(schema_version.c.version))).scalar() or 0
+        latest = max(MIGRATIONS)
+        if current > latest:
+            raise RuntimeError(
+                f"catalog {self.url!r} has schema version {current}, newer than this fossil "
+                f"supports ({latest}): upgrade fossil"
+            )
+        for version in range(current + 1, latest + 1):
+            with self._engine.begin() as conn:
+                MIGRATIONS[version](conn)
+                conn.execute(delete(schema_version))
+                conn.execute(insert(schema_version).values(version=version))
+            logger.info("catalog %s migrated to schema version %d", self.url, version)
+
+    def schema_version(self) -> int:
+        with self._engine.connect() as conn:
+            return int(conn.execute(select(func.max(schema_version.c.version))).scalar() or 0)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- corpora ----------------------------------------------------------------------------
+    def add_corpus(self, name: str, source: str, captions: Iterable[Any]) -> AddResult:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"corpus name ({name!r}) must be a non-empty string")
+        skipped = 0
+        unique: dict[str, str] = {}  # hash -> normalised text, first occurrence wins
+        seen = 0
+        for raw in captions:
+            seen += 1
+            if not isinstance(raw, str):
+                skipped += 1
+                continue
+            text = normalise_caption(raw)
+            if not text or len(text) > MAX_CAPTION_CHARS:
+                skipped += 1
+                continue
+            unique.setdefault(caption_hash(text), text)
+        with self._engine.begin() as conn:
+            corpus_id = conn.execute(select(corpus.c.id).where(corpus.c.name == name)).scalar()
+            if corpus_id is None:
+                inserted = conn.execute(
+                    insert(corpus).values(name=name, source=source, added_at=self._clock())
+                )
+                corpus_id = inserted.inserted_primary_key[0]  # type: ignore[index]
+            hashes = list(unique)
+            existing: set[str] = set()
+            for part in _chunks(hashes):
+                existing.update(
+                    conn.execute(select(caption.c.text_hash).where(caption.c.text_hash.in_(part)))
+                    .scalars()
+                    .all()
+                )
+            rows = [
+                {"corpus_id": corpus_id, "text": unique[h], "text_hash": h, "status": "pending"}
+                for h in hashes
+                if h not in existing
+            ]
+            for part in _chunks(rows, 5000):
+                conn.execute(insert(caption), list(part))
+        result = AddResult(added=len(rows), duplicates=seen - skipped - len(rows), skipped=skipped)
+        logger.info("corpus %r: %s", name, result)
+        return result
+
+    def corpora(self) -> list[dict[str, Any]]:
+        """Per corpus: ``name``, ``source``, ``added_at``, ``captions`` (owned after dedup)."""
+        stmt = (
+            select(corpus.c.name, corpus.c.source, corpus.c.added_at, func.count(caption.c.id))
+            .select_from(corpus.outerjoin(caption))
+            .group_by(corpus.c.id)
+            .order_by(corpus.c.id)
+        )
+        with self._engine.connect() as conn:
+            return [
+                {"name": n, "source": s, "added_at": a, "captions": c}
+                for n, s, a, c in conn.execute(stmt)
+            ]
+
+    # -- jobs -------------------------------------------------------------------------------
+    def _claimable(self, now: float) -> Any:
+        return or_(
+            caption.c.status == "pending",
+            (caption.c.status == "leased") & (caption.c.lease_expires < now),
+            (caption.c.status == "failed") & (caption.c.attempts < self.max_attempts),
+        )
+
+    def claim(self, owner: str, batch_size: int, lease_seconds: float) -> list[CaptionJob]:
+        if batch_size < 1:
+            raise ValueError(f"batch_size ({batch_size}) must be >= 1")
+        if lease_seconds <= 0:
+            raise ValueError(f"lease_seconds ({lease_seconds}) must be > 0")
+        now = self._clock()
+        stmt = (
+            select(caption.c.id, caption.c.text, caption.c.text_hash, corpus.c.name)
+            .join(corpus, caption.c.corpus_id == corpus.c.id)
+            .where(self._claimable(now))
+            .order_by(caption.c.id)
+            .limit(batch_size)
+            .with_for_update(skip_locked=True, of=caption)
+        )
+        with self._engine.begin() as conn:
+            picked = conn.execute(stmt).all()
+            ids = [row.id for row in picked]
+            if not ids:
+                return []
+            conn.execute(
+                update(caption)
+                .where(caption.c.id.in_(ids))
+                .values(
+                    status="leased",
+                    lease_owner=owner,
+                    lease_expires=now + lease_seconds,
+                    attempts=caption.c.attempts + 1,
+                )
+            )
+            attempts = {
+                row.id: row.attempts
+                for row in conn.execute(
+                    select(caption.c.id, caption.c.attempts).where(caption.c.id.in_(ids))
+                )
+            }
+        return [CaptionJob(r.id, r.text, r.text_hash, r.name, attempts[r.id]) for r in picked]
+
+    def complete(
+        self, owner: str, caption_ids: Sequence[int], rows: Sequence[ReferenceRow]
+    ) -> None:
+        """One transaction: captions ``done``, new reference rows inserted (rows already
+        catalogued are kept: a rerun after a crash adds nothing), revision bumped when rows
+        were added.  Accepted whoever holds the lease now: with deterministic point ids a
+        late completion writes the same rows (§4)."""
+        ids = set(caption_ids)
+        strays = sorted({r.caption_id for r in rows} - ids)
+        if strays:
+            raise ValueError(f"reference rows name caption ids {strays} not in caption_ids")
+        point_ids = [r.point_id for r in rows]
+        if len(set(point_ids)) != len(point_ids):
+            raise ValueError("rows contain duplicate point ids")
+        with self._engine.begin() as conn:
+            known: set[int] = set()
+            for part in _chunks(sorted(ids)):
+                known.update(
+                    conn.execute(select(caption.c.id).where(caption.c.id.in_(part))).scalars()
+                )
+            if known != ids:
+                raise ValueError(f"unknown caption ids {sorted(ids - known)}")
+            existing = self._existing_points(conn, point_ids)
+            fresh = [r for r in rows if r.point_id not in existing]
+            if fresh:
+                conn.execute(insert(reference), [r.__dict__ for r in fresh])
+            for part in _chunks(sorted(ids)):
+                conn.execute(
+                    update(caption)
+                    .where(caption.c.id.in_(part))
+                    .values(status="done", lease_owner=None, lease_expires=None, error=None)
+                )
+            if fresh:
+                self._bump(conn)
+        if len(fresh) < len(rows):
+            logger.info("%d reference rows were already catalogued", len(rows) - len(fresh))
+
+    def fail(self, owner: str, caption_id: int, error: str) -> None:
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                update(caption)
+                .where(caption.c.id == caption_id, caption.c.status != "done")
+                .values(
+                    status="failed",
+                    lease_owner=None,
+                    lease_expires=None,
+                    error=str(error)[:MAX_ERROR_CHARS],
+                )
+            )
+            if done.rowcount == 0:
+                raise ValueError(f"caption_id {caption_id} is unknown or already done")
+
+    def release(self, owner: str, caption_ids: Sequence[int]) -> None:
+        with self._engine.begin() as conn:
+            for part in _chunks(list(caption_ids)):
+                conn.execute(
+                    update(caption)
+                    .where(
+                        caption.c.id.in_(part),
+                        caption.c.status == "leased",
+                        caption.c.lease_owner == owner,
+                    )
+                    .values(
+                        status="pending",
+                        lease_owner=None,
+                        lease_expires=None,
+                        attempts=case((caption.c.attempts > 0, caption.c.attempts - 1), else_=0),
+                    )
+                )
+
+    def release_all(self) -> int:
+        """Hand back every lease, whoever holds it; returns how many.  Only safe when no other
+        worker can be running, e.g. on opening a locked embedded store after a crash."""
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(caption)
+                .where(caption.c.status == "leased")
+                .values(status="pending", lease_owner=None, lease_expires=None)
+            )
+        return int(result.rowcount)
+
+    def status_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATUSES, 0)
+        with self._engine.connect() as conn:
+            for status, n in conn.execute(
+                select(caption.c.status, func.count()).group_by(caption.c.status)
+            ):
+                counts[status] = int(n)
+        return counts
+
+    def failures(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Failed captions (most attempts first): ``id``, ``text``, ``attempts``, ``error``."""
+        stmt = (
+            select(caption.c.id, caption.c.text, caption.c.attempts, caption.c.error)
+            .where(caption.c.status == "failed")
+            .order_by(caption.c.attempts.desc(), caption.c.id)
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(stmt)]
+
+    # -- references -------------------------------------------------------------------------
+    @staticmethod
+    def _existing_points(conn: Connection, point_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for part in _chunks(list(point_ids)):
+            found.update(
+                conn.execute(
+                    select(reference.c.point_id).where(reference.c.point_id.in_(part))
+                ).scalars()
+            )
+        return found
+
+    @staticmethod
+    def _bump(conn: Connection) -> None:
+        conn.execute(
+            update(catalog_state)
+            .where(catalog_state.c.id == 1)
+            .values(revision=catalog_state.c.revision + 1)
+        )
+
+    def remove_references(self, point_ids: Sequence[str]) -> int:
+        """Delete reference rows (after deleting the points from the vector store); returns
+        how many existed.  Bumps the revision when any did."""
+        with self._engine.begin() as conn:
+            removed = 0
+            for part in _chunks(list(point_ids)):
+                removed += conn.execute(
+                    delete(reference).where(reference.c.point_id.in_(part))
+                ).rowcount
+            if removed:
+                self._bump(conn)
+        return removed
+
+    def reference_count(self) -> int:
+        with self._engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(reference)).scalar() or 0)
+
+    def top_lemmas(self, limit: int | None = 20) -> list[tuple[str, int]]:
+        """The ``limit`` (None: all) most frequent noun lemmas with their reference counts."""
+        n = func.count().label("n")
+        stmt = select(reference.c.lemma, n).group_by(reference.c.lemma)
+        stmt = stmt.order_by(n.desc(), reference.c.lemma).limit(limit)
+        with self._engine.connect() as conn:
+            return [(lemma, int(count)) for lemma, count in conn.execute(stmt)]
+
+    def revision(self) -> int:
+        with self._engine.connect() as conn:
+            return int(conn.execute(select(catalog_state.c.revision)).scalar() or 0)
+
+    def lookup(self, point_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Per point id: ``caption``, ``noun``, ``lemma``, ``corpus``, ``thumbnail`` (and
+        ``caption_id``, ``mask_area``).  Unknown ids are absent from the result."""
+        stmt = select(
+            reference.c.point_id,
+            reference.c.caption_id,
+            reference.c.noun,
+            reference.c.lemma,
+            reference.c.mask_area,
+            reference.c.thumbnail,
+            caption.c.text.label("caption"),
+            corpus.c.name.label("corpus"),
+        ).select_from(reference.join(caption).join(corpus))
+        out: dict[str, dict[str, Any]] = {}
+        with self._engine.connect() as conn:
+            for part in _chunks(list(point_ids)):
+                for row in conn.execute(stmt.where(reference.c.point_id.in_(part))):
+                    values = dict(row._mapping)
+                    out[values.pop("point_id")] = values
+        return out
+
+    # -- collection meta --------------------------------------------------------------------
+    def get_meta(self) -> CollectionMeta | None:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(collection_meta.c.key, collection_meta.c.value)).all()
+        stored = {key: value for key, value in rows}
+        if not stored:
+            return None
+        return CollectionMeta(**{key: json.loads(value) for key, value in stored.items()})
+
+    def set_meta(self, meta: CollectionMeta) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(delete(collection_meta))
+            conn.execute(
+                insert(collection_meta),
+                [{"key": k, "value": json.dumps(v)} for k, v in meta.as_dict().items()],
+            )

@@ -1,0 +1,83 @@
+"""Catalog schema (§4) and its migrations.
+
+A minimal versioned migration scheme (no Alembic: one dependency less for a few tables).
+``schema_version`` holds one row with the catalog's version; :data:`MIGRATIONS` maps each
+version to the function that brings the schema from the previous version to it.  On open,
+every step above the stored version runs in its own transaction, in order, and records its
+number.  A catalog newer than this code is refused.  To change the schema, append a step
+(never edit a released one) — e.g. ``MIGRATIONS[2] = _add_reference_score`` doing
+``ALTER TABLE …`` through ``conn``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+)
+
+metadata = MetaData()
+schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
+corpus = Table(
+    "corpus",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("source", Text, nullable=False),
+    Column("added_at", Float, nullable=False),
+)
+caption = Table(
+    "caption",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("corpus_id", Integer, ForeignKey("corpus.id"), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("text_hash", String(64), nullable=False, unique=True),
+    Column("status", String(16), nullable=False, default="pending", index=True),
+    Column("lease_owner", String(255)),
+    Column("lease_expires", Float),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error", Text),
+)
+reference = Table(
+    "reference",
+    metadata,
+    Column("point_id", String(36), primary_key=True),
+    Column("caption_id", Integer, ForeignKey("caption.id"), nullable=False, index=True),
+    Column("noun", Text, nullable=False),
+    Column("lemma", Text, nullable=False, index=True),
+    Column("mask_area", Float, nullable=False),
+    Column("thumbnail", Text),
+)
+collection_meta = Table(
+    "collection_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+catalog_state = Table(
+    "catalog_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("revision", Integer, nullable=False),
+)
+
+
+def _migrate_1(conn: Connection) -> None:
+    """Version 1: the tables of §4 and the revision counter."""
+    metadata.create_all(conn)
+    conn.execute(insert(catalog_state).values(id=1, revision=0))
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_1}
+SCHEMA_VERSION = max(MIGRATIONS)
