@@ -1,0 +1,142 @@
+"""``fossil info``: what a reference collection holds (corpora, captions, references, nouns,
+encoders, disk size)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fossil.db.catalog import SqlCatalog
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "info",
+        help="describe a reference collection",
+        description="Corpora, captions by status, references, the most frequent nouns, the "
+        "encoders the collection was built with, and its size on disk.  Works while an ingest "
+        "runs on the store (counts then come from the catalog).",
+    )
+    p.add_argument("--store", required=True, metavar="DIR", help="store directory")
+    p.add_argument(
+        "--qdrant-url",
+        default=None,
+        metavar="URL",
+        help="Qdrant server holding the vectors (default: the embedded store in DIR)",
+    )
+    p.add_argument(
+        "--qdrant-api-key",
+        default=os.environ.get("QDRANT_API_KEY"),
+        metavar="KEY",
+        help="Qdrant server API key (default: $QDRANT_API_KEY)",
+    )
+    p.add_argument(
+        "--catalog",
+        default=None,
+        metavar="URL",
+        help="SQLAlchemy URL of the catalog (default: sqlite in DIR/catalog.sqlite)",
+    )
+    p.add_argument(
+        "--top",
+        type=int,
+        default=20,
+        metavar="T",
+        help="how many noun lemmas to list (default: %(default)s)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run)
+
+
+def disk_usage(root: Path) -> dict[str, int]:
+    """Bytes on disk per top-level entry of the store directory, and ``total``."""
+    sizes: dict[str, int] = {}
+    for entry in sorted(root.iterdir()) if root.is_dir() else []:
+        paths = [entry] if entry.is_file() else [p for p in entry.rglob("*") if p.is_file()]
+        sizes[entry.name] = sum(p.stat().st_blocks * 512 for p in paths)  # allocated, not sparse
+    sizes["total"] = sum(sizes.values())
+    return sizes
+
+
+def collect(args: argparse.Namespace) -> dict[str, Any]:
+    """Everything ``info`` reports, as plain data."""
+    from fossil.db.catalog import SqlCatalog
+    from fossil.db.lock import StoreLockedError
+    from fossil.db.open import CATALOG_FILE, open_collection
+
+    if args.top < 0:
+        raise ValueError(f"--top ({args.top}) must be >= 0")
+    root = Path(args.store).expanduser()
+    try:
+        collection = open_collection(
+            root,
+            qdrant_url=args.qdrant_url,
+            api_key=args.qdrant_api_key,
+            catalog_url=args.catalog,
+        )
+    except StoreLockedError:
+        # An ingest holds the embedded store: the catalog (SQLite WAL) can still be read.
+        catalog = SqlCatalog(args.catalog or f"sqlite:///{root / CATALOG_FILE}")
+        try:
+            info = _catalog_info(catalog, args.top)
+        finally:
+            catalog.close()
+        info["vector_store"] = "locked by another process (an ingest?): counts from the catalog"
+        info["references"] = info["catalog_references"]
+    else:
+        try:
+            assert isinstance(collection.catalog, SqlCatalog)  # failures() is SqlCatalog's
+            info = _catalog_info(collection.catalog, args.top)
+            info["vector_store"] = args.qdrant_url or str(root / "qdrant")
+            info["references"] = collection.refs.count()
+        finally:
+            collection.close()
+    info["store"] = str(root.resolve())
+    info["disk_bytes"] = disk_usage(root)
+    return info
+
+
+def _catalog_info(catalog: SqlCatalog, top: int) -> dict[str, Any]:
+    meta = catalog.get_meta()
+    return {
+        "meta": meta.as_dict() if meta else None,
+        "corpora": catalog.corpora(),
+        "captions": catalog.status_counts(),
+        "catalog_references": catalog.reference_count(),
+        "revision": catalog.revision(),
+        "top_lemmas": [{"lemma": lemma, "references": n} for lemma, n in catalog.top_lemmas(top)],
+        "failures": catalog.failures(5),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    info = collect(args)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    print(f"store {info['store']} ({info['disk_bytes']['total'] / 1e6:.1f} MB)")
+    meta = info["meta"] or {}
+    print(f"  text encoder   {meta.get('text_encoder')} ({meta.get('text_dim')}-d)")
+    print(f"  dense encoder  {meta.get('dense_encoder')} ({meta.get('visual_dim')}-d)")
+    print(f"  generator      {meta.get('generator')} [{meta.get('generation_fingerprint')}]")
+    print(f"  vectors        {info['vector_store']}")
+    print(f"references {info['references']} (catalogued {info['catalog_references']})")
+    if info["references"] != info["catalog_references"]:
+        print(
+            "  (they differ: an ingest was interrupted between its two writes or is running;"
+            " rerun `fossil ingest` to complete it)"
+        )
+    captions = info["captions"]
+    print("captions " + ", ".join(f"{k} {v}" for k, v in captions.items()))
+    for c in info["corpora"]:
+        print(f"  corpus {c['name']}: {c['captions']} captions from {c['source']}")
+    if info["top_lemmas"]:
+        print(
+            "top nouns " + ", ".join(f"{t['lemma']} {t['references']}" for t in info["top_lemmas"])
+        )
+    for f in info["failures"]:
+        print(f"  failed caption {f['id']} ({f['attempts']} attempts): {f['error']}")
+    return 0

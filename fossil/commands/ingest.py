@@ -1,0 +1,400 @@
+"""``fossil ingest``: build or grow a reference collection from caption corpora (§1, §2)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from fossil.config import GenerationConfig
+
+if TYPE_CHECKING:
+    from fossil.db.protocols import AddResult, Collection, CollectionMeta
+    from fossil.ingest.corpora import CorpusFile
+    from fossil.ingest.pool import WorkerPool
+    from fossil.ingest.references import IngestModels, IngestStats
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Register caption corpora in the store (deduplicated by normalised text across all corpora),
+then turn every pending caption into references: one generated image per caption, one
+reference per noun (text vector for retrieval, visual vector from the noun's mask).
+Incremental and crash-safe: rerun the same command to resume; re-adding a corpus adds
+nothing; a new corpus adds only its new captions.
+
+Corpus formats (from the extension, or --format; .gz detected automatically):
+  .json   COCO captions (captions_train2017.json): {"annotations": [{"caption": ...}]}
+  .jsonl  one {"caption": ..., "id": ...} object per line
+  .csv    a header row; the caption column is --csv-column
+  .txt    one caption per line
+Empty lines, lines that are not UTF-8 and over-long captions (longer than a sentence; the
+catalog's limit) are skipped and counted.
+
+The embedded store (--store DIR) is opened by one process at a time; to ingest from
+several machines use a Qdrant server (--qdrant-url) and a shared catalog (--catalog).
+"""
+
+
+def add_parser(subparsers: Any) -> None:
+    from fossil.ingest.corpora import FORMATS
+
+    p = subparsers.add_parser(
+        "ingest",
+        help="build or grow a reference collection from caption corpora",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="caption corpus files")
+    p.add_argument(
+        "--store",
+        required=True,
+        metavar="DIR",
+        help="store directory (DIR/qdrant, DIR/catalog.sqlite, DIR/thumbnails); created if missing",
+    )
+    p.add_argument(
+        "--models",
+        default="paper",
+        metavar="PROFILE",
+        help="model profile: 'paper' (SD 2.1 base, DINOv2-L, CLIP-L, §5), 'tiny' "
+        "(random tiny models, for tests), or a TOML file (default: paper)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=GenerationConfig().batch_size,
+        metavar="B",
+        help="captions per generator call and per write (default: %(default)s)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="W",
+        help="generator processes feeding one writer; each loads its own models "
+        "(default: %(default)s, in this process)",
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="process at most N captions in this run; the rest stay pending (default: all)",
+    )
+    p.add_argument(
+        "--device",
+        default=None,
+        metavar="D",
+        help="torch device, or a comma-separated list given to workers in turn, "
+        "e.g. cuda:0,cuda:1 (default: cuda if available, else cpu)",
+    )
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="corpus format for every SOURCE (default: from each file's extension)",
+    )
+    p.add_argument(
+        "--csv-column",
+        default="caption",
+        metavar="C",
+        help="caption column of CSV sources (default: %(default)s)",
+    )
+    p.add_argument(
+        "--corpus-name",
+        default=None,
+        metavar="NAME",
+        help="register all SOURCEs as one corpus NAME (default: one corpus per file, "
+        "named after it)",
+    )
+    p.add_argument(
+        "--no-thumbnails",
+        action="store_true",
+        help="do not write the 128-px thumbnail (image + noun mask) of each reference "
+        "under DIR/thumbnails (default: write them)",
+    )
+    p.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=1800.0,
+        metavar="S",
+        help="how long a claimed batch stays reserved: with a server, a crashed worker's "
+        "batch is retried once it expires; an embedded store takes a crashed run's batches "
+        "back when it is next opened (default: %(default)s)",
+    )
+    p.add_argument(
+        "--qdrant-url",
+        default=None,
+        metavar="URL",
+        help="Qdrant server for the vectors instead of the embedded store in DIR",
+    )
+    p.add_argument(
+        "--qdrant-api-key",
+        default=os.environ.get("QDRANT_API_KEY"),
+        metavar="KEY",
+        help="Qdrant server API key (default: $QDRANT_API_KEY)",
+    )
+    p.add_argument(
+        "--catalog",
+        default=None,
+        metavar="URL",
+        help="SQLAlchemy URL of the catalog, e.g. postgresql://... "
+        "(default: sqlite in DIR/catalog.sqlite)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=run)
+
+
+@dataclass
+class Registered:
+    """One registered corpus: what its file(s) held and what the catalog added."""
+
+    name: str
+    read: int
+    skipped: int
+    added: int
+    duplicates: int
+
+
+class GracefulInterrupt:
+    """First Ctrl-C: finish the current batch, then stop; second: stop now (the current
+    batch is released)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous: Any = None
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nfinishing the current batch; Ctrl-C again to stop now", file=sys.stderr)
+
+    def __enter__(self) -> GracefulInterrupt:
+        self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self.previous)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    for flag in ("batch_size", "workers"):
+        if getattr(args, flag) < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} ({getattr(args, flag)}) must be >= 1")
+    if args.limit is not None and args.limit < 0:
+        raise ValueError(f"--limit ({args.limit}) must be >= 0")
+    if args.lease_seconds <= 0:
+        raise ValueError(f"--lease-seconds ({args.lease_seconds}) must be > 0")
+
+
+def read_sources(args: argparse.Namespace) -> list[CorpusFile]:
+    """Every SOURCE read completely (bad files raise before anything is written)."""
+    from fossil.ingest.corpora import CorpusFile, read_corpus
+
+    files = [
+        read_corpus(source, format=args.format, csv_column=args.csv_column)
+        for source in args.sources
+    ]
+    if args.corpus_name is None:
+        return files
+    merged = CorpusFile(
+        name=args.corpus_name,
+        source=", ".join(f.source for f in files),
+        format=",".join(sorted({f.format for f in files})),
+        captions=tuple(c for f in files for c in f.captions),
+        skipped_empty=sum(f.skipped_empty for f in files),
+        skipped_encoding=sum(f.skipped_encoding for f in files),
+    )
+    return [merged]
+
+
+def _loaders(args: argparse.Namespace) -> list[Any]:
+    """One picklable model loader per worker, devices given out in turn."""
+    from functools import partial
+
+    from fossil.models.loading import load_models
+
+    devices = [d.strip() for d in args.device.split(",")] if args.device else [None]
+    return [
+        partial(load_models, args.models, device=devices[i % len(devices)])
+        for i in range(args.workers)
+    ]
+
+
+def run(args: argparse.Namespace) -> int:
+    from fossil.db.schema import SCHEMA_VERSION
+    from fossil.ingest.pool import WorkerPool
+    from fossil.ingest.references import collection_meta
+
+    _check_args(args)
+    corpora = read_sources(args)
+    loaders = _loaders(args)
+    thumbnails = None if args.no_thumbnails else Path(args.store)
+    if args.workers == 1:
+        models = loaders[0]()
+        meta = collection_meta(models, SCHEMA_VERSION)
+        return _ingest(args, corpora, meta, models, None, thumbnails)
+    with WorkerPool(
+        loaders,
+        schema_version=SCHEMA_VERSION,
+        thumbnail_root=thumbnails,
+    ) as pool:
+        meta = pool.wait_ready()
+        return _ingest(args, corpora, meta, None, pool, thumbnails)
+
+
+def open_store(args: argparse.Namespace, meta: CollectionMeta) -> Collection:
+    from fossil.db.open import open_collection
+
+    return open_collection(
+        args.store,
+        qdrant_url=args.qdrant_url,
+        api_key=args.qdrant_api_key,
+        catalog_url=args.catalog,
+        meta=meta,
+        create=True,
+    )
+
+
+def _ingest(
+    args: argparse.Namespace,
+    corpora: Sequence[CorpusFile],
+    meta: CollectionMeta,
+    models: IngestModels | None,
+    pool: WorkerPool | None,
+    thumbnails: Path | None,
+) -> int:
+    """Open the store, register the corpora, process until done (``models`` in this
+    process, or the ``pool``'s workers), print the summary."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from fossil.ingest.worker import BatchWriter, Claimer, KillSwitch, run_ingest
+
+    started = time.monotonic()
+    collection = open_store(args, meta)
+    try:
+        _release_stale_leases(args, collection)
+        registered = [_register(collection, corpus) for corpus in corpora]
+        owner = f"{socket.gethostname()}:{os.getpid()}"
+        claimer = Claimer(collection, owner, args.batch_size, args.lease_seconds, args.limit)
+        total = collection.catalog.status_counts()["pending"]
+        writer = BatchWriter(
+            collection,
+            owner,
+            total=total if args.limit is None else min(total, args.limit),
+            progress=not args.no_progress,
+            kill=KillSwitch.from_env(os.environ),
+        )
+        aborted = False
+        with GracefulInterrupt() as interrupt, logging_redirect_tqdm():
+            try:
+                if pool is None:
+                    assert models is not None
+                    run_ingest(
+                        models,
+                        claimer,
+                        writer,
+                        thumbnail_root=thumbnails,
+                        should_stop=interrupt,
+                    )
+                else:
+                    pool.run(claimer, writer, interrupt)
+            except KeyboardInterrupt:
+                aborted = True  # the batches in flight were released
+            finally:
+                writer.close()
+        elapsed = time.monotonic() - started
+        stopped = aborted or interrupt()
+        summary = _summary(collection, registered, writer.stats, elapsed, stopped)
+    finally:
+        collection.close()
+    _print_summary(summary, args.json)
+    return 130 if aborted else 0
+
+
+def _release_stale_leases(args: argparse.Namespace, collection: Collection) -> None:
+    """An embedded store with its own catalog is open in this process only (it is locked),
+    so leases found there belong to runs that died: hand them back at once instead of
+    waiting for them to expire."""
+    if args.qdrant_url is None and args.catalog is None:
+        stale = collection.catalog.release_all()
+        if stale:
+            logger.warning("%d captions were leased by a run that did not finish: retrying", stale)
+
+
+def _register(collection: Collection, corpus: CorpusFile) -> Registered:
+    result: AddResult = collection.catalog.add_corpus(corpus.name, corpus.source, corpus.captions)
+    return Registered(
+        name=corpus.name,
+        read=len(corpus.captions),
+        skipped=corpus.skipped + result.skipped,
+        added=result.added,
+        duplicates=result.duplicates,
+    )
+
+
+def _summary(
+    collection: Collection,
+    registered: Sequence[Registered],
+    stats: IngestStats,
+    elapsed: float,
+    interrupted: bool,
+) -> dict[str, Any]:
+    return {
+        "corpora": [asdict(r) for r in registered],
+        "captions_processed": stats.captions,
+        "captions_without_nouns": stats.without_nouns,
+        "failures": stats.failures,
+        "references_written": stats.references,
+        "empty_masks": stats.empty_masks,
+        "nouns_not_located": stats.not_located,
+        "mask_area_mean": round(stats.mask_area_mean, 4),
+        "elapsed_s": round(elapsed, 2),
+        "interrupted": interrupted,
+        "store_captions": collection.catalog.status_counts(),
+        "store_references": collection.refs.count(),
+    }
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    for c in summary["corpora"]:
+        print(
+            f"corpus {c['name']}: {c['read']} captions read, {c['added']} new, "
+            f"{c['duplicates']} already present, {c['skipped']} skipped"
+        )
+    elapsed = max(summary["elapsed_s"], 1e-9)
+    print(
+        f"processed {summary['captions_processed']} captions "
+        f"({summary['captions_without_nouns']} without nouns) in {summary['elapsed_s']:.1f} s "
+        f"({summary['captions_processed'] / elapsed:.2f}/s)"
+    )
+    if summary["failures"]:
+        print(f"{summary['failures']} failed attempts (errors: fossil info --store DIR)")
+    print(
+        f"wrote {summary['references_written']} references "
+        f"({summary['references_written'] / elapsed:.2f}/s; mean mask area "
+        f"{summary['mask_area_mean']:.3f}; {summary['empty_masks']} empty masks and "
+        f"{summary['nouns_not_located']} nouns not located skipped)"
+    )
+    status = ", ".join(f"{k} {v}" for k, v in sorted(summary["store_captions"].items()))
+    print(f"store: {summary['store_references']} references; captions: {status}")
+    if summary["interrupted"]:
+        print("interrupted: run the same command again to continue")

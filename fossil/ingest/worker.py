@@ -1,0 +1,189 @@
+"""The ingest worker loop (§2, §4): claim a batch → compute its references → write.
+
+:class:`BatchWriter` persists one batch in the §4 write order (vector upsert first, then one
+catalog transaction), so a crash at any point leaves a state that a rerun completes exactly:
+point ids are deterministic and the upsert is idempotent.  :class:`Claimer` leases batches;
+:func:`run_ingest` is the single-process loop (:mod:`fossil.ingest.pool` runs several
+generator processes for one writer).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from fossil.db.protocols import CaptionJob, Collection
+from fossil.ingest.references import (
+    TEMPLATE_WEIGHT,
+    BatchResult,
+    IngestModels,
+    IngestStats,
+    process_batch,
+)
+
+logger = logging.getLogger(__name__)
+
+KILL_ENV = "FOSSIL_TEST_KILL_AT"
+KILL_POINTS = ("generate", "after-upsert", "after-complete")
+
+
+@dataclass
+class KillSwitch:
+    """Test-only fault injection.  ``FOSSIL_TEST_KILL_AT=POINT:N`` makes the ingest process
+    SIGKILL itself the N-th time it reaches POINT: ``generate`` (a batch leased and generated,
+    its thumbnails written, nothing stored; with ``--workers``, when the batch is sent to a
+    worker), ``after-upsert`` (vectors written, catalog not committed), ``after-complete``
+    (batch committed).  The crash-safety tests use it; never set it otherwise."""
+
+    point: str | None = None
+    nth: int = 0
+    seen: int = 0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> KillSwitch:
+        spec = environ.get(KILL_ENV, "")
+        if not spec:
+            return cls()
+        point, _, nth = spec.partition(":")
+        if point not in KILL_POINTS or not nth.isdigit():
+            raise ValueError(f"{KILL_ENV}={spec!r}: expected POINT:N with POINT in {KILL_POINTS}")
+        return cls(point, int(nth))
+
+    def hit(self, point: str) -> None:
+        if point == self.point:
+            self.seen += 1
+            if self.seen == self.nth:
+                logger.warning("%s: killing the process at %s #%d", KILL_ENV, point, self.nth)
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+class BatchWriter:
+    """Writes batches in the §4 order and keeps the run's counters and progress bar."""
+
+    def __init__(
+        self,
+        collection: Collection,
+        owner: str,
+        *,
+        total: int | None = None,
+        progress: bool = False,
+        kill: KillSwitch | None = None,
+    ) -> None:
+        self.collection = collection
+        self.owner = owner
+        self.kill = kill or KillSwitch()
+        self.stats = IngestStats()
+        self.started = time.monotonic()
+        self.bar = tqdm(total=total, unit="caption", disable=not progress, dynamic_ncols=True)
+        self._seen: set[int] = set()  # caption ids met in this run: retries do not advance
+
+    def write(self, result: BatchResult) -> None:
+        """Vector upsert, then ONE catalog transaction (captions done + reference rows);
+        then the failures, each with its error (retried by a later claim up to the limit)."""
+        if result.points:
+            self.collection.refs.upsert(result.points)
+        self.kill.hit("after-upsert")
+        if result.done:
+            self.collection.catalog.complete(self.owner, result.done, result.rows)
+        self.kill.hit("after-complete")
+        for caption_id, error in result.failed:
+            self.collection.catalog.fail(self.owner, caption_id, error)
+        self._account(result)
+
+    def _account(self, result: BatchResult) -> None:
+        stats = result.stats
+        self.stats += stats
+        logger.info(
+            "batch: %d captions (%d without nouns, %d failed), %d references; mask area "
+            "mean %.3f min %.3f max %.3f; %d empty masks, %d nouns not located",
+            len(result.jobs),
+            stats.without_nouns,
+            stats.failures,
+            stats.references,
+            stats.mask_area_mean,
+            stats.mask_area_min if stats.references else 0.0,
+            stats.mask_area_max,
+            stats.empty_masks,
+            stats.not_located,
+        )
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        new = {job.id for job in result.jobs} - self._seen
+        self._seen |= new
+        if self.bar.total is not None and self.bar.n + len(new) > self.bar.total:
+            self.bar.total = self.bar.n + len(new)  # captions that became claimable meanwhile
+        self.bar.update(len(new))
+        rate = self.stats.references / elapsed
+        self.bar.set_postfix(refs=self.stats.references, refs_s=f"{rate:.1f}")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class Claimer:
+    """Leases batches for ``owner`` until the catalog has nothing claimable or ``limit``
+    captions were handed out."""
+
+    def __init__(
+        self,
+        collection: Collection,
+        owner: str,
+        batch_size: int,
+        lease_seconds: float,
+        limit: int | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size ({batch_size}) must be >= 1")
+        if lease_seconds <= 0:
+            raise ValueError(f"lease_seconds ({lease_seconds}) must be > 0")
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit ({limit}) must be >= 0")
+        self.catalog = collection.catalog
+        self.owner, self.batch_size, self.lease_seconds = owner, batch_size, lease_seconds
+        self.remaining = limit
+        self.exhausted = False
+
+    def claim(self) -> list[CaptionJob]:
+        size = self.batch_size if self.remaining is None else min(self.batch_size, self.remaining)
+        jobs = self.catalog.claim(self.owner, size, self.lease_seconds) if size > 0 else []
+        if self.remaining is not None:
+            self.remaining -= len(jobs)
+        self.exhausted = not jobs
+        return jobs
+
+    def release(self, jobs: Sequence[CaptionJob]) -> None:
+        if jobs:
+            self.catalog.release(self.owner, [job.id for job in jobs])
+
+
+def run_ingest(
+    models: IngestModels,
+    claimer: Claimer,
+    writer: BatchWriter,
+    *,
+    template_weight: float = TEMPLATE_WEIGHT,
+    thumbnail_root: str | Path | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> IngestStats:
+    """Single-process loop until nothing is claimable, the limit is reached or
+    ``should_stop()``; an exception (Ctrl-C included) releases the current batch."""
+    while not should_stop():
+        jobs = claimer.claim()
+        if not jobs:
+            break
+        try:
+            result = process_batch(
+                models, jobs, template_weight=template_weight, thumbnail_root=thumbnail_root
+            )
+            writer.kill.hit("generate")
+            writer.write(result)
+        except BaseException:
+            claimer.release(jobs)  # done captions stay done; the rest go back to pending
+            raise
+    return writer.stats
