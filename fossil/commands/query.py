@@ -1,0 +1,192 @@
+"""``fossil query``: what concepts retrieve — references, provenance and prototypes (§1.2)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from fossil.config import PRESETS, FossilConfig, RetrievalConfig, apply_preset
+
+if TYPE_CHECKING:
+    from fossil.db.protocols import Collection
+    from fossil.models.protocols import TextEncoder
+    from fossil.query.retrieval import ConceptResult
+
+DESCRIPTION = """\
+Retrieve, for each CONCEPT, the N references whose text embedding is closest to it, and
+cluster their visual embeddings into K prototypes (what `fossil segment` compares image
+regions with).  Shows each concept's top references with the caption and noun they come
+from; --grid draws their thumbnails with the noun masks, --json prints everything,
+prototypes included.  Results are cached under DIR/cache/prototypes until the collection
+changes.
+"""
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "query",
+        help="inspect the references and prototypes of concepts",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    defaults = RetrievalConfig()
+    p.add_argument("concepts", nargs="+", metavar="CONCEPT", help="concept texts")
+    p.add_argument("--store", metavar="DIR", help="store directory (see `fossil ingest`)")
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help="N and K of a benchmark's best setting (paper Table 3); --n/--k override it",
+    )
+    p.add_argument(
+        "--n",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"references per concept, N (default: {defaults.N})",
+    )
+    p.add_argument(
+        "--k",
+        type=int,
+        default=None,
+        metavar="K",
+        help=f"prototypes per concept, K ≤ N (default: {defaults.K})",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        metavar="S",
+        help="drop references with cosine similarity below S (default: keep all N)",
+    )
+    p.add_argument(
+        "--mean", action="store_true", help="one prototype per concept: the mean of its references"
+    )
+    p.add_argument(
+        "--exclude-corpus",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="never retrieve references of corpus NAME (repeatable)",
+    )
+    p.add_argument(
+        "--models",
+        default=None,
+        metavar="PROFILE",
+        help="model profile to take the text encoder from ('paper', 'tiny', a TOML file); "
+        "default: the text encoder the collection was built with",
+    )
+    p.add_argument("--device", default=None, metavar="D", help="torch device (default: auto)")
+    p.add_argument("--json", action="store_true", help="print JSON (references and prototypes)")
+    p.add_argument("--grid", default=None, metavar="OUT.png", help="draw the top references")
+    p.add_argument(
+        "--top", type=int, default=8, metavar="T", help="references shown per concept (default: 8)"
+    )
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    p.add_argument("--qdrant-url", default=None, metavar="URL", help="Qdrant server")
+    p.add_argument("--qdrant-api-key", default=None, metavar="KEY", help="Qdrant API key")
+    p.add_argument("--catalog", default=None, metavar="URL", help="SQLAlchemy catalog URL")
+    p.set_defaults(func=run)
+
+
+def retrieval_config(args: argparse.Namespace) -> RetrievalConfig:
+    """Flags → :class:`RetrievalConfig` (validated there: 1 ≤ K ≤ N)."""
+    config = FossilConfig()
+    if args.preset:
+        config = apply_preset(config, args.preset)
+    retrieval = config.retrieval
+    return replace(
+        retrieval,
+        N=retrieval.N if args.n is None else args.n,
+        K=retrieval.K if args.k is None else args.k,
+        retrieval_threshold=args.threshold,
+        prototype_mean=args.mean,
+        exclude_corpora=tuple(args.exclude_corpus),
+    )
+
+
+def open_store(args: argparse.Namespace) -> Collection:
+    from fossil.db.open import open_collection
+
+    if not args.store and not args.qdrant_url:
+        raise ValueError("give --store DIR (or --qdrant-url with --catalog)")
+    return open_collection(
+        args.store,
+        qdrant_url=args.qdrant_url,
+        api_key=args.qdrant_api_key,
+        catalog_url=args.catalog,
+    )
+
+
+def text_encoder(args: argparse.Namespace, collection: Collection) -> TextEncoder:
+    """The text encoder of ``--models`` (only that role is loaded), or the one named in the
+    collection's meta."""
+    from fossil.models.loading import load_text_encoder, read_profile
+
+    if args.models is not None:
+        ids, _, _ = read_profile(args.models)
+        return load_text_encoder(ids["text"], device=args.device)
+    try:
+        return load_text_encoder(collection.meta.text_encoder, device=args.device)
+    except OSError as error:
+        raise ValueError(
+            f"cannot load the collection's text encoder {collection.meta.text_encoder!r} "
+            f"({error}); pass --models with the profile the store was built with"
+        ) from error
+
+
+def result_dict(result: ConceptResult) -> dict[str, Any]:
+    return {
+        "concept": result.concept,
+        "revision": result.revision,
+        "references": [r.as_dict() for r in result.references],
+        "prototypes": result.prototypes.astype(float).round(6).tolist(),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from fossil.query.engine import QueryEngine, validate_concepts
+
+    config = retrieval_config(args)
+    validate_concepts(args.concepts)
+    if args.top < 1:
+        raise ValueError(f"--top ({args.top}) must be >= 1")
+    collection = open_store(args)
+    try:
+        engine = QueryEngine(
+            collection,
+            text_encoder(args, collection),
+            config,
+            disk_cache=None if args.no_cache or collection.root is None else True,
+        )
+        results = engine.query(args.concepts)
+    finally:
+        collection.close()
+    if args.grid:
+        from fossil.query.grid import draw_grid
+
+        draw_grid(results, args.grid, top=args.top)
+    if args.json:
+        json.dump(
+            {"N": config.N, "K": config.K, "concepts": [result_dict(r) for r in results]},
+            sys.stdout,
+        )
+        sys.stdout.write("\n")
+    else:
+        _print_table(results, args.top)
+    if args.grid:
+        print(f"grid written to {args.grid}", file=sys.stderr)
+    return 0
+
+
+def _print_table(results: list[ConceptResult], top: int) -> None:
+    for result in results:
+        print(
+            f"{result.concept}: {len(result.references)} references, "
+            f"{len(result.prototypes)} prototypes"
+        )
+        for r in result.references[:top]:
+            print(f"  {r.score:6.3f}  {r.noun:<16.16}  {r.caption or '(not catalogued)'}")

@@ -1,0 +1,146 @@
+"""Prototype cache (§5.6): a repeated query for a concept skips encoding, retrieval and
+K-Means.  Keys carry the collection revision, so a new ingest (which bumps it) makes every
+older entry unreachable.  Two layers, both owned by the caller (no global state):
+
+* :class:`MemoryCache` — an LRU on the query engine;
+* :class:`DiskCache` — one ``.npz`` per entry under a directory (by default
+  ``<store>/cache/prototypes``), so separate processes (``fossil query`` runs) share work;
+  entries of older revisions are deleted when a newer revision is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fossil.query.retrieval import ConceptResult, Reference
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """Everything a concept's result depends on."""
+
+    concept: str
+    N: int
+    K: int
+    options: tuple[tuple[str, object], ...]  # retrieval/K-Means options, sorted by name
+    text_encoder: str
+    revision: int
+
+    def digest(self) -> str:
+        blob = json.dumps(asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:40]
+
+
+class MemoryCache:
+    """Least-recently-used mapping ``CacheKey → ConceptResult`` of at most ``maxsize`` entries."""
+
+    def __init__(self, maxsize: int = 1024) -> None:
+        if maxsize < 0:
+            raise ValueError(f"maxsize ({maxsize}) must be >= 0")
+        self.maxsize = maxsize
+        self._entries: OrderedDict[CacheKey, ConceptResult] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: CacheKey) -> ConceptResult | None:
+        result = self._entries.get(key)
+        if result is None:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return result
+
+    def put(self, key: CacheKey, result: ConceptResult) -> None:
+        if self.maxsize == 0:
+            return
+        self._entries[key] = result
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.maxsize:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class DiskCache:
+    """``.npz`` files under ``directory/<revision>/<key digest>.npz``; unreadable or
+    mismatching files count as misses and are removed."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self.hits = 0
+        self.misses = 0
+
+    def _path(self, key: CacheKey) -> Path:
+        return self.directory / str(key.revision) / f"{key.digest()}.npz"
+
+    def get(self, key: CacheKey) -> ConceptResult | None:
+        path = self._path(key)
+        if not path.is_file():
+            self.misses += 1
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                if meta["key"] != key.digest():
+                    raise ValueError("key digest mismatch")
+                result = ConceptResult(
+                    concept=meta["concept"],
+                    references=tuple(Reference(**r) for r in meta["references"]),
+                    visual=data["visual"],
+                    prototypes=data["prototypes"],
+                    revision=int(meta["revision"]),
+                )
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            logger.warning("dropping unreadable prototype cache file %s: %s", path, error)
+            path.unlink(missing_ok=True)
+            self.misses += 1
+            return None
+        self.hits += 1
+        return result
+
+    def put(self, key: CacheKey, result: ConceptResult) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._prune(key.revision)
+        meta = {
+            "key": key.digest(),
+            "concept": result.concept,
+            "revision": result.revision,
+            "references": [r.as_dict() for r in result.references],
+        }
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(
+                    f,
+                    meta=np.array(json.dumps(meta)),
+                    visual=result.visual,
+                    prototypes=result.prototypes,
+                )
+            os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _prune(self, revision: int) -> None:
+        """Delete entries of older revisions: they can never be hit again."""
+        for child in self.directory.iterdir():
+            if child.is_dir() and child.name.isdigit() and int(child.name) < revision:
+                shutil.rmtree(child, ignore_errors=True)

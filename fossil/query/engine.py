@@ -1,0 +1,234 @@
+"""The query engine: concept texts → references, their VREs and K prototypes (§5.5–§5.6).
+
+``QueryEngine`` binds an opened collection to the text encoder it was built with and keeps
+the prototype cache; :func:`query` is the one-shot form.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from fossil.config import RetrievalConfig
+from fossil.db.protocols import Collection
+from fossil.models.protocols import TextEncoder
+from fossil.query.cache import CacheKey, DiskCache, MemoryCache
+from fossil.query.prototypes import batch_prototypes, effective_k
+from fossil.query.retrieval import ConceptResult, Retrieved, retrieve
+
+logger = logging.getLogger(__name__)
+
+DISK_CACHE_DIR = os.path.join("cache", "prototypes")  # under the store directory
+
+
+class NoReferencesError(ValueError):
+    """A concept retrieved no references (none ingested, or all filtered out)."""
+
+    def __init__(self, concepts: Sequence[str], config: RetrievalConfig) -> None:
+        self.concepts = tuple(concepts)
+        names = ", ".join(repr(c) for c in concepts)
+        hint = "ingest captions that mention it"
+        if config.retrieval_threshold is not None:
+            hint += f", or lower retrieval_threshold ({config.retrieval_threshold})"
+        if config.exclude_corpora:
+            hint += f", or exclude fewer corpora ({', '.join(config.exclude_corpora)})"
+        super().__init__(f"no references for {names}: {hint}")
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    memory_hits: int
+    memory_misses: int
+    disk_hits: int
+    disk_misses: int
+    entries: int
+
+
+def validate_concepts(concepts: Sequence[str]) -> list[str]:
+    """Concept texts with surrounding whitespace removed; rejects an empty list, non-strings
+    and empty or whitespace-only concepts."""
+    if isinstance(concepts, str):
+        raise ValueError(f"concepts must be a list of strings, got the string {concepts!r}")
+    concepts = list(concepts)
+    if not concepts:
+        raise ValueError("concepts is empty: give at least one concept text")
+    cleaned = []
+    for i, concept in enumerate(concepts):
+        if not isinstance(concept, str):
+            raise ValueError(f"concepts[{i}] must be a string, got {type(concept).__name__}")
+        if not concept.strip():
+            raise ValueError(f"concepts[{i}] ({concept!r}) is empty; give a non-empty text")
+        cleaned.append(concept.strip())
+    return cleaned
+
+
+def check_text_encoder(collection: Collection, text_encoder: TextEncoder) -> None:
+    """Refuse an encoder other than the one the collection's TREs were computed with."""
+    meta = collection.meta
+    if text_encoder.name != meta.text_encoder or int(text_encoder.dim) != meta.text_dim:
+        raise ValueError(
+            f"text encoder {text_encoder.name!r} (dim {text_encoder.dim}) does not match the "
+            f"collection, built with {meta.text_encoder!r} (dim {meta.text_dim}); query it "
+            "with the encoder it was built with"
+        )
+
+
+class QueryEngine:
+    """Retrieval + prototypes for one collection, with a prototype cache.
+
+    ``cache_size``: entries of the in-memory LRU (0 disables it).  ``disk_cache``: a
+    directory for the on-disk cache, ``True`` for ``<store>/cache/prototypes`` (needs
+    ``collection.root``), or ``False``/``None`` for none.  ``use_gpu``: faiss on GPU
+    (``None``: when available).
+    """
+
+    def __init__(
+        self,
+        collection: Collection,
+        text_encoder: TextEncoder,
+        config: RetrievalConfig | None = None,
+        *,
+        cache_size: int = 1024,
+        disk_cache: bool | str | os.PathLike[str] | None = None,
+        use_gpu: bool | None = None,
+    ) -> None:
+        check_text_encoder(collection, text_encoder)
+        self.collection = collection
+        self.text_encoder = text_encoder
+        self.config = config if config is not None else RetrievalConfig()
+        self.use_gpu = use_gpu
+        self._memory = MemoryCache(cache_size)
+        self._disk = _disk_cache(collection, disk_cache)
+        self._revision: int | None = None
+
+    def query(self, concepts: Sequence[str]) -> list[ConceptResult]:
+        """One :class:`ConceptResult` per concept, in the order given (duplicates allowed)."""
+        cleaned = validate_concepts(concepts)
+        revision = int(self.collection.catalog.revision())
+        if revision != self._revision:  # entries of other revisions can never hit again
+            self._memory.clear()
+            self._revision = revision
+        keys = {c: self._key(c, revision) for c in dict.fromkeys(cleaned)}
+        found = {c: r for c, r in ((c, self._cached(k)) for c, k in keys.items()) if r is not None}
+        missing = [c for c in keys if c not in found]
+        if missing:
+            for concept, result in zip(missing, self._compute(missing, revision), strict=True):
+                self._memory.put(keys[concept], result)
+                if self._disk is not None:
+                    self._disk.put(keys[concept], result)
+                found[concept] = result
+        return [found[c] for c in cleaned]
+
+    def cache_stats(self) -> CacheStats:
+        disk = self._disk
+        return CacheStats(
+            memory_hits=self._memory.hits,
+            memory_misses=self._memory.misses,
+            disk_hits=disk.hits if disk else 0,
+            disk_misses=disk.misses if disk else 0,
+            entries=len(self._memory),
+        )
+
+    def clear_cache(self) -> None:
+        """Forget the in-memory entries (the on-disk ones are pruned by revision)."""
+        self._memory.clear()
+
+    def _key(self, concept: str, revision: int) -> CacheKey:
+        c = self.config
+        options = (
+            ("exclude_corpora", tuple(sorted(c.exclude_corpora))),
+            ("niter", c.niter),
+            ("nredo", c.nredo),
+            ("prototype_mean", c.prototype_mean),
+            ("retrieval_threshold", c.retrieval_threshold),
+            ("seed", c.seed),
+        )
+        return CacheKey(concept, c.N, c.K, options, self.text_encoder.name, revision)
+
+    def _cached(self, key: CacheKey) -> ConceptResult | None:
+        result = self._memory.get(key)
+        if result is None and self._disk is not None:
+            result = self._disk.get(key)
+            if result is not None:
+                self._memory.put(key, result)
+        return result
+
+    def _compute(self, concepts: list[str], revision: int) -> list[ConceptResult]:
+        from fossil.models.text import concept_embeddings
+
+        c = self.config
+        queries = np.asarray(concept_embeddings(self.text_encoder, concepts), dtype=np.float32)
+        retrieved = retrieve(
+            self.collection.refs,
+            self.collection.catalog,
+            queries,
+            c.N,
+            retrieval_threshold=c.retrieval_threshold,
+            exclude_corpora=c.exclude_corpora,
+            root=self.collection.root,
+        )
+        empty = [
+            concept for concept, r in zip(concepts, retrieved, strict=True) if not r.references
+        ]
+        if empty:
+            raise NoReferencesError(empty, c)
+        _warn_short(concepts, retrieved, c)
+        prototypes = batch_prototypes(
+            [r.visual for r in retrieved],
+            c.K,
+            prototype_mean=c.prototype_mean,
+            niter=c.niter,
+            nredo=c.nredo,
+            seed=c.seed,
+            use_gpu=self.use_gpu,
+        )
+        return [
+            ConceptResult(concept, r.references, r.visual, p, revision)
+            for concept, r, p in zip(concepts, retrieved, prototypes, strict=True)
+        ]
+
+
+def query(
+    collection: Collection,
+    concepts: Sequence[str],
+    text_encoder: TextEncoder,
+    config: RetrievalConfig | None = None,
+) -> list[ConceptResult]:
+    """One-shot :meth:`QueryEngine.query` (no cache kept)."""
+    return QueryEngine(collection, text_encoder, config, cache_size=0).query(concepts)
+
+
+def _warn_short(concepts: list[str], retrieved: list[Retrieved], config: RetrievalConfig) -> None:
+    """One warning listing the concepts that got fewer than N references (and lower K)."""
+    K = 1 if config.prototype_mean else config.K
+    short = [
+        f"{concept!r}: {len(r.references)} references, K={effective_k(len(r.references), K)}"
+        for concept, r in zip(concepts, retrieved, strict=True)
+        if len(r.references) < config.N
+    ]
+    if short:
+        logger.warning(
+            "fewer than N=%d references (K=%d lowered where needed): %s",
+            config.N,
+            K,
+            "; ".join(short),
+        )
+
+
+def _disk_cache(
+    collection: Collection, disk_cache: bool | str | os.PathLike[str] | None
+) -> DiskCache | None:
+    if disk_cache is None or disk_cache is False:
+        return None
+    if disk_cache is True:
+        if collection.root is None:
+            raise ValueError(
+                "disk_cache=True needs a store directory (collection.root is None for a "
+                "server collection); pass a directory instead"
+            )
+        return DiskCache(os.path.join(os.fspath(collection.root), DISK_CACHE_DIR))
+    return DiskCache(disk_cache)
