@@ -1,0 +1,218 @@
+"""``fossil eval``: mIoU on a benchmark against the live reference collection (§9)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fossil.config import PRESETS, FossilConfig, apply_preset
+from fossil.eval.layouts import SPECS
+
+if TYPE_CHECKING:
+    from fossil.eval.protocol import CropPredictor
+
+HELP = "evaluate on Pascal Context 59, COCO-Stuff 171, ADE20K 150 or Cityscapes 19 (mIoU)"
+
+DESCRIPTION = """\
+Segment every validation image of a benchmark with the TCL / mmseg 0.27 protocol (resize to
+short side 448, sliding 448 crops with stride 224), the dataset's class names as concepts,
+and report per-class IoU, mIoU and aAcc (results.json, report.md, iou.png under --out).
+
+--data points at the mmseg converted layout:
+  pascal_context59  VOCdevkit/VOC2010 (JPEGImages, SegmentationClassContext,
+                    ImageSets/SegmentationContext/val.txt)
+  coco_stuff171     coco_stuff164k (images/val2017, annotations/val2017/*_labelTrainIds.png)
+  ade20k            ADEChallengeData2016 (images/validation, annotations/validation)
+  cityscapes        cityscapes (leftImg8bit/val, gtFine/val/*_gtFine_labelTrainIds.png)
+
+Runs are resumable: per-image results live under --out; rerun the same command to continue.
+Per-crop features and OpenCut masks are cached under --cache-dir, so sweeping N, K and γ
+only redoes the cheap part.
+
+example:
+  fossil eval ade20k --data ADEChallengeData2016 --store refs/ --limit 50
+"""
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "fossil" / "crops"
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "eval",
+        help=HELP,
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    presets = ", ".join(f"{s.name}→{s.preset}" for s in SPECS.values())
+    p.add_argument("dataset", choices=list(SPECS), help="benchmark to evaluate")
+    p.add_argument("--data", type=Path, required=True, metavar="DIR", help="dataset root")
+    p.add_argument("--store", metavar="DIR", help="store directory (see `fossil ingest`)")
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help=f"N, K and γ of a Table 3 setting; default: the dataset's own ({presets})",
+    )
+    p.add_argument("--n", type=int, default=None, metavar="N", help="references per concept, N")
+    p.add_argument("--k", type=int, default=None, metavar="K", help="prototypes per concept, K")
+    p.add_argument(
+        "--gamma", type=float, default=None, help="γ of eq. 5 (max-over-prototypes weight)"
+    )
+    p.add_argument(
+        "--no-opencut", action="store_true", help="label every patch on its own (Fig. 3 ablation)"
+    )
+    p.add_argument("--no-crf", action="store_true", help="skip OpenCut's CRF (faster)")
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="evaluate only the first LIMIT images (in dataset order)",
+    )
+    p.add_argument(
+        "--out", type=Path, default=None, metavar="DIR",
+        help="results folder (default: fossil-eval/<dataset>/N<N>_K<K>_gamma<γ>)",
+    )  # fmt: skip
+    p.add_argument(
+        "--save-predictions",
+        action="store_true",
+        help="write each predicted label map as <out>/predictions/<image>.png (original size, "
+        "the dataset's label ids after reduce_zero_label; every pixel labelled)",
+    )
+    p.add_argument(
+        "--cache-dir", type=Path, default=None, metavar="DIR",
+        help=f"per-crop features + OpenCut masks cache (default: {default_cache_dir()})",
+    )  # fmt: skip
+    p.add_argument("--no-cache", action="store_true", help="do not cache per-crop work")
+    p.add_argument(
+        "--restart", action="store_true", help="discard earlier per-image results under --out"
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument(
+        "--models",
+        default="paper",
+        metavar="PROFILE",
+        help="model profile: 'paper' (default), 'tiny' (random, for smoke tests) or a TOML file",
+    )
+    p.add_argument("--device", default=None, metavar="D", help="torch device (default: auto)")
+    p.add_argument("--qdrant-url", default=None, metavar="URL", help="Qdrant server")
+    p.add_argument("--qdrant-api-key", default=None, metavar="KEY", help="Qdrant API key")
+    p.add_argument("--catalog", default=None, metavar="URL", help="SQLAlchemy catalog URL")
+    p.set_defaults(func=run)
+
+
+def build_config(args: argparse.Namespace, preset: str) -> FossilConfig:
+    """The Table 3 preset, then the --n/--k/--gamma/--no-opencut/--no-crf overrides."""
+    config = apply_preset(FossilConfig(), preset)
+    retrieval = replace(
+        config.retrieval,
+        N=config.retrieval.N if args.n is None else args.n,
+        K=config.retrieval.K if args.k is None else args.k,
+    )
+    scoring = replace(
+        config.scoring,
+        gamma=config.scoring.gamma if args.gamma is None else args.gamma,
+        opencut=not args.no_opencut,
+    )
+    opencut = replace(config.opencut, crf=replace(config.opencut.crf, enabled=not args.no_crf))
+    return replace(config, retrieval=retrieval, scoring=scoring, opencut=opencut)
+
+
+@contextmanager
+def open_predictor(
+    args: argparse.Namespace, config: FossilConfig, class_names: Sequence[str]
+) -> Iterator[tuple[CropPredictor, dict[str, Any]]]:
+    """Models, store and prototypes of ``class_names`` → the crop predictor (§5.8) and what
+    the report records about it (model ids, collection revision, references per class)."""
+    from fossil.commands.query import open_store
+    from fossil.eval.cache import CropCache
+    from fossil.models.loading import load_models
+    from fossil.pipeline import build_predictor
+    from fossil.query.engine import QueryEngine
+
+    models = load_models(args.models, device=args.device)
+    collection = open_store(args)
+    try:
+        results = QueryEngine(collection, models.text, config.retrieval).query(class_names)
+        cache = None if args.no_cache else CropCache(args.cache_dir or default_cache_dir())
+        prototypes = [r.prototypes for r in results]
+        predictor = build_predictor(prototypes, models.dense, models.keys, config, cache)
+        yield (
+            predictor,
+            {
+                "profile": models.profile,
+                "models": dict(models.ids),
+                "device": models.device,
+                "collection_revision": results[0].revision,
+                "references_per_class": [len(r.references) for r in results],
+                "prototypes_per_class": [len(p) for p in prototypes],
+            },
+        )
+    finally:
+        collection.close()
+
+
+def config_info(
+    args: argparse.Namespace, config: FossilConfig, preset: str, predictor_info: dict[str, Any]
+) -> dict[str, Any]:
+    """The exact configuration recorded in the reports."""
+    from fossil.eval.report import package_versions
+
+    return {
+        "dataset": args.dataset,
+        "store": args.store or args.qdrant_url,
+        "preset": preset,
+        "N": config.retrieval.N,
+        "K": config.retrieval.K,
+        "gamma": config.scoring.gamma,
+        "tau_foreground": list(config.opencut.tau_foreground),
+        "tau_background": list(config.opencut.tau_background),
+        **predictor_info,
+        "retrieval": asdict(config.retrieval),
+        "opencut": asdict(config.opencut),
+        "scoring": asdict(config.scoring),
+        "text": asdict(config.text),
+        "eval": asdict(config.eval),
+        "limit": args.limit,
+        "data": str(args.data),
+        "packages": package_versions(),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from fossil.eval.datasets import open_dataset
+    from fossil.eval.runner import evaluate
+
+    dataset = open_dataset(args.dataset, args.data)  # layout errors before any model loads
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit ({args.limit}) must be >= 1")
+    preset = args.preset or dataset.spec.preset
+    config = build_config(args, preset)
+    sweep = f"N{config.retrieval.N}_K{config.retrieval.K}_gamma{config.scoring.gamma:g}"
+    out_dir = args.out or Path("fossil-eval") / args.dataset / sweep
+    with open_predictor(args, config, dataset.class_names) as (predictor, predictor_info):
+        result = evaluate(
+            dataset,
+            predictor,
+            out_dir=out_dir,
+            config_info=config_info(args, config, preset, predictor_info),
+            limit=args.limit,
+            save_predictions=args.save_predictions,
+            resume=not args.restart,
+            progress=not args.no_progress,
+            eval_config=config.eval,
+        )
+    print(f"{dataset.name}: mIoU {100 * result.miou:.2f}  aAcc {100 * result.aacc:.2f}  "
+          f"({result.num_images} images, {result.resumed} resumed)")  # fmt: skip
+    if result.skipped:
+        print(f"skipped {len(result.skipped)} images without ground truth; see report.md")
+    for kind, path in result.reports.items():
+        print(f"{kind}: {path}")
+    return 0

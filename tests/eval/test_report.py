@@ -1,0 +1,58 @@
+import json
+
+import numpy as np
+from PIL import Image
+
+from fossil.eval.metrics import ImageCounts
+from fossil.eval.report import markdown_report, package_versions, results_json, write_reports
+from fossil.eval.runner import EvalResult
+
+
+def make_result() -> EvalResult:
+    zeros = np.zeros(3, np.int64)
+    return EvalResult(
+        dataset="ade20k",
+        class_names=("wall", "bed ", "sky"),
+        iou=np.array([0.5, np.nan, 0.25]),
+        miou=0.375,
+        aacc=0.8,
+        num_images=2,
+        skipped=(("ADE_val_00000003", "ground truth x.png not found"),),
+        counts=ImageCounts(zeros, zeros, zeros),
+    )
+
+
+INFO = {"N": 150, "K": 10, "gamma": 0.5, "tau_foreground": [0.15, 0.2], "models": {"dense": "d"}}
+
+
+def test_json_report():
+    payload = results_json(make_result(), INFO)
+    assert payload["miou"] == 0.375 and payload["aacc"] == 0.8
+    assert payload["iou"] == {"wall": 0.5, "bed ": None, "sky": 0.25}
+    assert payload["skipped"] == [
+        {"image": "ADE_val_00000003", "reason": "ground truth x.png not found"}
+    ]
+    assert payload["config"]["models"] == {"dense": "d"}
+    json.dumps(payload, allow_nan=False)  # strict JSON: no NaN
+
+
+def test_markdown_report():
+    text = markdown_report(make_result(), INFO)
+    assert "| mIoU (%) | 37.50 |" in text and "| aAcc (%) | 80.00 |" in text
+    assert '| "bed " | — |' in text and '| "wall" | 50.00 |' in text
+    assert "| gamma | `0.5` |" in text and "| tau_foreground | `[0.15, 0.2]` |" in text
+    assert '| models.dense | `"d"` |' in text
+    assert "ADE_val_00000003" in text
+
+
+def test_write_reports_and_chart(tmp_path):
+    paths = write_reports(make_result(), tmp_path / "out", INFO)
+    assert set(paths) == {"json", "markdown", "chart"}
+    with Image.open(paths["chart"]) as chart:
+        assert chart.format == "PNG" and chart.size[0] > 100
+    assert json.loads(paths["json"].read_text())["miou"] == 0.375
+
+
+def test_package_versions():
+    versions = package_versions(("numpy", "surely-not-installed-package"))
+    assert versions == {"numpy": np.__version__}
