@@ -1,0 +1,256 @@
+"""Segment images for concepts against a reference collection (§5.7–§5.8, §9).
+
+Per crop: dense features (DINOv2, §5.4/§5.8) and OpenCut masks on the key encoder's patch
+grid (DINO keys, §5.7) — both concept-independent and cacheable per crop — then region
+pooling (eq. 4) and scoring against the concepts' prototypes (eq. 5).  Whole images follow
+the evaluation protocol of §9 (resize, sliding windows, averaging, upsampling).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fossil.config import FossilConfig
+from fossil.db.protocols import Collection
+from fossil.eval.cache import CropCache, array_sha1, config_fingerprint
+from fossil.eval.protocol import resize_image, resized_size, slide_inference, upsample_scores
+from fossil.models.protocols import DenseEncoder
+from fossil.query.engine import QueryEngine, validate_concepts
+from fossil.query.retrieval import ConceptResult
+from fossil.segment.opencut import opencut
+from fossil.segment.pooling import region_pool
+from fossil.segment.scoring import score_map, score_regions
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CropAnalysis:
+    """The concept-independent part of a crop: features and OpenCut masks."""
+
+    features: np.ndarray  # (h, w, dim) dense features of the crop
+    masks: np.ndarray  # (L, H, W) bool OpenCut masks at the crop size (L = 0: per-patch)
+
+
+class ImageAnalyser:
+    """Dense features + OpenCut masks of a crop, optionally cached on disk (per crop content
+    and everything the arrays depend on: encoders, input sizes, OpenCut config)."""
+
+    def __init__(
+        self,
+        dense: DenseEncoder,
+        keys: DenseEncoder,
+        config: FossilConfig,
+        cache: CropCache | None = None,
+    ) -> None:
+        self.dense = dense
+        self.keys = keys
+        self.config = config
+        self.cache = cache
+        self.fingerprint = config_fingerprint(
+            {
+                "dense": [dense.name, dense.input_size, dense.dim],
+                "keys": [keys.name, keys.input_size, keys.dim],
+                "opencut": asdict(config.opencut) if config.scoring.opencut else None,
+            }
+        )
+
+    def analyse(self, crop: np.ndarray) -> CropAnalysis:
+        if self.cache is None:
+            return self._compute(crop)
+        sha1, box = CropCache.crop_key(crop)
+        arrays = self.cache.get_or_compute(
+            sha1, box, self.fingerprint, lambda: asdict(self._compute(crop))
+        )
+        return CropAnalysis(features=arrays["features"], masks=arrays["masks"].astype(bool))
+
+    def _compute(self, crop: np.ndarray) -> CropAnalysis:
+        height, width = crop.shape[:2]
+        features = np.asarray(self.dense.features([crop])[0], np.float32)
+        if not self.config.scoring.opencut:
+            return CropAnalysis(features, np.zeros((0, height, width), bool))
+        side = self.keys.input_size
+        keys = np.asarray(self.keys.features([crop])[0], np.float32)
+        resized = resize_image(crop, (side, side)) if crop.shape[:2] != (side, side) else crop
+        masks = opencut(keys, np.ascontiguousarray(resized), self.config.opencut)
+        return CropAnalysis(features, _resize_nearest(masks, (height, width)))
+
+
+def _resize_nearest(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(L, h, w) bool → (L, H, W) bool; nearest keeps the masks mutually exclusive."""
+    if masks.shape[1:] == size or len(masks) == 0:
+        return masks if len(masks) else np.zeros((0, *size), bool)
+    m = torch.from_numpy(masks.astype(np.uint8))[None].float()
+    return F.interpolate(m, size=size, mode="nearest")[0].numpy() > 0.5
+
+
+@dataclass(frozen=True)
+class Region:
+    """One OpenCut region of one crop and the concept that won it."""
+
+    box: tuple[int, int, int, int]  # (y1, y2, x1, x2) of the crop in the resized image
+    index: int  # mask index within the crop
+    area: int  # pixels (resized image scale)
+    concept: int  # winning concept index
+    score: float  # its eq. 5 score
+    embedding: np.ndarray = field(repr=False)  # (dim,) region embedding (eq. 4)
+
+
+class CropScorer:
+    """The :class:`fossil.eval.protocol.CropPredictor` of fossil: (C, h, w) eq. 5 scores of
+    a crop against fixed per-concept prototypes.  With ``record=True`` it keeps the regions
+    it scored (for explanations)."""
+
+    def __init__(
+        self,
+        analyser: ImageAnalyser,
+        prototypes: Sequence[np.ndarray],
+        config: FossilConfig,
+        record: bool = False,
+    ) -> None:
+        if not prototypes:
+            raise ValueError("prototypes is empty: give at least one concept")
+        self.analyser = analyser
+        self.prototypes = list(prototypes)
+        self.config = config
+        self.record = record
+        self.regions: list[Region] = []
+        self._box = (0, 0, 0, 0)
+
+    def set_window(self, box: tuple[int, int, int, int]) -> None:
+        """Tell the scorer where the next crop lies, (y1, y2, x1, x2), for its records."""
+        self._box = box
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.prototypes)
+
+    def scores(self, crop: np.ndarray) -> np.ndarray:
+        analysis = self.analyser.analyse(crop)
+        gamma, after = self.config.scoring.gamma, self.config.scoring.sigmoid_after_ensemble
+        scores = score_map(analysis.features, analysis.masks, self.prototypes, gamma, after)
+        if self.record and len(analysis.masks):
+            self._record(analysis, crop.shape[:2])
+        return scores
+
+    def _record(self, analysis: CropAnalysis, size: tuple[int, int]) -> None:
+        embeddings = region_pool(analysis.features, analysis.masks)
+        gamma, after = self.config.scoring.gamma, self.config.scoring.sigmoid_after_ensemble
+        region_scores = score_regions(embeddings, self.prototypes, gamma, after)  # (L, C)
+        for i, (mask, row) in enumerate(zip(analysis.masks, region_scores, strict=True)):
+            winner = int(row.argmax())
+            self.regions.append(
+                Region(self._box, i, int(mask.sum()), winner, float(row[winner]), embeddings[i])
+            )
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a region got its concept: the references whose VREs are closest to it."""
+
+    region: Region
+    references: tuple[tuple[str, float, str | None, str, str | None], ...]
+    # (point id, cosine to the region, caption, noun, thumbnail)
+
+
+@dataclass(frozen=True)
+class SegmentationResult:
+    concepts: list[str]
+    labels: np.ndarray  # (H, W) int64 concept index per pixel, original image size
+    scores: np.ndarray  # (C, H, W) float32 eq. 5 scores, original image size
+    concept_results: list[ConceptResult]
+    explanations: list[Explanation]
+
+
+def _check_concepts(concepts: Sequence[str]) -> list[str]:
+    cleaned = validate_concepts(concepts)
+    lowered = [c.lower() for c in cleaned]
+    duplicates = sorted({c for c in lowered if lowered.count(c) > 1})
+    if duplicates:
+        raise ValueError(
+            f"duplicate concepts: {', '.join(map(repr, duplicates))}; give each concept once"
+        )
+    return cleaned
+
+
+def segment_image(
+    image: np.ndarray,
+    concepts: Sequence[str],
+    collection: Collection,
+    config: FossilConfig,
+    *,
+    engine: QueryEngine,
+    analyser: ImageAnalyser,
+    explain: int = 3,
+) -> SegmentationResult:
+    """Label every pixel of ``image`` (H, W, 3) uint8 with one of ``concepts``.
+
+    ``engine`` retrieves prototypes from ``collection`` (its cache makes repeated concept
+    lists free); ``analyser`` computes features and OpenCut masks per crop.  ``explain``:
+    references kept per region for the explanation (0 for none)."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+    if engine.collection is not collection:
+        raise ValueError("engine was built for another collection")
+    concepts = _check_concepts(concepts)
+    results = engine.query(concepts)
+    scorer = CropScorer(analyser, [r.prototypes for r in results], config, record=explain > 0)
+    height, width = image.shape[:2]
+    ev = config.eval
+    resized = resize_image(image, resized_size(width, height, ev.long_side, ev.short_side))
+    scores = slide_inference(resized, scorer, ev.crop, ev.stride, on_window=scorer.set_window)
+    scores = upsample_scores(scores, (height, width))
+    explanations = [_explain(region, results, explain) for region in scorer.regions]
+    return SegmentationResult(concepts, scores.argmax(0), scores, results, explanations)
+
+
+def _explain(region: Region, results: list[ConceptResult], top: int) -> Explanation:
+    result = results[region.concept]
+    if len(result.visual) == 0:
+        return Explanation(region, ())
+    visual = result.visual / np.maximum(np.linalg.norm(result.visual, axis=1, keepdims=True), 1e-12)
+    emb = region.embedding / max(float(np.linalg.norm(region.embedding)), 1e-12)
+    cos = visual @ emb
+    order = np.argsort(-cos)[:top]
+    refs = tuple(
+        (
+            result.references[i].id,
+            float(cos[i]),
+            result.references[i].caption,
+            result.references[i].noun,
+            result.references[i].thumbnail,
+        )
+        for i in order
+    )
+    return Explanation(region, refs)
+
+
+def build_predictor(
+    prototypes: Sequence[np.ndarray],
+    dense: DenseEncoder,
+    keys: DenseEncoder,
+    config: FossilConfig,
+    cache: CropCache | None = None,
+) -> CropScorer:
+    """The crop predictor the evaluation runner drives (§9): per crop features + OpenCut
+    masks (cached when ``cache`` is given) scored against ``prototypes``."""
+    return CropScorer(ImageAnalyser(dense, keys, config, cache), prototypes, config)
+
+
+__all__ = [
+    "CropAnalysis",
+    "CropScorer",
+    "Explanation",
+    "ImageAnalyser",
+    "Region",
+    "SegmentationResult",
+    "array_sha1",
+    "build_predictor",
+    "segment_image",
+]
