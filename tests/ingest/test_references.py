@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fossil.models.text import retrieval_embeddings
 
 from fossil.db.catalog import caption_hash
 from fossil.ingest.references import collection_meta, process_batch
 from fossil.ingest.thumbnails import read_thumbnail
+from fossil.models.text import retrieval_embeddings
 from fossil.records import point_id
 from fossil.segment.pooling import region_pool
 from tests.ingest.conftest import CAPTIONS, FAKE_META, FakeModels, make_jobs, noun_mask
