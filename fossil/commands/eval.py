@@ -56,6 +56,12 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--data", type=Path, required=True, metavar="DIR", help="dataset root")
     p.add_argument("--store", metavar="DIR", help="store directory (see `fossil ingest`)")
     p.add_argument(
+        "--classes", type=Path, default=None, metavar="FILE",
+        help="concept names to use instead of the benchmark's (label i after the layout's "
+        "zero-label reduction is line i): a JSON list, a JSON object with a 'classes' list "
+        "(as `fossil demo` writes) or a text file with one name per line",
+    )  # fmt: skip
+    p.add_argument(
         "--preset",
         choices=sorted(PRESETS),
         default=None,
@@ -186,11 +192,26 @@ def config_info(
     }
 
 
+def read_classes(path: Path) -> list[str]:
+    """Concept names from ``--classes FILE`` (see its help)."""
+    import json
+
+    text = path.read_text("utf-8")
+    if path.suffix.lower() != ".json":
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    data = json.loads(text)
+    names = data.get("classes") if isinstance(data, dict) else data
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f'{path}: expected a JSON list of names or {{"classes": [...]}}')
+    return names
+
+
 def run(args: argparse.Namespace) -> int:
     from fossil.eval.datasets import open_dataset
     from fossil.eval.runner import evaluate
 
-    dataset = open_dataset(args.dataset, args.data)  # layout errors before any model loads
+    class_names = read_classes(args.classes) if args.classes else None
+    dataset = open_dataset(args.dataset, args.data, class_names)  # errors before models load
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit ({args.limit}) must be >= 1")
     preset = args.preset or dataset.spec.preset

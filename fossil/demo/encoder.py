@@ -95,7 +95,12 @@ class SyntheticDenseEncoder:
             raise ValueError(f"images[{index}] must be a uint8 array, got {type(image)}")
         if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
             raise ValueError(f"images[{index}] must be (H, W, 3), got shape {image.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255
+        x = (
+            torch.from_numpy(np.require(image, requirements=["C", "W"]))
+            .permute(2, 0, 1)[None]
+            .float()
+            / 255
+        )
         if x.shape[-2:] != (self.input_size, self.input_size):
             size = (self.input_size, self.input_size)
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)

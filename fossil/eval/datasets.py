@@ -29,7 +29,7 @@ Images listed (or found) without a ground truth file are skipped and reported in
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -127,9 +127,16 @@ def check_label_range(label: np.ndarray, num_classes: int, source: object) -> No
         )
 
 
-def open_dataset(name: str, root: Path | str) -> SegmentationDataset:
-    """Check ``root`` has the layout of dataset ``name`` and list its evaluable samples."""
+def open_dataset(
+    name: str, root: Path | str, class_names: Sequence[str] | None = None
+) -> SegmentationDataset:
+    """Check ``root`` has the layout of dataset ``name`` and list its evaluable samples.
+
+    ``class_names``: the concepts to evaluate with instead of the benchmark's own (label
+    ``i`` after ``reduce_zero_label`` is ``class_names[i]``), for datasets that share a
+    benchmark's layout but not its classes."""
     spec = get_spec(name)
+    names = load_class_names(spec) if class_names is None else _check_names(class_names)
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{spec.name}: --data {root} is not a folder; expected "
@@ -157,7 +164,17 @@ def open_dataset(name: str, root: Path | str) -> SegmentationDataset:
             f"{spec.name}: no image with ground truth under {root} (expected "
             f"{spec.layout()}{found})"
         )
-    return SegmentationDataset(spec, root, load_class_names(spec), tuple(samples), tuple(skipped))
+    return SegmentationDataset(spec, root, names, tuple(samples), tuple(skipped))
+
+
+def _check_names(class_names: Sequence[str]) -> tuple[str, ...]:
+    names = tuple(class_names)
+    if not names or any(not isinstance(c, str) or not c.strip() for c in names):
+        raise ValueError(f"class names must be non-empty strings, got {list(names)[:5]}")
+    duplicates = sorted({c for c in names if names.count(c) > 1})
+    if duplicates:
+        raise ValueError(f"class names hold duplicates: {duplicates}")
+    return names
 
 
 def _split_images(root: Path, spec: DatasetSpec) -> list[tuple[str, Path]]:

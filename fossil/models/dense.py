@@ -35,7 +35,10 @@ def preprocess(
             raise ValueError(f"images[{i}] must be an (H, W, 3) uint8 array, got {shape}")
         if image.dtype != np.uint8:
             raise ValueError(f"images[{i}] must be uint8, got {image.dtype}")
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
+        x = (
+            torch.from_numpy(np.require(image, requirements=["C", "W"])).permute(2, 0, 1).float()
+            / 255.0
+        )
         if x.shape[1:] != (input_size, input_size):
             x = F.interpolate(
                 x[None], size=(input_size, input_size), mode="bicubic", antialias=True

@@ -41,7 +41,7 @@ def crf_inference(image: np.ndarray, probabilities: np.ndarray, config: CRFConfi
     crf.addPairwiseBilateral(
         sxy=config.bilateral_sxy,
         srgb=config.bilateral_srgb,
-        rgbim=image,
+        rgbim=np.require(image, np.uint8, ["C", "W"]),  # pydensecrf refuses read-only buffers
         compat=config.bilateral_compat,
     )
     Q = np.asarray(crf.inference(config.iterations)).reshape(labels, height, width)

@@ -26,6 +26,14 @@ def test_clean_mask_is_kept():
     assert out is not None and (out == truth).mean() > 0.99
 
 
+def test_read_only_image_as_decoded_by_pillow_is_accepted():
+    image = _image(np.random.default_rng(0))
+    image.setflags(write=False)  # np.asarray(PIL image) gives read-only arrays
+    truth = _square(24, 72, 24, 72)
+    out = crf_mask(image, truth.astype(np.float32), CRFConfig())
+    assert out is not None and (out == truth).mean() > 0.99
+
+
 def test_crf_snaps_a_coarse_mask_to_the_image_edges():
     image = _image(np.random.default_rng(1))
     coarse = _square(20, 76, 20, 76)  # a patch-grid mask a little too large
