@@ -3,11 +3,7 @@
 # pulls a CUDA build) and runs the checks and the test suite.  Works on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m venv .venv
-. .venv/bin/activate
-python -m pip install -q --upgrade pip
-python -m pip install -q torch==2.13.0
-python -m pip install -q -e '.[test]'
+. scripts/setup.sh test
 python -m pip install -q --no-deps 'open_clip_torch>=2.24'   # ships CLIP's BPE vocabulary
 ruff check fossil tests benchmarks
 lint-imports
