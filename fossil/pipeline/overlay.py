@@ -60,13 +60,16 @@ def overlay(
     if image.shape[:2] != labels.shape:
         raise ValueError(f"image {image.shape[:2]} and labels {labels.shape} differ in size")
     colors = palette(len(names))
-    blended = image.astype(np.float32) * (1 - alpha) + colorize(labels, colors) * alpha
+    # PIL blends in uint8: a 10000² image needs ~1 GB here instead of several float copies
+    base = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
+    picture = Image.blend(base, Image.fromarray(colorize(labels, colors)), alpha)
     if boundaries:
         edge = np.zeros(labels.shape, bool)
         edge[:-1] |= labels[:-1] != labels[1:]
         edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
-        blended[edge] = 255.0
-    picture = Image.fromarray(np.clip(blended, 0, 255).astype(np.uint8))
+        blended = np.array(picture)
+        blended[edge] = 255
+        picture = Image.fromarray(blended)
     return _with_legend(picture, labels, names, colors)
 
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from fossil.config import FossilConfig
 from fossil.db.protocols import Collection
 from fossil.eval.cache import CropCache, array_sha1, config_fingerprint
-from fossil.eval.protocol import resize_image, resized_size, slide_inference, upsample_scores
+from fossil.eval.protocol import resize_image, resized_size, slide_inference, upsample_argmax
 from fossil.models.protocols import DenseEncoder
 from fossil.query.engine import QueryEngine, validate_concepts
 from fossil.query.retrieval import ConceptResult
@@ -163,7 +163,7 @@ class Explanation:
 class SegmentationResult:
     concepts: list[str]
     labels: np.ndarray  # (H, W) int64 concept index per pixel, original image size
-    scores: np.ndarray  # (C, H, W) float32 eq. 5 scores, original image size
+    scores: np.ndarray  # (C, h, w) float32 eq. 5 scores at the working (resized) size
     concept_results: list[ConceptResult]
     explanations: list[Explanation]
 
@@ -205,9 +205,9 @@ def segment_image(
     ev = config.eval
     resized = resize_image(image, resized_size(width, height, ev.long_side, ev.short_side))
     scores = slide_inference(resized, scorer, ev.crop, ev.stride, on_window=scorer.set_window)
-    scores = upsample_scores(scores, (height, width))
+    labels = upsample_argmax(torch.as_tensor(scores), (height, width)).numpy()
     explanations = [_explain(region, results, explain) for region in scorer.regions]
-    return SegmentationResult(concepts, scores.argmax(0), scores, results, explanations)
+    return SegmentationResult(concepts, labels, scores, results, explanations)
 
 
 def _explain(region: Region, results: list[ConceptResult], top: int) -> Explanation:

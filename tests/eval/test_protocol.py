@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
 from fossil.config import EvalConfig
 from fossil.eval.protocol import (
@@ -9,6 +11,7 @@ from fossil.eval.protocol import (
     resized_size,
     slide_inference,
     sliding_windows,
+    upsample_argmax,
     window_spans,
 )
 
@@ -151,3 +154,12 @@ def test_tensor_scores_give_the_same_labels():
         predict_label_map(image, TensorPointwise(), config),
         predict_label_map(image, Pointwise(), config),
     )
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 8, 50])
+def test_chunked_upsample_argmax_equals_the_full_argmax(chunk: int) -> None:
+    rng = np.random.default_rng(chunk)
+    scores = torch.from_numpy(rng.random((17, 9, 13), dtype=np.float32))
+    scores[5] = scores[2]  # exact ties go to the lower class, as torch.argmax does
+    full = F.interpolate(scores[None], size=(40, 31), mode="bilinear", align_corners=False)[0]
+    assert torch.equal(upsample_argmax(scores, (40, 31), chunk=chunk), full.argmax(dim=0))
