@@ -3,7 +3,13 @@
 SQLite by default (``DIR/catalog.sqlite``, WAL mode; every transaction starts with
 ``BEGIN IMMEDIATE`` so concurrent writers serialise instead of failing on lock upgrades);
 any SQLAlchemy URL works (PostgreSQL for several machines: leases are claimed with
-``SELECT … FOR UPDATE SKIP LOCKED``).
+``SELECT … FOR UPDATE SKIP LOCKED``).  On PostgreSQL, where writers do not serialise, the
+read-then-write steps that concurrent processes may run at once — migrating a new catalog,
+registering a corpus, writing ``collection_meta`` — hold a transaction-scoped advisory lock,
+and ``complete`` locks its caption rows first, so two workers completing the same captions
+(an expired lease retried while its first owner still finishes) write the rows once.
+Lease expiry compares the clients' clocks (``time.time()``): keep the machines' clocks in
+sync (NTP) and leases much longer than the skew.
 
 Caption lifecycle: ``pending`` → (claim) ``leased`` → ``done`` | ``failed``.  A claim counts
 an attempt; a lease that expires (dead worker) makes the caption claimable again; a failed
@@ -42,6 +48,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import make_url
 
 from fossil.db.protocols import AddResult, CaptionJob, CollectionMeta, ReferenceRow
 from fossil.db.schema import (
@@ -61,6 +68,10 @@ MAX_ERROR_CHARS = 2000  # stored error messages are truncated to this
 STATUSES = ("pending", "leased", "done", "failed")
 _CHUNK = 500  # rows per IN (...) list: stays below SQLite's bound-parameter limit
 _WHITESPACE = re.compile(r"\s+")
+# PostgreSQL advisory lock keys (one 64-bit namespace per database): "fossil" + a number.
+_SCHEMA_LOCK = 0x666F7373696C01
+_REGISTER_LOCK = 0x666F7373696C02
+_META_LOCK = 0x666F7373696C03
 
 
 def normalise_caption(text: str) -> str:
@@ -114,16 +125,35 @@ class SqlCatalog:
         self.url = url
         self.max_attempts = max_attempts
         self._clock = clock
-        self._engine = create_engine(url)
-        if self._engine.dialect.name == "sqlite":
+        backend = make_url(url).get_backend_name()
+        # pre-ping: a server connection left idle through long generation batches may be gone
+        self._engine = create_engine(url, pool_pre_ping=backend != "sqlite")
+        self._postgres = backend == "postgresql"
+        if backend == "sqlite":
             _sqlite_engine_setup(self._engine)
         self._migrate()
 
+    def _serialise(self, conn: Connection, key: int) -> None:
+        """PostgreSQL: wait for the transaction-scoped advisory lock ``key``, so the
+        check-then-write steps of concurrent processes run one at a time (each statement
+        after it sees what the previous holder committed).  SQLite: nothing to do, BEGIN
+        IMMEDIATE already serialises writers."""
+        if self._postgres:
+            conn.execute(select(func.pg_advisory_xact_lock(key)))
+
     # -- schema ---------------------------------------------------------------------------
+    @staticmethod
+    def _stored_version(conn: Connection) -> int:
+        return int(conn.execute(select(func.max(schema_version.c.version))).scalar() or 0)
+
     def _migrate(self) -> None:
+        """Bring the schema to the latest version.  Safe when several processes open a new
+        catalog at once: each step re-reads the version under the schema lock and runs only
+        if no other process ran it meanwhile."""
         with self._engine.begin() as conn:
+            self._serialise(conn, _SCHEMA_LOCK)
             schema_version.create(conn, checkfirst=True)
-            current = conn.execute(select(func.max(schema_version.c.version))).scalar() or 0
+            current = self._stored_version(conn)
         latest = max(MIGRATIONS)
         if current > latest:
             raise RuntimeError(
@@ -132,6 +162,9 @@ class SqlCatalog:
             )
         for version in range(current + 1, latest + 1):
             with self._engine.begin() as conn:
+                self._serialise(conn, _SCHEMA_LOCK)
+                if self._stored_version(conn) >= version:
+                    continue  # another process ran this step meanwhile
                 MIGRATIONS[version](conn)
                 conn.execute(delete(schema_version))
                 conn.execute(insert(schema_version).values(version=version))
@@ -162,6 +195,7 @@ class SqlCatalog:
                 continue
             unique.setdefault(caption_hash(text), text)
         with self._engine.begin() as conn:
+            self._serialise(conn, _REGISTER_LOCK)
             corpus_id = conn.execute(select(corpus.c.id).where(corpus.c.name == name)).scalar()
             if corpus_id is None:
                 inserted = conn.execute(
@@ -263,8 +297,16 @@ class SqlCatalog:
         with self._engine.begin() as conn:
             known: set[int] = set()
             for part in _chunks(sorted(ids)):
+                # FOR UPDATE (PostgreSQL; SQLite ignores it, its writers are serialised): a
+                # concurrent completion of the same captions waits for this one to commit,
+                # then finds its rows already catalogued instead of failing on the keys.
                 known.update(
-                    conn.execute(select(caption.c.id).where(caption.c.id.in_(part))).scalars()
+                    conn.execute(
+                        select(caption.c.id)
+                        .where(caption.c.id.in_(part))
+                        .order_by(caption.c.id)
+                        .with_for_update()
+                    ).scalars()
                 )
             if known != ids:
                 raise ValueError(f"unknown caption ids {sorted(ids - known)}")
@@ -392,6 +434,32 @@ class SqlCatalog:
         with self._engine.connect() as conn:
             return [(lemma, int(count)) for lemma, count in conn.execute(stmt)]
 
+    def lemma_points(self, lemmas: Sequence[str], per_lemma: int) -> dict[str, list[str]]:
+        """Per lemma, up to ``per_lemma`` of its references' point ids (the smallest ids, so
+        the same ones every time); lemmas without references are absent."""
+        if per_lemma < 1:
+            raise ValueError(f"per_lemma ({per_lemma}) must be >= 1")
+        out: dict[str, list[str]] = {}
+        wanted = list(dict.fromkeys(lemmas))
+        with self._engine.connect() as conn:
+            for start in range(0, len(wanted), _CHUNK):
+                rank = func.row_number().over(
+                    partition_by=reference.c.lemma, order_by=reference.c.point_id
+                )
+                ranked = (
+                    select(reference.c.lemma, reference.c.point_id, rank.label("rank"))
+                    .where(reference.c.lemma.in_(wanted[start : start + _CHUNK]))
+                    .subquery()
+                )
+                stmt = (
+                    select(ranked.c.lemma, ranked.c.point_id)
+                    .where(ranked.c.rank <= per_lemma)
+                    .order_by(ranked.c.lemma, ranked.c.point_id)
+                )
+                for lemma, point in conn.execute(stmt):
+                    out.setdefault(lemma, []).append(point)
+        return out
+
     def revision(self) -> int:
         with self._engine.connect() as conn:
             return int(conn.execute(select(catalog_state.c.revision)).scalar() or 0)
@@ -428,6 +496,7 @@ class SqlCatalog:
 
     def set_meta(self, meta: CollectionMeta) -> None:
         with self._engine.begin() as conn:
+            self._serialise(conn, _META_LOCK)
             conn.execute(delete(collection_meta))
             conn.execute(
                 insert(collection_meta),

@@ -1,13 +1,17 @@
-"""Fixtures for the store tests: one suite parametrised over every ReferenceStore backend."""
+"""Fixtures for the store tests: one suite parametrised over every ReferenceStore backend,
+and the PostgreSQL test server (``FOSSIL_TEST_POSTGRES_URL``) for the catalog."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import create_engine, text
 
+from fossil.db import schema
 from fossil.db.protocols import CollectionMeta, ReferenceStore
 from fossil.records import ReferencePoint, point_id
 
@@ -74,3 +78,57 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ReferenceS
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+POSTGRES_ENV = "FOSSIL_TEST_POSTGRES_URL"
+POSTGRES_EXAMPLE = "postgresql+psycopg2://postgres@/fossil_test?host=/tmp&port=5433"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1")
+
+
+def _postgres_unavailable(reason: str) -> None:
+    """Skip, except in CI (``CI=true``), where a missing server is a failure: .ci/run starts
+    one, and CI must not pass by silently skipping the PostgreSQL tests."""
+    if in_ci():
+        pytest.fail(f"{reason}; CI=true, so the PostgreSQL tests must run", pytrace=False)
+    pytest.skip(f"{reason} (set {POSTGRES_ENV}, e.g. {POSTGRES_EXAMPLE})")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The test server's SQLAlchemy URL.  Its catalog tables are dropped before each test
+    that uses :func:`postgres_url`: point it at a throwaway database."""
+    url = os.environ.get(POSTGRES_ENV, "").strip()
+    if not url:
+        _postgres_unavailable(f"{POSTGRES_ENV} is not set: no PostgreSQL server to test on")
+    try:
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        finally:
+            engine.dispose()
+    except Exception as exc:  # noqa: BLE001  (missing driver, refused connection, bad URL...)
+        _postgres_unavailable(
+            f"PostgreSQL at {POSTGRES_ENV}={url!r} is unreachable: {type(exc).__name__}: "
+            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        )
+    return url
+
+
+def reset_postgres(url: str) -> None:
+    """Drop every catalog table (and what migrations added to them)."""
+    engine = create_engine(url)
+    try:
+        schema.metadata.drop_all(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """The test server's URL with an empty database (no catalog tables)."""
+    reset_postgres(postgres_server)
+    return postgres_server

@@ -1,12 +1,17 @@
-"""SqlCatalog: dedup, leases (with an injected clock), retries, one-transaction completion."""
+"""SqlCatalog: dedup, leases (with an injected clock), retries, one-transaction completion.
+
+Every test runs on SQLite and on PostgreSQL (``[postgresql]``, marked ``integration``: needs
+``FOSSIL_TEST_POSTGRES_URL``, see tests/db/conftest.py); the PostgreSQL-only behaviour
+(concurrent processes) is in test_postgres.py."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, inspect
 
 from fossil.db import schema
 from fossil.db.catalog import MAX_CAPTION_CHARS, SqlCatalog, caption_hash
@@ -28,9 +33,19 @@ def clock() -> Clock:
     return Clock()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty catalog's URL on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    return request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
-def catalog(tmp_path: Path, clock: Clock) -> SqlCatalog:
-    return SqlCatalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}", clock=clock, max_attempts=3)
+def catalog(catalog_url: str, clock: Clock) -> Iterator[SqlCatalog]:
+    opened = SqlCatalog(catalog_url, clock=clock, max_attempts=3)
+    yield opened
+    opened.close()
 
 
 def rows_for(job_id: int, count: int = 2) -> list[ReferenceRow]:
@@ -43,8 +58,10 @@ def rows_for(job_id: int, count: int = 2) -> list[ReferenceRow]:
 def test_satisfies_protocol_and_wal(catalog: SqlCatalog) -> None:
     assert isinstance(catalog, CatalogStore)
     assert catalog.schema_version() == SCHEMA_VERSION
-    with catalog._engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    assert set(inspect(catalog._engine).get_table_names()) == set(schema.metadata.tables)
+    if catalog._engine.dialect.name == "sqlite":
+        with catalog._engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
 
 def test_normalised_dedup_across_corpora_and_skips(catalog: SqlCatalog) -> None:
@@ -165,8 +182,27 @@ def test_lookup_remove_and_revision(catalog: SqlCatalog) -> None:
     assert catalog.remove_references(["absent"]) == 0 and catalog.revision() == 2
 
 
-def test_meta_round_trip_and_reopen(tmp_path: Path, clock: Clock) -> None:
-    url = f"sqlite:///{tmp_path / 'c.sqlite'}"
+def test_lemma_points_are_the_smallest_ids_per_lemma(catalog: SqlCatalog) -> None:
+    catalog.add_corpus("coco", "s", ["a dog", "two dogs", "a dog and a cat"])
+    jobs = catalog.claim("w", 3, 60)
+    rows = [
+        ReferenceRow(f"p-{job.id}-{k}", job.id, noun, lemma, 0.1)
+        for job in jobs
+        for k, (noun, lemma) in enumerate([("dog", "dog"), ("cat", "cat")][: 1 + (job.id % 2)])
+    ]
+    catalog.complete("w", [job.id for job in jobs], rows)
+    dogs = sorted(r.point_id for r in rows if r.lemma == "dog")
+    assert catalog.lemma_points(["dog", "cat", "axolotl"], 2) == {
+        "dog": dogs[:2],
+        "cat": sorted(r.point_id for r in rows if r.lemma == "cat"),
+    }
+    assert catalog.lemma_points(["dog"], 10) == {"dog": dogs}
+    with pytest.raises(ValueError, match="per_lemma"):
+        catalog.lemma_points(["dog"], 0)
+
+
+def test_meta_round_trip_and_reopen(catalog_url: str, clock: Clock) -> None:
+    url = catalog_url
     first = SqlCatalog(url, clock=clock)
     assert first.get_meta() is None
     first.set_meta(make_meta())
@@ -174,8 +210,8 @@ def test_meta_round_trip_and_reopen(tmp_path: Path, clock: Clock) -> None:
     assert SqlCatalog(url).get_meta() == make_meta()
 
 
-def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'c.sqlite'}"
+def test_newer_schema_is_refused(catalog_url: str) -> None:
+    url = catalog_url
     catalog = SqlCatalog(url)
     with catalog._engine.begin() as conn:
         conn.exec_driver_sql(f"UPDATE schema_version SET version = {SCHEMA_VERSION + 1}")
@@ -183,8 +219,8 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         SqlCatalog(url)
 
 
-def test_concurrent_claims_are_disjoint(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'c.sqlite'}"
+def test_concurrent_claims_are_disjoint(catalog_url: str) -> None:
+    url = catalog_url
     SqlCatalog(url).add_corpus("c", "s", [f"caption {i}" for i in range(200)])
     claimed: dict[str, list[int]] = {"a": [], "b": []}
 
@@ -202,8 +238,10 @@ def test_concurrent_claims_are_disjoint(tmp_path: Path) -> None:
     assert len(everything) == 200 and len(set(everything)) == 200
 
 
-def test_migration_steps_run_once_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    url = f"sqlite:///{tmp_path / 'c.sqlite'}"
+def test_migration_steps_run_once_in_order(
+    catalog_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = catalog_url
     SqlCatalog(url).add_corpus("c", "s", ["kept across the migration"])
     ran: list[int] = []
 
@@ -214,8 +252,7 @@ def test_migration_steps_run_once_in_order(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setitem(schema.MIGRATIONS, SCHEMA_VERSION + 1, step)
     migrated = SqlCatalog(url)
     assert migrated.schema_version() == SCHEMA_VERSION + 1 and ran == [SCHEMA_VERSION + 1]
-    with migrated._engine.connect() as conn:
-        columns = [row[1] for row in conn.exec_driver_sql("PRAGMA table_info(reference)")]
+    columns = [column["name"] for column in inspect(migrated._engine).get_columns("reference")]
     assert "score" in columns
     SqlCatalog(url)  # already at the latest version: the step does not run again
     assert ran == [SCHEMA_VERSION + 1] and migrated.status_counts()["pending"] == 1
