@@ -21,7 +21,12 @@ def add_parser(subparsers: Any) -> None:
         "encoders the collection was built with, and its size on disk.  Works while an ingest "
         "runs on the store (counts then come from the catalog).",
     )
-    p.add_argument("--store", required=True, metavar="DIR", help="store directory")
+    p.add_argument(
+        "--store",
+        default=None,
+        metavar="DIR",
+        help="store directory (optional with both --qdrant-url and --catalog)",
+    )
     p.add_argument(
         "--qdrant-url",
         default=None,
@@ -69,7 +74,9 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.top < 0:
         raise ValueError(f"--top ({args.top}) must be >= 0")
-    root = Path(args.store).expanduser()
+    if args.store is None and not (args.qdrant_url and args.catalog):
+        raise ValueError("give --store DIR, or both --qdrant-url and --catalog for a server store")
+    root = Path(args.store).expanduser() if args.store is not None else None
     try:
         collection = open_collection(
             root,
@@ -78,6 +85,7 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
             catalog_url=args.catalog,
         )
     except StoreLockedError:
+        assert root is not None  # only an embedded store is locked
         # An ingest holds the embedded store: the catalog (SQLite WAL) can still be read.
         catalog = SqlCatalog(args.catalog or f"sqlite:///{root / CATALOG_FILE}")
         try:
@@ -90,12 +98,12 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
         try:
             assert isinstance(collection.catalog, SqlCatalog)  # failures() is SqlCatalog's
             info = _catalog_info(collection.catalog, args.top)
-            info["vector_store"] = args.qdrant_url or str(root / "qdrant")
+            info["vector_store"] = args.qdrant_url or str(Path(args.store).expanduser() / "qdrant")
             info["references"] = collection.refs.count()
         finally:
             collection.close()
-    info["store"] = str(root.resolve())
-    info["disk_bytes"] = disk_usage(root)
+    info["store"] = str(root.resolve()) if root is not None else args.qdrant_url
+    info["disk_bytes"] = disk_usage(root) if root is not None else {"total": 0}
     return info
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from fossil.config import GenerationConfig
 
 if TYPE_CHECKING:
-    from fossil.db.protocols import AddResult, Collection, CollectionMeta
+    from fossil.db.protocols import AddResult, CatalogStore, Collection, CollectionMeta
     from fossil.ingest.corpora import CorpusFile
     from fossil.ingest.pool import WorkerPool
     from fossil.ingest.references import IngestModels, IngestStats
@@ -41,8 +41,14 @@ Corpus formats (from the extension, or --format; .gz detected automatically):
 Empty lines, lines that are not UTF-8 and over-long captions (longer than a sentence; the
 catalog's limit) are skipped and counted.
 
+With no SOURCE, the captions already registered and still pending are processed: that is
+how workers resume a store, or share the work of one (a store that does not exist yet, or
+has nothing pending, is reported and nothing is loaded).
+
 The embedded store (--store DIR) is opened by one process at a time; to ingest from
-several machines use a Qdrant server (--qdrant-url) and a shared catalog (--catalog).
+several machines use a Qdrant server (--qdrant-url) and a shared catalog (--catalog):
+register the corpora once with --register-only, then start any number of workers with no
+SOURCE (--store is optional then; without it no thumbnails are written).
 """
 
 
@@ -55,12 +61,26 @@ def add_parser(subparsers: Any) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("sources", nargs="+", metavar="SOURCE", help="caption corpus files")
+    p.add_argument(
+        "sources",
+        nargs="*",
+        metavar="SOURCE",
+        help="caption corpus files (none: process the captions already pending in the store)",
+    )
     p.add_argument(
         "--store",
-        required=True,
+        default=None,
         metavar="DIR",
-        help="store directory (DIR/qdrant, DIR/catalog.sqlite, DIR/thumbnails); created if missing",
+        help="store directory (DIR/qdrant, DIR/catalog.sqlite, DIR/thumbnails); created if "
+        "missing.  Required unless both --qdrant-url and --catalog are given",
+    )
+    p.add_argument(
+        "--register-only",
+        action="store_true",
+        help="register the SOURCE corpora in the catalog (--catalog URL, or DIR/catalog.sqlite) "
+        "and exit: no model is loaded and the vector store is not touched (--qdrant-url is "
+        "accepted and ignored).  Workers started later with no SOURCE generate the references; "
+        "the first one records the encoders the collection is built with (collection_meta)",
     )
     p.add_argument(
         "--models",
@@ -193,6 +213,20 @@ class GracefulInterrupt:
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    if args.register_only and not args.sources:
+        raise ValueError(
+            "--register-only needs SOURCE caption files to register "
+            "(e.g. fossil ingest --register-only captions.jsonl --store DIR)"
+        )
+    if args.store is None and args.catalog is None:
+        raise ValueError(
+            "give --store DIR, or --catalog URL (with --qdrant-url) for a server store"
+        )
+    if args.store is None and args.qdrant_url is None and not args.register_only:
+        raise ValueError(
+            "--store DIR is required unless both --qdrant-url and --catalog are given "
+            "(the embedded vector store lives in DIR)"
+        )
     for flag in ("batch_size", "workers"):
         if getattr(args, flag) < 1:
             raise ValueError(f"--{flag.replace('_', '-')} ({getattr(args, flag)}) must be >= 1")
@@ -236,15 +270,90 @@ def _loaders(args: argparse.Namespace) -> list[Any]:
     ]
 
 
+def _catalog_url(args: argparse.Namespace) -> str:
+    from fossil.db.open import CATALOG_FILE
+
+    if args.catalog:
+        return str(args.catalog)
+    return f"sqlite:///{Path(args.store).expanduser() / CATALOG_FILE}"
+
+
+def _pending_check(args: argparse.Namespace) -> dict[str, int] | None:
+    """With no SOURCE: the store's caption counts when nothing is left to process (None when
+    there is work).  Raises when the store does not exist or holds no corpus, before any
+    model is loaded."""
+    from fossil.db.catalog import SqlCatalog
+    from fossil.db.open import CATALOG_FILE
+
+    if args.catalog is None and not (Path(args.store).expanduser() / CATALOG_FILE).is_file():
+        raise FileNotFoundError(
+            f"no fossil store at {args.store} (no {CATALOG_FILE}): give SOURCE caption files "
+            f"to create it, e.g. `fossil ingest captions.jsonl --store {args.store}`"
+        )
+    catalog = SqlCatalog(_catalog_url(args))
+    try:
+        counts, corpora = catalog.status_counts(), catalog.corpora()
+    finally:
+        catalog.close()
+    if not corpora:
+        where = args.catalog or args.store
+        raise FileNotFoundError(
+            f"the catalog of {where} holds no corpus yet: give SOURCE caption files, or "
+            "register them first with `fossil ingest --register-only SOURCE ...`"
+        )
+    if counts["pending"] or counts["leased"] or counts["failed"]:
+        return None  # leased: expired ones are retried; failed: retried below the limit
+    return counts
+
+
+def register_only(args: argparse.Namespace) -> int:
+    """``--register-only``: the corpora go into the catalog; no model, no vector store."""
+    from fossil.db.catalog import SqlCatalog
+
+    corpora = read_sources(args)  # bad files raise before anything is written
+    if args.catalog is None:
+        Path(args.store).expanduser().mkdir(parents=True, exist_ok=True)
+    catalog = SqlCatalog(_catalog_url(args))
+    try:
+        registered = [_register(catalog, corpus) for corpus in corpora]
+        counts = catalog.status_counts()
+    finally:
+        catalog.close()
+    summary: dict[str, Any] = {
+        "corpora": [asdict(r) for r in registered],
+        "store_captions": counts,
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    _print_corpora(summary["corpora"])
+    status = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    print(f"catalog captions: {status}")
+    print("registered only: start workers with `fossil ingest` and no SOURCE to process them")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from fossil.db.schema import SCHEMA_VERSION
     from fossil.ingest.pool import WorkerPool
     from fossil.ingest.references import collection_meta
 
     _check_args(args)
+    if args.register_only:
+        return register_only(args)
     corpora = read_sources(args)
+    if not corpora:
+        idle = _pending_check(args)
+        if idle is not None:
+            done = {"pending": 0, "store_captions": idle}
+            message = (
+                f"nothing pending: all {idle['done']} captions of the store are done "
+                "(add corpora with `fossil ingest SOURCE ...`)"
+            )
+            print(json.dumps(done, indent=2) if args.json else message)
+            return 0
     loaders = _loaders(args)
-    thumbnails = None if args.no_thumbnails else Path(args.store)
+    thumbnails = None if args.no_thumbnails or args.store is None else Path(args.store)
     if args.workers == 1:
         models = loaders[0]()
         meta = collection_meta(models, SCHEMA_VERSION)
@@ -289,7 +398,7 @@ def _ingest(
     collection = open_store(args, meta)
     try:
         _release_stale_leases(args, collection)
-        registered = [_register(collection, corpus) for corpus in corpora]
+        registered = [_register(collection.catalog, corpus) for corpus in corpora]
         owner = f"{socket.gethostname()}:{os.getpid()}"
         claimer = Claimer(collection, owner, args.batch_size, args.lease_seconds, args.limit)
         total = collection.catalog.status_counts()["pending"]
@@ -337,8 +446,8 @@ def _release_stale_leases(args: argparse.Namespace, collection: Collection) -> N
             logger.warning("%d captions were leased by a run that did not finish: retrying", stale)
 
 
-def _register(collection: Collection, corpus: CorpusFile) -> Registered:
-    result: AddResult = collection.catalog.add_corpus(corpus.name, corpus.source, corpus.captions)
+def _register(catalog: CatalogStore, corpus: CorpusFile) -> Registered:
+    result: AddResult = catalog.add_corpus(corpus.name, corpus.source, corpus.captions)
     return Registered(
         name=corpus.name,
         read=len(corpus.captions),
@@ -375,11 +484,7 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(summary, indent=2))
         return
-    for c in summary["corpora"]:
-        print(
-            f"corpus {c['name']}: {c['read']} captions read, {c['added']} new, "
-            f"{c['duplicates']} already present, {c['skipped']} skipped"
-        )
+    _print_corpora(summary["corpora"])
     elapsed = max(summary["elapsed_s"], 1e-9)
     print(
         f"processed {summary['captions_processed']} captions "
@@ -398,3 +503,11 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
     print(f"store: {summary['store_references']} references; captions: {status}")
     if summary["interrupted"]:
         print("interrupted: run the same command again to continue")
+
+
+def _print_corpora(corpora: Sequence[dict[str, Any]]) -> None:
+    for c in corpora:
+        print(
+            f"corpus {c['name']}: {c['read']} captions read, {c['added']} new, "
+            f"{c['duplicates']} already present, {c['skipped']} skipped"
+        )

@@ -15,6 +15,7 @@ import pytest
 
 import fossil.commands.ingest as ingest_command
 from fossil.cli import main
+from fossil.db.catalog import SqlCatalog
 from tests.ingest.conftest import FakeModels, FakeText, load_fake_models
 
 
@@ -259,3 +260,77 @@ def test_corpus_name_merges_sources_and_limit_leaves_the_rest_pending(
     ]
     assert summary["captions_processed"] == 1
     assert summary["store_captions"] == {"pending": 2, "leased": 0, "done": 1, "failed": 0}
+
+
+def _no_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(args):
+        raise AssertionError("models were loaded")
+
+    monkeypatch.setattr(ingest_command, "_loaders", refuse)
+
+
+def test_register_only_then_workers_with_no_source(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus, store = tmp_path / "c.txt", tmp_path / "store"
+    corpus.write_text("A dog near a tree\nA cat\nA dog near a tree\n")
+    _no_models(monkeypatch)  # registering needs no model, and no vector store
+    code, summary, _ = _run(
+        capsys, "ingest", "--register-only", str(corpus), "--store", str(store), "--json"
+    )
+    assert code == 0 and summary["corpora"] == [
+        {"name": "c", "read": 3, "skipped": 0, "added": 2, "duplicates": 1}
+    ]
+    assert summary["store_captions"]["pending"] == 2
+    assert (store / "catalog.sqlite").is_file() and not (store / "qdrant").exists()
+    code, _, _ = _run(capsys, "ingest", "--register-only", str(corpus), "--store", str(store))
+    assert code == 0  # idempotent; the plain summary names the next step
+    monkeypatch.setattr(ingest_command, "_loaders", lambda args: [load_fake_models])
+    code, summary, _ = _ingest(capsys, store, extra=("--no-thumbnails",))
+    assert code == 0 and summary["corpora"] == [] and summary["captions_processed"] == 2
+    assert summary["references_written"] == summary["store_references"] == 3
+    _no_models(monkeypatch)  # nothing pending: said so, no model loaded
+    code = main(["ingest", "--store", str(store)])
+    assert code == 0 and "nothing pending: all 2 captions" in capsys.readouterr().out
+    code, idle, _ = _ingest(capsys, store)
+    assert code == 0 and idle["pending"] == 0 and idle["store_captions"]["done"] == 2
+
+
+def test_server_workers_need_no_store_directory(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What docker-compose.yml runs: register once, then workers with only URLs."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("A dog near a tree\nA cat\n")
+    server = ("--qdrant-url", ":memory:", "--catalog", f"sqlite:///{tmp_path / 'shared.sqlite'}")
+    _no_models(monkeypatch)
+    code, _, _ = _run(capsys, "ingest", "--register-only", *server, str(corpus), "--json")
+    assert code == 0
+    monkeypatch.setattr(ingest_command, "_loaders", lambda args: [load_fake_models])
+    code, summary, _ = _run(capsys, "ingest", *server, "--no-progress", "--json")
+    assert code == 0 and summary["references_written"] == summary["store_references"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt", "shared.sqlite"]
+    catalog = SqlCatalog(server[3])  # (`fossil info` cannot reach another :memory: Qdrant)
+    try:
+        assert catalog.status_counts()["done"] == 2 and catalog.reference_count() == 3
+    finally:
+        catalog.close()
+
+
+def test_no_source_bad_input(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_models(monkeypatch)
+    missing = tmp_path / "missing"
+    code, _, err = _run(capsys, "ingest", "--register-only", "--store", str(missing))
+    assert code == 1 and "--register-only needs SOURCE caption files" in err
+    code, _, err = _run(capsys, "ingest", "--store", str(missing))
+    assert code == 1 and f"no fossil store at {missing}" in err and "give SOURCE" in err
+    assert not missing.exists()
+    empty = f"sqlite:///{tmp_path / 'empty.sqlite'}"
+    code, _, err = _run(capsys, "ingest", "--qdrant-url", ":memory:", "--catalog", empty)
+    assert code == 1 and "holds no corpus yet" in err and "--register-only" in err
+    code, _, err = _run(capsys, "ingest", "--qdrant-url", ":memory:")
+    assert code == 1 and "give --store DIR, or --catalog URL" in err
+    code, _, err = _run(capsys, "ingest", "--catalog", empty)
+    assert code == 1 and "--store DIR is required unless both --qdrant-url and --catalog" in err
+    code, _, err = _run(capsys, "info", "--qdrant-url", ":memory:")
+    assert code == 1 and "give --store DIR, or both --qdrant-url and --catalog" in err

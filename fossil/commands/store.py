@@ -1,0 +1,128 @@
+"""``fossil store``: maintenance of reference stores — ``export`` moves an embedded store up to
+a Qdrant server (and its catalog to PostgreSQL) for scale-out (§7)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import asdict
+from typing import Any
+
+EXPORT_DESCRIPTION = """\
+Copy every reference of the embedded store in DIR into a collection on a Qdrant server,
+created with the server schema (text: HNSW + int8 quantization; visual: raw, on disk, no
+index; payload indexes on noun_lemma and corpus).  Points keep their ids, both vectors and
+their payloads.  Idempotent and resumable: rerun after an interruption and the points the
+server holds already are skipped (--overwrite sends them again; same id, same point).
+
+The target collection is labelled with the store's collection_meta (encoders, dimensions,
+generation fingerprint); a collection or catalog built with other settings is refused,
+naming both sides, before anything is written.
+
+Catalog: with --catalog URL (e.g. postgresql+psycopg2://fossil:PW@host/fossil) the store's
+SQLite catalog is copied there, ids kept, after the points (one transaction; rows already
+there are kept, so a rerun adds nothing).  Without --catalog it stays in DIR/catalog.sqlite
+and serves the server collection from there: use `--store DIR --qdrant-url URL` afterwards
+(one machine; a shared catalog needs --catalog).  DIR is left as it was either way.
+
+The store is locked for the duration: no ingest may run on it.
+"""
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "store",
+        help="maintain reference stores (export an embedded store to a Qdrant server)",
+        description="Maintenance of reference stores.",
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    e = actions.add_parser(
+        "export",
+        help="copy an embedded store into a Qdrant server collection (and its catalog)",
+        description=EXPORT_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    e.add_argument("--store", required=True, metavar="DIR", help="embedded store directory")
+    e.add_argument(
+        "--to",
+        required=True,
+        metavar="URL",
+        help="Qdrant server URL, e.g. http://localhost:6333 (':memory:': in-process, for tests)",
+    )
+    e.add_argument(
+        "--api-key",
+        default=os.environ.get("QDRANT_API_KEY"),
+        metavar="KEY",
+        help="Qdrant server API key (default: $QDRANT_API_KEY)",
+    )
+    e.add_argument(
+        "--collection",
+        default="fossil_refs",
+        metavar="NAME",
+        help="target collection, created when missing (default: %(default)s, the one the "
+        "other commands use with --qdrant-url)",
+    )
+    e.add_argument(
+        "--catalog",
+        default=None,
+        metavar="URL",
+        help="SQLAlchemy URL to copy the catalog to, e.g. postgresql+psycopg2://... "
+        "(default: the catalog stays in DIR/catalog.sqlite)",
+    )
+    e.add_argument(
+        "--batch-size",
+        type=int,
+        default=256,
+        metavar="B",
+        help="points per read and upsert (default: %(default)s)",
+    )
+    e.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="upsert every point again, also those the target holds already",
+    )
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
+    e.add_argument("--json", action="store_true", help="print the summary as JSON")
+    e.set_defaults(func=run_export)
+    p.set_defaults(func=lambda args: _usage(p))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from fossil.db.export import export_store
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size ({args.batch_size}) must be >= 1")
+    result = export_store(
+        args.store,
+        args.to,
+        api_key=args.api_key,
+        collection=args.collection,
+        catalog_url=args.catalog,
+        batch_size=args.batch_size,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    if args.json:
+        print(json.dumps(asdict(result), indent=2))
+        return 0
+    print(
+        f"points: {result.points_copied} copied, {result.points_skipped} already there; "
+        f"collection {result.collection!r} on {result.target} holds {result.target_points}"
+    )
+    if result.catalog_copied:
+        print(
+            f"catalog copied to {result.catalog}: {result.corpora_added} corpora, "
+            f"{result.captions_added} captions, {result.references_added} references added, "
+            f"{result.captions_marked_done} captions marked done"
+        )
+        print(f"use it with: --qdrant-url {result.target} --catalog {result.catalog}")
+    else:
+        print(f"catalog stays in {result.catalog}")
+        print(f"use it with: --store {result.source} --qdrant-url {result.target}")
+    return 0
