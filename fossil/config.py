@@ -90,6 +90,8 @@ class RetrievalConfig:
     retrieval_threshold: float | None = None  # drop neighbours with cosine below this
     prototype_mean: bool = False  # K=1 as the plain mean of the references
     exclude_corpora: tuple[str, ...] = ()  # references of these corpora are never retrieved
+    route: bool | None = None  # search only the nearest noun lemmas; None: at >= 200k refs
+    route_cover: int = 10  # routed: nearest lemmas until they hold route_cover × N references
 
     def __post_init__(self) -> None:
         _check_positive("N", self.N)
@@ -98,6 +100,7 @@ class RetrievalConfig:
             raise ValueError(f"K ({self.K}) must be <= N ({self.N})")
         _check_positive("niter", self.niter)
         _check_positive("nredo", self.nredo)
+        _check_positive("route_cover", self.route_cover)
         if self.retrieval_threshold is not None and not -1.0 <= self.retrieval_threshold <= 1.0:
             raise ValueError(f"retrieval_threshold ({self.retrieval_threshold}) must be in [-1, 1]")
 

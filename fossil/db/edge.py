@@ -34,6 +34,7 @@ from fossil.db.points import (
     check_dims,
     check_lemmas,
     check_query,
+    gather_vectors,
     point_payload,
     point_vectors,
 )
@@ -208,28 +209,19 @@ class EdgeStore:
         return out
 
     def fetch_visual(self, ids: Sequence[str]) -> np.ndarray:
-        """(len(ids), visual_dim) float32 raw VREs in the order of ``ids`` (repeats allowed).
+        """(len(ids), visual_dim) float32 raw VREs in the order of ``ids`` (repeats allowed)."""
+        return gather_vectors(ids, self.visual_dim, self._vectors(VISUAL), RETRIEVE_CHUNK)
 
-        Each distinct id is read once and written row by row into the result: Edge hands
-        vectors over as Python lists, and converting them one at a time is ~2× faster than
-        stacking all of them at the end (measured with 20k × 1024-d).
-        """
-        out = np.empty((len(ids), self.visual_dim), np.float32)
-        rows: dict[str, list[int]] = {}
-        for row, point in enumerate(ids):
-            rows.setdefault(str(point), []).append(row)
-        unique = list(rows)
-        found: set[str] = set()
-        for start in range(0, len(unique), RETRIEVE_CHUNK):
-            chunk = unique[start : start + RETRIEVE_CHUNK]
-            for record in self._shard.retrieve(chunk, with_payload=False, with_vector=[VISUAL]):
-                key = str(record.id)
-                out[rows[key]] = record.vector[VISUAL]
-                found.add(key)
-        if len(found) != len(unique):
-            missing = [i for i in unique if i not in found]
-            raise KeyError(f"{len(missing)} point ids not in the store, e.g. {missing[0]}")
-        return out
+    def fetch_text(self, ids: Sequence[str]) -> np.ndarray:
+        """(len(ids), text_dim) float32 TREs in the order of ``ids`` (repeats allowed)."""
+        return gather_vectors(ids, self.text_dim, self._vectors(TEXT), RETRIEVE_CHUNK)
+
+    def _vectors(self, name: str) -> Any:
+        def retrieve(chunk: list[str]) -> Iterator[tuple[str, Any]]:
+            for record in self._shard.retrieve(chunk, with_payload=False, with_vector=[name]):
+                yield str(record.id), record.vector[name]
+
+        return retrieve
 
     def count(self) -> int:
         return int(self._shard.count(qe.CountRequest(exact=True)))

@@ -25,6 +25,7 @@ from fossil.db.points import (
     check_dims,
     check_lemmas,
     check_query,
+    gather_vectors,
     point_payload,
     point_vectors,
 )
@@ -200,25 +201,21 @@ class ServerStore:
 
     def fetch_visual(self, ids: Sequence[str]) -> np.ndarray:
         """(len(ids), visual_dim) float32 raw VREs in the order of ``ids`` (repeats allowed)."""
-        out = np.empty((len(ids), self.visual_dim), np.float32)
-        rows: dict[str, list[int]] = {}
-        for row, point in enumerate(ids):
-            rows.setdefault(str(point), []).append(row)
-        unique = list(rows)
-        found: set[str] = set()
-        for start in range(0, len(unique), RETRIEVE_CHUNK):
-            chunk = unique[start : start + RETRIEVE_CHUNK]
+        return gather_vectors(ids, self.visual_dim, self._vectors(VISUAL), RETRIEVE_CHUNK)
+
+    def fetch_text(self, ids: Sequence[str]) -> np.ndarray:
+        """(len(ids), text_dim) float32 TREs in the order of ``ids`` (repeats allowed)."""
+        return gather_vectors(ids, self.text_dim, self._vectors(TEXT), RETRIEVE_CHUNK)
+
+    def _vectors(self, name: str) -> Any:
+        def retrieve(chunk: list[str]) -> Iterator[tuple[str, Any]]:
             records = self.client.retrieve(
-                self.collection, chunk, with_payload=False, with_vectors=[VISUAL]
+                self.collection, chunk, with_payload=False, with_vectors=[name]
             )
             for record in records:
-                key = str(record.id)
-                out[rows[key]] = record.vector[VISUAL]  # type: ignore[index,call-overload,assignment]
-                found.add(key)
-        if len(found) != len(unique):
-            missing = [i for i in unique if i not in found]
-            raise KeyError(f"{len(missing)} point ids not in the store, e.g. {missing[0]}")
-        return out
+                yield str(record.id), record.vector[name]  # type: ignore[index,call-overload]
+
+        return retrieve
 
     def count(self) -> int:
         return int(self.client.count(self.collection, exact=True).count)

@@ -35,7 +35,7 @@ from fossil.demo.corpus import caption_corpus
 from fossil.demo.encoder import SyntheticDenseEncoder
 from fossil.demo.generator import SyntheticGenerator
 from fossil.demo.scenes import write_scenes
-from fossil.models.protocols import NounParser, TextEncoder
+from fossil.models.protocols import DenseEncoder, Generator, NounParser, TextEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -77,11 +77,11 @@ class DemoConfig:
 class DemoModels:
     """The ingest/query model roles of the synthetic world (see :func:`demo_models`)."""
 
-    generator: SyntheticGenerator
+    generator: Generator
     nouns: NounParser
     text: TextEncoder
-    dense: SyntheticDenseEncoder
-    keys: SyntheticDenseEncoder
+    dense: DenseEncoder
+    keys: DenseEncoder
 
 
 def demo_models(text: str = TEXT_ENCODER, device: str | None = None) -> DemoModels:

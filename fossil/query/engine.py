@@ -19,6 +19,7 @@ from fossil.models.protocols import TextEncoder
 from fossil.query.cache import CacheKey, DiskCache, MemoryCache
 from fossil.query.prototypes import batch_prototypes, effective_k
 from fossil.query.retrieval import ConceptResult, Retrieved, retrieve
+from fossil.query.routing import ROUTE_MIN_REFERENCES, LemmaIndex, build_lemma_index, route
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,8 @@ class QueryEngine:
         self._memory = MemoryCache(cache_size)
         self._disk = _disk_cache(collection, disk_cache)
         self._revision: int | None = None
+        self._lemma_index: LemmaIndex | None = None
+        self._lemma_revision: int | None = None
 
     def query(self, concepts: Sequence[str]) -> list[ConceptResult]:
         """One :class:`ConceptResult` per concept, in the order given (duplicates allowed)."""
@@ -146,6 +149,8 @@ class QueryEngine:
             ("prototype_mean", c.prototype_mean),
             ("retrieval_threshold", c.retrieval_threshold),
             ("seed", c.seed),
+            ("route", c.route),
+            ("route_cover", c.route_cover),
         )
         return CacheKey(concept, c.N, c.K, options, self.text_encoder.name, revision)
 
@@ -170,6 +175,7 @@ class QueryEngine:
             retrieval_threshold=c.retrieval_threshold,
             exclude_corpora=c.exclude_corpora,
             root=self.collection.root,
+            lemmas=self._route(queries, revision),
         )
         empty = [
             concept for concept, r in zip(concepts, retrieved, strict=True) if not r.references
@@ -190,6 +196,22 @@ class QueryEngine:
             ConceptResult(concept, r.references, r.visual, p, revision)
             for concept, r, p in zip(concepts, retrieved, prototypes, strict=True)
         ]
+
+    def _route(self, queries: np.ndarray, revision: int) -> list[list[str]] | None:
+        """Per query, the lemmas to search (None: search everything); see ``route``."""
+        c = self.config
+        routed = c.route
+        if routed is None:
+            routed = self.collection.refs.count() >= ROUTE_MIN_REFERENCES
+        if not routed:
+            return None
+        if self._lemma_revision != revision:
+            self._lemma_index = build_lemma_index(
+                self.collection.refs, self.collection.catalog, previous=self._lemma_index
+            )
+            self._lemma_revision = revision
+        assert self._lemma_index is not None
+        return route(self._lemma_index, queries, c.N, cover=c.route_cover)
 
 
 def query(

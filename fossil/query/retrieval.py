@@ -64,12 +64,14 @@ def retrieve(
     retrieval_threshold: float | None = None,
     exclude_corpora: Sequence[str] = (),
     root: str | os.PathLike[str] | None = None,
+    lemmas: Sequence[Sequence[str]] | None = None,
 ) -> list[Retrieved]:
     """Top-``N`` references per row of ``queries`` (Q, text_dim) → Q :class:`Retrieved`.
 
     References scoring below ``retrieval_threshold`` and those of ``exclude_corpora`` are
     dropped by the store.  A concept may get fewer than ``N`` (or no) references.  Relative
-    thumbnail paths are resolved against ``root`` (the store directory).
+    thumbnail paths are resolved against ``root`` (the store directory).  ``lemmas``: per
+    query, search only the references of these noun lemmas (see :mod:`fossil.query.routing`).
     """
     if queries.ndim != 2 or len(queries) == 0:
         raise ValueError(f"queries must be a non-empty (Q, dim) array, got shape {queries.shape}")
@@ -80,6 +82,7 @@ def retrieve(
         N,
         exclude_corpora=tuple(exclude_corpora),
         min_score=retrieval_threshold,
+        **({} if lemmas is None else {"lemmas": lemmas}),
     )
     if len(hits) != len(queries):
         raise RuntimeError(f"the store answered {len(hits)} hit lists for {len(queries)} queries")

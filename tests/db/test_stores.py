@@ -78,6 +78,20 @@ def test_fetch_visual_keeps_raw_values_in_id_order(
         store.fetch_visual([make_points(1, rng, start=999)[0].id])
 
 
+def test_fetch_text_gives_the_stored_direction_in_id_order(
+    store: ReferenceStore, rng: np.random.Generator
+) -> None:
+    points = make_points(20, rng)
+    store.upsert(points)
+    picked = [points[i] for i in (5, 0, 5)]
+    text = store.fetch_text([p.id for p in picked])
+    assert text.shape == (3, points[0].text.shape[0]) and text.dtype == np.float32
+    unit = np.stack([p.text / np.linalg.norm(p.text) for p in picked])  # cosine: may normalise
+    np.testing.assert_allclose(text / np.linalg.norm(text, axis=1, keepdims=True), unit, atol=1e-6)
+    with pytest.raises(KeyError, match="not in the store"):
+        store.fetch_text([make_points(1, rng, start=999)[0].id])
+
+
 def test_delete_and_count(store: ReferenceStore, rng: np.random.Generator) -> None:
     points = make_points(25, rng)
     store.upsert(points)

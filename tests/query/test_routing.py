@@ -1,0 +1,129 @@
+"""Routing retrieval by noun lemma (fossil.query.routing) on the real stores."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from fossil.config import RetrievalConfig
+from fossil.db.open import open_collection
+from fossil.db.protocols import Collection
+from fossil.query import QueryEngine
+from fossil.query.routing import LemmaIndex, build_lemma_index, route
+from tests.query.conftest import (
+    VISUAL_DIM,
+    KeywordEncoder,
+    fill_collection,
+    make_meta,
+    planted_points,
+    unit,
+)
+
+LEMMAS = [f"noun{chr(97 + i)}{chr(97 + j)}" for i in range(6) for j in range(5)]  # 30 lemmas
+PER_LEMMA = 25
+
+
+class SpyStore:
+    """Records the keyword arguments of every search and the ids of every fetch_text."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.searches: list[dict[str, Any]] = []
+        self.fetched: list[str] = []
+
+    def search(self, vectors: np.ndarray, n: int, **kwargs: Any) -> Any:
+        self.searches.append(kwargs)
+        return self.inner.search(vectors, n, **kwargs)
+
+    def fetch_text(self, ids: Sequence[str]) -> np.ndarray:
+        self.fetched.extend(ids)
+        return self.inner.fetch_text(ids)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest.fixture(params=["edge", "memory"])
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Collection, Any]]:
+    url = ":memory:" if request.param == "memory" else None
+    opened = open_collection(tmp_path / "store", qdrant_url=url, meta=make_meta(), create=True)
+    rng = np.random.default_rng(5)
+    points, text, _ = planted_points(rng, LEMMAS, PER_LEMMA, 2)
+    # neighbouring lemmas: pairs of lemmas share most of their direction, as "dog"/"puppy"
+    for a, b in zip(LEMMAS[::2], LEMMAS[1::2], strict=True):
+        text[b] = unit(text[a] + 0.6 * unit(rng.normal(size=text[a].shape)))
+    items = []
+    for i, p in enumerate(points):
+        noun = p.payload["noun"]
+        tre = unit(text[noun] + 0.15 * rng.normal(size=text[noun].shape))
+        items.append((f"a photo of a {noun} number {i}", noun, tre, p.visual))
+    fill_collection(opened, "coco", items)
+    spy = SpyStore(opened.refs)
+    yield Collection(spy, opened.catalog, opened.meta, opened.root), KeywordEncoder(text)
+    opened.close()
+
+
+def test_route_takes_the_nearest_lemmas_until_they_cover_enough() -> None:
+    centres = np.eye(4, dtype=np.float32)
+    index = LemmaIndex(("a", "b", "c", "d"), np.array([5, 30, 10, 100]), centres)
+    query = np.array([[0.1, 1.0, 0.5, 0.2]], np.float32)  # b, then c, then d, then a
+    assert route(index, query, N=10, cover=5, min_lemmas=1) == [["b", "c", "d"]]  # 30+10 < 50
+    assert route(index, query, N=10, cover=4, min_lemmas=1) == [["b", "c"]]  # 30+10 >= 40
+    assert route(index, query, N=10, cover=3, min_lemmas=1) == [["b"]]
+    assert route(index, query, N=10, cover=3, min_lemmas=2) == [["b", "c"]]
+    assert route(index, query, N=1000, cover=1, min_lemmas=1) == [["b", "c", "d", "a"]]
+    empty = LemmaIndex((), np.zeros(0, np.int64), np.zeros((0, 0), np.float32))
+    assert route(empty, query, N=10) == [[]]
+    with pytest.raises(ValueError, match="cover"):
+        route(index, query, N=10, cover=0)
+
+
+def test_routed_retrieval_equals_exact_search(world) -> None:
+    collection, encoder = world
+    concepts = LEMMAS[::3]
+    exact = QueryEngine(collection, encoder, RetrievalConfig(N=20, K=2, route=False))
+    routed = QueryEngine(collection, encoder, RetrievalConfig(N=20, K=2, route=True, route_cover=2))
+    expected = exact.query(concepts)
+    assert "lemmas" not in collection.refs.searches[-1]
+    got = routed.query(concepts)
+    lemmas = collection.refs.searches[-1]["lemmas"]
+    assert all(2 <= len(row) < len(LEMMAS) // 3 for row in lemmas)  # a few lemmas, not all
+    for e, g in zip(expected, got, strict=True):
+        assert [r.id for r in g.references] == [r.id for r in e.references]
+        np.testing.assert_allclose(g.prototypes, e.prototypes, atol=1e-5)
+
+
+def test_auto_routing_stays_off_on_small_collections(world) -> None:
+    collection, encoder = world
+    QueryEngine(collection, encoder, RetrievalConfig(N=10, K=1)).query([LEMMAS[0]])
+    assert "lemmas" not in collection.refs.searches[-1]
+    assert collection.refs.fetched == []
+
+
+def test_index_reads_only_new_lemmas_when_the_collection_grows(world) -> None:
+    collection, encoder = world
+    first = build_lemma_index(collection.refs, collection.catalog, per_lemma=3)
+    assert first.lemmas == tuple(sorted(LEMMAS))
+    assert first.counts.tolist() == [PER_LEMMA] * len(LEMMAS)
+    assert len(collection.refs.fetched) == 3 * len(LEMMAS)
+    # each centre is nearest to its own lemma's direction
+    directions = np.stack([encoder.vectors[w] for w in first.lemmas])
+    assert ((first.centres @ directions.T).argmax(axis=1) == np.arange(len(LEMMAS))).all()
+    rng = np.random.default_rng(9)
+    extra = unit(rng.normal(size=first.centres.shape[1]))
+    fill_collection(
+        collection,
+        "web",
+        [
+            (f"a zebra number {i}", "zebra", extra, np.ones(VISUAL_DIM, np.float32))
+            for i in range(2)
+        ],
+    )
+    collection.refs.fetched.clear()
+    second = build_lemma_index(collection.refs, collection.catalog, per_lemma=3, previous=first)
+    assert "zebra" in second.lemmas and len(collection.refs.fetched) == 2
+    assert dict(zip(second.lemmas, second.counts.tolist(), strict=True))["zebra"] == 2
