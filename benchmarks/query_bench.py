@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -130,8 +131,8 @@ def measure(root: Path, concepts: list[str], config: RetrievalConfig) -> dict[st
     reopen = time.perf_counter() - start
     seconds: dict[str, float] = {}
     collection = Collection(
-        Timed(opened.refs, ["search", "fetch_visual"], seconds),
-        Timed(opened.catalog, ["lookup", "revision"], seconds),
+        Timed(opened.refs, ["search", "fetch_visual", "fetch_text", "count"], seconds),
+        Timed(opened.catalog, ["lookup", "revision", "top_lemmas", "lemma_points"], seconds),
         opened.meta,
         opened.root,
     )
@@ -156,9 +157,22 @@ def measure(root: Path, concepts: list[str], config: RetrievalConfig) -> dict[st
             QueryEngine(collection, encoder, config, disk_cache=tmp).query(concepts)  # type: ignore[arg-type]
             disk_read = time.perf_counter() - start
         count = opened.refs.count()
+        recall = None
+        if config.route is not False:  # routed (auto at this size?): recall vs exact search
+            exact = QueryEngine(collection, encoder, replace(config, route=False))  # type: ignore[arg-type]
+            start = time.perf_counter()
+            truth = exact.query(concepts)
+            exact_s = time.perf_counter() - start
+            recall = float(np.mean([
+                len({x.id for x in r.references} & {x.id for x in t.references})
+                / max(len(t.references), 1)
+                for r, t in zip(results, truth, strict=True)
+            ]))  # fmt: skip
     finally:
         opened.close()
-    stages = ("search", "fetch_visual", "lookup", "revision", "encode")
+    stages = ("search", "fetch_visual", "lookup", "revision", "encode", "fetch_text",
+              "count", "top_lemmas", "lemma_points")  # fmt: skip
+    index_s = sum(cold_stages.get(s, 0.0) for s in ("fetch_text", "top_lemmas", "lemma_points"))
     kmeans = cold - sum(cold_stages.get(s, 0.0) for s in stages)
     return {
         "references": count,
@@ -168,7 +182,11 @@ def measure(root: Path, concepts: list[str], config: RetrievalConfig) -> dict[st
         "cold_fetch_visual_s": round(cold_stages.get("fetch_visual", 0.0), 3),
         "cold_catalog_lookup_s": round(cold_stages.get("lookup", 0.0), 3),
         "cold_text_encode_s (stand-in)": round(cold_stages.get("encode", 0.0), 3),
+        "cold_lemma_index_s": round(index_s, 3),
         "cold_kmeans_and_rest_s": round(kmeans, 3),
+        "route": config.route,
+        "routed_recall_at_N_vs_exact": None if recall is None else round(recall, 4),
+        "exact_cold_total_s": None if recall is None else round(exact_s, 3),
         "cached_total_ms_median": round(1000 * float(np.median(cached)), 2),
         "second_cold_with_disk_cache_write_s": round(disk_write, 3),
         "disk_cached_new_engine_s": round(disk_read, 3),
@@ -182,6 +200,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100_000, help="references in the store")
     parser.add_argument("--store", default=None, help="store directory (default: /tmp/...)")
     parser.add_argument("--preset", default="cocostuff", help="Table 3 preset (N=95, K=25)")
+    parser.add_argument(
+        "--route", choices=["auto", "on", "off"], default="auto",
+        help="lemma routing (auto: on at >= 200k references); recall vs exact is reported",
+    )  # fmt: skip
     args = parser.parse_args()
     classes_file = Path(__file__).parents[1] / "fossil" / "data" / "benchmark_classes.json"
     concepts = json.loads(classes_file.read_text())["coco_stuff171"]["classes"]
@@ -190,6 +212,7 @@ def main() -> None:
     if not (root / "qdrant").exists():
         built = round(build(root, args.size, concepts), 1)
     config = apply_preset(FossilConfig(), args.preset).retrieval
+    config = replace(config, route={"auto": None, "on": True, "off": False}[args.route])
     report = {
         "concepts": len(concepts),
         "N": config.N,

@@ -6,11 +6,17 @@ import argparse
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fossil.config import PRESETS, FossilConfig, apply_preset
+from fossil.commands._options import (
+    add_models_options,
+    add_segmentation_options,
+    add_server_options,
+    build_config,
+)
+from fossil.config import PRESETS, FossilConfig
 from fossil.eval.layouts import SPECS
 
 if TYPE_CHECKING:
@@ -67,15 +73,7 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         help=f"N, K and γ of a Table 3 setting; default: the dataset's own ({presets})",
     )
-    p.add_argument("--n", type=int, default=None, metavar="N", help="references per concept, N")
-    p.add_argument("--k", type=int, default=None, metavar="K", help="prototypes per concept, K")
-    p.add_argument(
-        "--gamma", type=float, default=None, help="γ of eq. 5 (max-over-prototypes weight)"
-    )
-    p.add_argument(
-        "--no-opencut", action="store_true", help="label every patch on its own (Fig. 3 ablation)"
-    )
-    p.add_argument("--no-crf", action="store_true", help="skip OpenCut's CRF (faster)")
+    add_segmentation_options(p)
     p.add_argument(
         "--limit",
         type=int,
@@ -101,34 +99,9 @@ def add_parser(subparsers: Any) -> None:
         "--restart", action="store_true", help="discard earlier per-image results under --out"
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.add_argument(
-        "--models",
-        default="paper",
-        metavar="PROFILE",
-        help="model profile: 'paper' (default), 'tiny' (random, for smoke tests) or a TOML file",
-    )
-    p.add_argument("--device", default=None, metavar="D", help="torch device (default: auto)")
-    p.add_argument("--qdrant-url", default=None, metavar="URL", help="Qdrant server")
-    p.add_argument("--qdrant-api-key", default=None, metavar="KEY", help="Qdrant API key")
-    p.add_argument("--catalog", default=None, metavar="URL", help="SQLAlchemy catalog URL")
+    add_models_options(p)
+    add_server_options(p)
     p.set_defaults(func=run)
-
-
-def build_config(args: argparse.Namespace, preset: str) -> FossilConfig:
-    """The Table 3 preset, then the --n/--k/--gamma/--no-opencut/--no-crf overrides."""
-    config = apply_preset(FossilConfig(), preset)
-    retrieval = replace(
-        config.retrieval,
-        N=config.retrieval.N if args.n is None else args.n,
-        K=config.retrieval.K if args.k is None else args.k,
-    )
-    scoring = replace(
-        config.scoring,
-        gamma=config.scoring.gamma if args.gamma is None else args.gamma,
-        opencut=not args.no_opencut,
-    )
-    opencut = replace(config.opencut, crf=replace(config.opencut.crf, enabled=not args.no_crf))
-    return replace(config, retrieval=retrieval, scoring=scoring, opencut=opencut)
 
 
 @contextmanager
@@ -137,7 +110,7 @@ def open_predictor(
 ) -> Iterator[tuple[CropPredictor, dict[str, Any]]]:
     """Models, store and prototypes of ``class_names`` → the crop predictor (§5.8) and what
     the report records about it (model ids, collection revision, references per class)."""
-    from fossil.commands.query import open_store
+    from fossil.commands._options import open_store
     from fossil.eval.cache import CropCache
     from fossil.models.loading import load_models
     from fossil.pipeline import build_predictor

@@ -8,6 +8,7 @@ import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from fossil.commands._options import add_server_options, open_store
 from fossil.config import PRESETS, FossilConfig, RetrievalConfig, apply_preset
 
 if TYPE_CHECKING:
@@ -86,9 +87,7 @@ def add_parser(subparsers: Any) -> None:
         "--top", type=int, default=8, metavar="T", help="references shown per concept (default: 8)"
     )
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
-    p.add_argument("--qdrant-url", default=None, metavar="URL", help="Qdrant server")
-    p.add_argument("--qdrant-api-key", default=None, metavar="KEY", help="Qdrant API key")
-    p.add_argument("--catalog", default=None, metavar="URL", help="SQLAlchemy catalog URL")
+    add_server_options(p)
     p.set_defaults(func=run)
 
 
@@ -105,19 +104,6 @@ def retrieval_config(args: argparse.Namespace) -> RetrievalConfig:
         retrieval_threshold=args.threshold,
         prototype_mean=args.mean,
         exclude_corpora=tuple(args.exclude_corpus),
-    )
-
-
-def open_store(args: argparse.Namespace) -> Collection:
-    from fossil.db.open import open_collection
-
-    if not args.store and not args.qdrant_url:
-        raise ValueError("give --store DIR (or --qdrant-url with --catalog)")
-    return open_collection(
-        args.store,
-        qdrant_url=args.qdrant_url,
-        api_key=args.qdrant_api_key,
-        catalog_url=args.catalog,
     )
 
 

@@ -6,11 +6,16 @@ import argparse
 import json
 import logging
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fossil.config import PRESETS, FossilConfig, apply_preset
+from fossil.commands._options import (
+    add_models_options,
+    add_segmentation_options,
+    add_server_options,
+    build_config,
+)
+from fossil.config import PRESETS, FossilConfig
 
 if TYPE_CHECKING:
     import numpy as np
@@ -54,29 +59,11 @@ def add_parser(subparsers: Any) -> None:
         help=f"N, K and γ of a benchmark's best setting (Table 3); default N={config.retrieval.N}"
         f", K={config.retrieval.K}, γ={config.scoring.gamma}",
     )
-    p.add_argument("--n", type=int, default=None, metavar="N", help="references per concept, N")
-    p.add_argument("--k", type=int, default=None, metavar="K", help="prototypes per concept, K")
-    p.add_argument(
-        "--gamma", type=float, default=None, help="γ of eq. 5: weight of the max over prototypes"
-    )
     p.add_argument("--out", default="fossil-out", metavar="DIR", help="output directory")
     p.add_argument("--json", action="store_true", help="write and print per-region JSON")
-    p.add_argument(
-        "--no-opencut",
-        action="store_true",
-        help="label every patch on its own (the paper's per-patch ablation, Fig. 3)",
-    )
-    p.add_argument("--no-crf", action="store_true", help="skip OpenCut's CRF (faster)")
-    p.add_argument(
-        "--models",
-        default="paper",
-        metavar="PROFILE",
-        help="model profile: 'paper' (default), 'tiny' (random, for smoke tests) or a TOML file",
-    )
-    p.add_argument("--device", default=None, metavar="D", help="torch device (default: auto)")
-    p.add_argument("--qdrant-url", default=None, metavar="URL", help="Qdrant server")
-    p.add_argument("--qdrant-api-key", default=None, metavar="KEY", help="Qdrant API key")
-    p.add_argument("--catalog", default=None, metavar="URL", help="SQLAlchemy catalog URL")
+    add_segmentation_options(p)
+    add_models_options(p)
+    add_server_options(p)
     p.set_defaults(func=run)
 
 
@@ -90,33 +77,15 @@ def parse_concepts(text: str) -> list[str]:
     return concepts
 
 
-def build_config(args: argparse.Namespace) -> FossilConfig:
-    config = FossilConfig()
-    if args.preset:
-        config = apply_preset(config, args.preset)
-    retrieval = replace(
-        config.retrieval,
-        N=config.retrieval.N if args.n is None else args.n,
-        K=config.retrieval.K if args.k is None else args.k,
-    )
-    scoring = replace(
-        config.scoring,
-        gamma=config.scoring.gamma if args.gamma is None else args.gamma,
-        opencut=not args.no_opencut,
-    )
-    opencut = replace(config.opencut, crf=replace(config.opencut.crf, enabled=not args.no_crf))
-    return replace(config, retrieval=retrieval, scoring=scoring, opencut=opencut)
-
-
 def run(args: argparse.Namespace) -> int:
-    from fossil.commands.query import open_store
+    from fossil.commands._options import open_store
     from fossil.models.loading import load_models
     from fossil.pipeline.images import load_image
     from fossil.pipeline.segmenter import ImageAnalyser, segment_image
     from fossil.query.engine import QueryEngine
 
     concepts = parse_concepts(args.concepts)
-    config = build_config(args)
+    config = build_config(args, args.preset)
     paths = [Path(p) for p in args.images]
     images = {path: load_image(path) for path in paths}  # fail on a bad image before any work
     out = Path(args.out)

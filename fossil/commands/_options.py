@@ -1,0 +1,82 @@
+"""Flags shared by the commands that read a collection (query, segment, eval), and the
+config they build: one definition, so the commands cannot drift apart."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from fossil.config import FossilConfig, apply_preset
+
+if TYPE_CHECKING:
+    from fossil.db.protocols import Collection
+
+
+def add_server_options(p: Any) -> None:
+    """--qdrant-url, --qdrant-api-key (default $QDRANT_API_KEY), --catalog."""
+    p.add_argument("--qdrant-url", default=None, metavar="URL", help="Qdrant server")
+    p.add_argument(
+        "--qdrant-api-key",
+        default=os.environ.get("QDRANT_API_KEY"),
+        metavar="KEY",
+        help="Qdrant API key (default: $QDRANT_API_KEY)",
+    )
+    p.add_argument("--catalog", default=None, metavar="URL", help="SQLAlchemy catalog URL")
+
+
+def add_models_options(p: Any) -> None:
+    """--models PROFILE (default paper), --device."""
+    p.add_argument(
+        "--models",
+        default="paper",
+        metavar="PROFILE",
+        help="model profile: 'paper' (default), 'tiny' (random, for smoke tests) or a TOML file",
+    )
+    p.add_argument("--device", default=None, metavar="D", help="torch device (default: auto)")
+
+
+def add_segmentation_options(p: Any) -> None:
+    """--n, --k, --gamma, --no-opencut, --no-crf (read by :func:`build_config`)."""
+    p.add_argument("--n", type=int, default=None, metavar="N", help="references per concept, N")
+    p.add_argument("--k", type=int, default=None, metavar="K", help="prototypes per concept, K")
+    p.add_argument(
+        "--gamma", type=float, default=None, help="γ of eq. 5: weight of the max over prototypes"
+    )
+    p.add_argument(
+        "--no-opencut", action="store_true", help="label every patch on its own (Fig. 3 ablation)"
+    )
+    p.add_argument("--no-crf", action="store_true", help="skip OpenCut's CRF (faster)")
+
+
+def build_config(args: argparse.Namespace, preset: str | None) -> FossilConfig:
+    """The paper's defaults, the Table 3 ``preset`` when given, then the overrides of
+    :func:`add_segmentation_options`."""
+    config = FossilConfig() if preset is None else apply_preset(FossilConfig(), preset)
+    retrieval = replace(
+        config.retrieval,
+        N=config.retrieval.N if args.n is None else args.n,
+        K=config.retrieval.K if args.k is None else args.k,
+    )
+    scoring = replace(
+        config.scoring,
+        gamma=config.scoring.gamma if args.gamma is None else args.gamma,
+        opencut=not args.no_opencut,
+    )
+    opencut = replace(config.opencut, crf=replace(config.opencut.crf, enabled=not args.no_crf))
+    return replace(config, retrieval=retrieval, scoring=scoring, opencut=opencut)
+
+
+def open_store(args: argparse.Namespace) -> Collection:
+    """The collection of --store / --qdrant-url / --catalog (existing; never created)."""
+    from fossil.db.open import open_collection
+
+    if not args.store and not args.qdrant_url:
+        raise ValueError("give --store DIR (or --qdrant-url with --catalog)")
+    return open_collection(
+        args.store,
+        qdrant_url=args.qdrant_url,
+        api_key=args.qdrant_api_key,
+        catalog_url=args.catalog,
+    )
