@@ -144,6 +144,15 @@ def add_parser(subparsers: Any) -> None:
         "under DIR/thumbnails (default: write them)",
     )
     p.add_argument(
+        "--shards", type=int, default=None, metavar="S",
+        help="Qdrant cluster: shards of the server collection, when this run creates it",
+    )  # fmt: skip
+    p.add_argument(
+        "--replicas", type=int, default=None, metavar="R",
+        help="Qdrant cluster: replication factor of the server collection, when this run "
+        "creates it",
+    )  # fmt: skip
+    p.add_argument(
         "--lease-seconds",
         type=float,
         default=1800.0,
@@ -213,6 +222,10 @@ class GracefulInterrupt:
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    for flag in ("shards", "replicas"):
+        value = getattr(args, flag)
+        if value is not None and (value < 1 or args.qdrant_url is None):
+            raise ValueError(f"--{flag} ({value}) must be >= 1 and needs --qdrant-url")
     if args.register_only and not args.sources:
         raise ValueError(
             "--register-only needs SOURCE caption files to register "
@@ -377,6 +390,8 @@ def open_store(args: argparse.Namespace, meta: CollectionMeta) -> Collection:
         catalog_url=args.catalog,
         meta=meta,
         create=True,
+        shard_number=args.shards,
+        replication_factor=args.replicas,
     )
 
 

@@ -197,6 +197,31 @@ def test_bad_flags(tmp_path: Path, capsys) -> None:
     assert code == 1 and "--batch-size (0) must be >= 1" in err
     with pytest.raises(SystemExit):
         main(["ingest", str(corpus), "--store", str(tmp_path / "s"), "--format", "yaml"])
+    code, _, err = _ingest(capsys, tmp_path / "s", corpus, extra=("--shards", "2"))
+    assert code == 1 and "--shards (2) must be >= 1 and needs --qdrant-url" in err
+
+
+@pytest.mark.usefixtures("fake_models")
+def test_shards_and_replicas_reach_the_server_collection(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fossil.db.open as db_open
+
+    seen: dict[str, object] = {}
+    original = db_open.open_collection
+
+    def spy(*args, **kwargs):
+        seen.update(shard_number=kwargs.get("shard_number"),
+                    replication_factor=kwargs.get("replication_factor"))  # fmt: skip
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(db_open, "open_collection", spy)
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("A dog\n")
+    extra = ("--qdrant-url", ":memory:", "--shards", "3", "--replicas", "2")
+    code, summary, _ = _ingest(capsys, tmp_path / "s", corpus, extra=extra)
+    assert code == 0 and summary["store_references"] == 1
+    assert seen == {"shard_number": 3, "replication_factor": 2}
 
 
 def test_first_ctrl_c_finishes_the_batch_second_stops_now() -> None:
