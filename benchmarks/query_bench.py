@@ -132,7 +132,7 @@ def measure(root: Path, concepts: list[str], config: RetrievalConfig) -> dict[st
     seconds: dict[str, float] = {}
     collection = Collection(
         Timed(opened.refs, ["search", "fetch_visual", "fetch_text", "count"], seconds),
-        Timed(opened.catalog, ["lookup", "revision", "top_lemmas", "lemma_points"], seconds),
+        Timed(opened.catalog, ["lookup", "revision", "lemma_samples"], seconds),
         opened.meta,
         opened.root,
     )
@@ -171,8 +171,8 @@ def measure(root: Path, concepts: list[str], config: RetrievalConfig) -> dict[st
     finally:
         opened.close()
     stages = ("search", "fetch_visual", "lookup", "revision", "encode", "fetch_text",
-              "count", "top_lemmas", "lemma_points")  # fmt: skip
-    index_s = sum(cold_stages.get(s, 0.0) for s in ("fetch_text", "top_lemmas", "lemma_points"))
+              "count", "lemma_samples")  # fmt: skip
+    index_s = sum(cold_stages.get(s, 0.0) for s in ("fetch_text", "lemma_samples"))
     kmeans = cold - sum(cold_stages.get(s, 0.0) for s in stages)
     return {
         "references": count,

@@ -152,8 +152,9 @@ class CatalogStore(Protocol):
         """Most frequent noun lemmas with their reference counts (None: all)."""
         ...
 
-    def lemma_points(self, lemmas: Sequence[str], per_lemma: int) -> dict[str, list[str]]:
-        """Per lemma, up to ``per_lemma`` point ids of its references (the same every time)."""
+    def lemma_samples(self) -> list[tuple[str, int, list[str]]]:
+        """Per noun lemma: its reference count and one or two of its point ids (the same
+        ones every time)."""
         ...
 
     def get_meta(self) -> CollectionMeta | None: ...

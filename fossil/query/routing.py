@@ -4,7 +4,7 @@ Exact search over every Textual Retrieval Embedding costs ~10 s for 171 concepts
 references on 2 cores.  TREs cluster tightly by noun (0.9 of a TRE is the template
 embedding of its noun, §5.5), so a concept's top-N references sit under the few lemmas whose
 TREs are nearest to it.  A :class:`LemmaIndex` keeps one centre per lemma — the normalised
-mean of up to ``per_lemma`` of its references' TREs, fetched once and reused across
+mean of the TREs of two of its references, fetched once and reused across
 revisions (new lemmas are added, vanished ones dropped) — and :func:`route` gives each
 concept its nearest lemmas until they hold ``cover × N`` references.  The store then
 searches exactly within those lemmas (a payload-indexed filter).  Measured recall@150 vs
@@ -46,37 +46,29 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def build_lemma_index(
-    refs: ReferenceStore,
-    catalog: CatalogStore,
-    *,
-    per_lemma: int = 4,
-    previous: LemmaIndex | None = None,
+    refs: ReferenceStore, catalog: CatalogStore, *, previous: LemmaIndex | None = None
 ) -> LemmaIndex:
-    """The index of the collection now; centres of lemmas already in ``previous`` are kept,
-    the others are computed from up to ``per_lemma`` of their references."""
-    if per_lemma < 1:
-        raise ValueError(f"per_lemma ({per_lemma}) must be >= 1")
-    counts = dict(catalog.top_lemmas(limit=None))
-    lemmas = tuple(sorted(counts))
+    """The index of the collection now: counts from the catalog; centres of lemmas already in
+    ``previous`` are kept, the others are the mean of the TREs of their sample references
+    (:meth:`~fossil.db.protocols.CatalogStore.lemma_samples`)."""
+    samples = {lemma: (count, ids) for lemma, count, ids in catalog.lemma_samples() if ids}
+    lemmas = tuple(sorted(samples))
     known = {} if previous is None else dict(zip(previous.lemmas, previous.centres, strict=True))
     new = [lemma for lemma in lemmas if lemma not in known]
     if new:
-        samples = catalog.lemma_points(new, per_lemma)
-        ids = [point for lemma in new for point in samples.get(lemma, [])]
-        vectors = _unit(refs.fetch_text(ids)) if ids else np.zeros((0, 0), np.float32)
+        ids = [point for lemma in new for point in samples[lemma][1]]
+        vectors = _unit(refs.fetch_text(ids))
         start = 0
         for lemma in new:
-            taken = len(samples.get(lemma, []))
-            if taken:
-                known[lemma] = _unit(vectors[start : start + taken].mean(axis=0))
+            taken = len(samples[lemma][1])
+            known[lemma] = _unit(vectors[start : start + taken].mean(axis=0))
             start += taken
         logger.info("lemma index: %d new lemmas (%d references read)", len(new), len(ids))
-    lemmas = tuple(lemma for lemma in lemmas if lemma in known)
     if not lemmas:
         return LemmaIndex((), np.zeros(0, np.int64), np.zeros((0, 0), np.float32))
     return LemmaIndex(
         lemmas,
-        np.array([counts[lemma] for lemma in lemmas], np.int64),
+        np.array([samples[lemma][0] for lemma in lemmas], np.int64),
         np.stack([known[lemma] for lemma in lemmas]).astype(np.float32),
     )
 

@@ -182,7 +182,7 @@ def test_lookup_remove_and_revision(catalog: SqlCatalog) -> None:
     assert catalog.remove_references(["absent"]) == 0 and catalog.revision() == 2
 
 
-def test_lemma_points_are_the_smallest_ids_per_lemma(catalog: SqlCatalog) -> None:
+def test_lemma_samples_count_and_sample_each_lemma(catalog: SqlCatalog) -> None:
     catalog.add_corpus("coco", "s", ["a dog", "two dogs", "a dog and a cat"])
     jobs = catalog.claim("w", 3, 60)
     rows = [
@@ -192,13 +192,12 @@ def test_lemma_points_are_the_smallest_ids_per_lemma(catalog: SqlCatalog) -> Non
     ]
     catalog.complete("w", [job.id for job in jobs], rows)
     dogs = sorted(r.point_id for r in rows if r.lemma == "dog")
-    assert catalog.lemma_points(["dog", "cat", "axolotl"], 2) == {
-        "dog": dogs[:2],
-        "cat": sorted(r.point_id for r in rows if r.lemma == "cat"),
+    cats = sorted(r.point_id for r in rows if r.lemma == "cat")
+    expected = {
+        "dog": (3, [dogs[0], dogs[-1]]),
+        "cat": (len(cats), list(dict.fromkeys([cats[0], cats[-1]]))),
     }
-    assert catalog.lemma_points(["dog"], 10) == {"dog": dogs}
-    with pytest.raises(ValueError, match="per_lemma"):
-        catalog.lemma_points(["dog"], 0)
+    assert {lemma: (n, ids) for lemma, n, ids in catalog.lemma_samples()} == expected
 
 
 def test_meta_round_trip_and_reopen(catalog_url: str, clock: Clock) -> None:

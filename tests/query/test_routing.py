@@ -106,10 +106,10 @@ def test_auto_routing_stays_off_on_small_collections(world) -> None:
 
 def test_index_reads_only_new_lemmas_when_the_collection_grows(world) -> None:
     collection, encoder = world
-    first = build_lemma_index(collection.refs, collection.catalog, per_lemma=3)
+    first = build_lemma_index(collection.refs, collection.catalog)
     assert first.lemmas == tuple(sorted(LEMMAS))
     assert first.counts.tolist() == [PER_LEMMA] * len(LEMMAS)
-    assert len(collection.refs.fetched) == 3 * len(LEMMAS)
+    assert len(collection.refs.fetched) == 2 * len(LEMMAS)  # two samples per lemma
     # each centre is nearest to its own lemma's direction
     directions = np.stack([encoder.vectors[w] for w in first.lemmas])
     assert ((first.centres @ directions.T).argmax(axis=1) == np.arange(len(LEMMAS))).all()
@@ -124,6 +124,6 @@ def test_index_reads_only_new_lemmas_when_the_collection_grows(world) -> None:
         ],
     )
     collection.refs.fetched.clear()
-    second = build_lemma_index(collection.refs, collection.catalog, per_lemma=3, previous=first)
+    second = build_lemma_index(collection.refs, collection.catalog, previous=first)
     assert "zebra" in second.lemmas and len(collection.refs.fetched) == 2
     assert dict(zip(second.lemmas, second.counts.tolist(), strict=True))["zebra"] == 2
