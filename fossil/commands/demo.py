@@ -23,7 +23,7 @@ procedural materials (grass, sky, water, sand, brick wall, ...):
      (image | ground truth | OpenCut | per patch).
 
 The numbers measure the software on the synthetic world, not the paper's method on real
-images; those need the paper's models (`fossil eval`).  Takes about 2-4 minutes on 2 CPU
+images; those need the paper's models (`fossil eval`).  Takes 1.5-3 minutes on 2 CPU
 cores.
 """
 
