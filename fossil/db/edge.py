@@ -37,6 +37,7 @@ from fossil.db.points import (
     gather_vectors,
     point_payload,
     point_vectors,
+    query_filter,
 )
 from fossil.records import Hit, ReferencePoint
 
@@ -69,20 +70,6 @@ def stored_dims(path: Path | str) -> tuple[int, int] | None:
         return None
     vectors = json.loads(config.read_text())["vectors"]
     return int(vectors[TEXT]["size"]), int(vectors[VISUAL]["size"])
-
-
-def _filter(exclude_corpora: Sequence[str], lemmas: list[str] | None) -> Any:
-    """The Edge filter of one query; False when it can match nothing (empty lemma list)."""
-    if lemmas is not None and not lemmas:
-        return False
-    must_not: list[Any] = []
-    must: list[Any] = []
-    if exclude_corpora:
-        match = qe.MatchAny(any=[str(c) for c in exclude_corpora])
-        must_not.append(qe.FieldCondition(key="corpus", match=match))
-    if lemmas:
-        must.append(qe.FieldCondition(key="noun_lemma", match=qe.MatchAny(any=lemmas)))
-    return qe.Filter(must=must or None, must_not=must_not or None) if must or must_not else None
 
 
 class EdgeStore:
@@ -187,7 +174,7 @@ class EdgeStore:
         routes = check_lemmas(lemmas, len(queries))
         requests: dict[int, qe.QueryRequest] = {}
         for row, q in enumerate(queries.tolist()):
-            where = _filter(exclude_corpora, None if routes is None else routes[row])
+            where = query_filter(qe, exclude_corpora, None if routes is None else routes[row])
             if where is False:
                 continue
             requests[row] = qe.QueryRequest(

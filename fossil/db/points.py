@@ -107,3 +107,23 @@ def gather_vectors(
         missing = [i for i in unique if i not in found]
         raise KeyError(f"{len(missing)} point ids not in the store, e.g. {missing[0]}")
     return out
+
+
+def query_filter(models: Any, exclude_corpora: Sequence[str], lemmas: Sequence[str] | None) -> Any:
+    """The payload filter of one query, built with ``models`` (``qdrant_edge`` or
+    ``qdrant_client.models``: same class names): skip ``exclude_corpora``, keep only
+    ``lemmas``.  None when nothing is filtered; False when it can match nothing (an empty
+    lemma list)."""
+    if lemmas is not None and not lemmas:
+        return False
+    must_not: list[Any] = []
+    must: list[Any] = []
+    if exclude_corpora:
+        match = models.MatchAny(any=[str(c) for c in exclude_corpora])
+        must_not.append(models.FieldCondition(key="corpus", match=match))
+    if lemmas:
+        match = models.MatchAny(any=list(lemmas))
+        must.append(models.FieldCondition(key="noun_lemma", match=match))
+    if not (must or must_not):
+        return None
+    return models.Filter(must=must or None, must_not=must_not or None)

@@ -28,6 +28,7 @@ from fossil.db.points import (
     gather_vectors,
     point_payload,
     point_vectors,
+    query_filter,
 )
 from fossil.records import Hit, ReferencePoint
 
@@ -55,20 +56,6 @@ def collection_config(text_dim: int, visual_dim: int) -> dict[str, qm.VectorPara
             hnsw_config=qm.HnswConfigDiff(m=0),
         ),
     }
-
-
-def _filter(exclude_corpora: Sequence[str], lemmas: list[str] | None) -> Any:
-    """The filter of one query; False when it can match nothing (empty lemma list)."""
-    if lemmas is not None and not lemmas:
-        return False
-    must_not: list[Any] = []
-    must: list[Any] = []
-    if exclude_corpora:
-        match = qm.MatchAny(any=[str(c) for c in exclude_corpora])
-        must_not.append(qm.FieldCondition(key="corpus", match=match))
-    if lemmas:
-        must.append(qm.FieldCondition(key="noun_lemma", match=qm.MatchAny(any=lemmas)))
-    return qm.Filter(must=must or None, must_not=must_not or None) if must or must_not else None
 
 
 class ServerStore:
@@ -175,7 +162,7 @@ class ServerStore:
         routes = check_lemmas(lemmas, len(queries))
         requests: dict[int, qm.QueryRequest] = {}
         for row, q in enumerate(queries.tolist()):
-            where = _filter(exclude_corpora, None if routes is None else routes[row])
+            where = query_filter(qm, exclude_corpora, None if routes is None else routes[row])
             if where is False:
                 continue
             requests[row] = qm.QueryRequest(
