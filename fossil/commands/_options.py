@@ -16,14 +16,25 @@ if TYPE_CHECKING:
 
 def add_server_options(p: Any) -> None:
     """--qdrant-url, --qdrant-api-key (default $QDRANT_API_KEY), --catalog."""
-    p.add_argument("--qdrant-url", default=None, metavar="URL", help="Qdrant server")
+    p.add_argument(
+        "--qdrant-url",
+        default=None,
+        metavar="URL",
+        help="Qdrant server holding the vectors (default: the embedded store in DIR)",
+    )
     p.add_argument(
         "--qdrant-api-key",
         default=os.environ.get("QDRANT_API_KEY"),
         metavar="KEY",
-        help="Qdrant API key (default: $QDRANT_API_KEY)",
+        help="Qdrant server API key (default: $QDRANT_API_KEY)",
     )
-    p.add_argument("--catalog", default=None, metavar="URL", help="SQLAlchemy catalog URL")
+    p.add_argument(
+        "--catalog",
+        default=None,
+        metavar="URL",
+        help="SQLAlchemy URL of the catalog, e.g. postgresql+psycopg2://... "
+        "(default: sqlite in DIR/catalog.sqlite)",
+    )
 
 
 def add_models_options(p: Any) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from fossil.commands._options import add_server_options
 
 if TYPE_CHECKING:
     from fossil.db.catalog import SqlCatalog
@@ -27,24 +28,7 @@ def add_parser(subparsers: Any) -> None:
         metavar="DIR",
         help="store directory (optional with both --qdrant-url and --catalog)",
     )
-    p.add_argument(
-        "--qdrant-url",
-        default=None,
-        metavar="URL",
-        help="Qdrant server holding the vectors (default: the embedded store in DIR)",
-    )
-    p.add_argument(
-        "--qdrant-api-key",
-        default=os.environ.get("QDRANT_API_KEY"),
-        metavar="KEY",
-        help="Qdrant server API key (default: $QDRANT_API_KEY)",
-    )
-    p.add_argument(
-        "--catalog",
-        default=None,
-        metavar="URL",
-        help="SQLAlchemy URL of the catalog (default: sqlite in DIR/catalog.sqlite)",
-    )
+    add_server_options(p)
     p.add_argument(
         "--top",
         type=int,

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from fossil.commands._options import add_server_options
 from fossil.config import GenerationConfig
 
 if TYPE_CHECKING:
@@ -161,25 +162,7 @@ def add_parser(subparsers: Any) -> None:
         "batch is retried once it expires; an embedded store takes a crashed run's batches "
         "back when it is next opened (default: %(default)s)",
     )
-    p.add_argument(
-        "--qdrant-url",
-        default=None,
-        metavar="URL",
-        help="Qdrant server for the vectors instead of the embedded store in DIR",
-    )
-    p.add_argument(
-        "--qdrant-api-key",
-        default=os.environ.get("QDRANT_API_KEY"),
-        metavar="KEY",
-        help="Qdrant server API key (default: $QDRANT_API_KEY)",
-    )
-    p.add_argument(
-        "--catalog",
-        default=None,
-        metavar="URL",
-        help="SQLAlchemy URL of the catalog, e.g. postgresql://... "
-        "(default: sqlite in DIR/catalog.sqlite)",
-    )
+    add_server_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
