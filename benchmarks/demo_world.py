@@ -21,36 +21,22 @@ from fossil.demo.encoder import SyntheticDenseEncoder
 from fossil.demo.generator import SyntheticGenerator
 from fossil.demo.scenes import held_out_scenes
 from fossil.demo.vocabulary import CLASS_NAMES, VOCABULARY, match_noun
+from fossil.eval.metrics import IoUAccumulator
+from fossil.query.prototypes import kmeans_prototypes, l2_normalise
 from fossil.segment.pooling import region_pool
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
-def spherical_kmeans(x: np.ndarray, k: int, seed: int = 0, iters: int = 20) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    centres = unit(x[rng.choice(len(x), k, replace=False)])
-    for _ in range(iters):
-        assign = (unit(x) @ centres.T).argmax(axis=1)
-        centres = unit(np.stack([x[assign == j].mean(0) if (assign == j).any() else centres[j]
-                                 for j in range(k)]))  # fmt: skip
-    return centres
-
-
-def miou(predictions: list[np.ndarray], labels: list[np.ndarray], classes: int) -> float:
-    inter, union = np.zeros(classes), np.zeros(classes)
-    for pred, gt in zip(predictions, labels, strict=True):
-        for c in range(classes):
-            inter[c] += ((pred == c) & (gt == c)).sum()
-            union[c] += ((pred == c) | (gt == c)).sum()
-    return float((inter / np.maximum(union, 1))[union > 0].mean())
+from fossil.segment.scoring import score_regions
 
 
 def eq5(x: np.ndarray, prototypes: list[np.ndarray], gamma: float = 0.5) -> np.ndarray:
-    """(..., dim) features → (..., C) scores: (1−γ)·mean_k + γ·max_k of sigmoid(cos)."""
-    s = [1 / (1 + np.exp(-(unit(x) @ p.T))) for p in prototypes]
-    return np.stack([(1 - gamma) * v.mean(-1) + gamma * v.max(-1) for v in s], axis=-1)
+    """(..., dim) features → (..., C) eq. 5 scores (fossil.segment.scoring)."""
+    return score_regions(x.reshape(-1, x.shape[-1]), prototypes, gamma).reshape(*x.shape[:-1], -1)
+
+
+def miou(predictions: list[np.ndarray], labels: list[np.ndarray], classes: int) -> float:
+    accumulator = IoUAccumulator(classes)
+    for pred, gt in zip(predictions, labels, strict=True):
+        accumulator.update(pred, gt)
+    return accumulator.miou()
 
 
 def main() -> None:
@@ -106,7 +92,7 @@ def main() -> None:
     queries = concept_embeddings(text, [s for s, _ in synonyms])
     timings["text_s"] = time.perf_counter() - t
     owners_a = np.array(owners)
-    centroids = unit(np.stack([tre[owners_a == c].mean(0) for c in range(len(VOCABULARY))]))
+    centroids = l2_normalise(np.stack([tre[owners_a == c].mean(0) for c in range(len(VOCABULARY))]))
     cos = queries @ centroids.T
     table = {}
     for (synonym, i), row in zip(synonyms, cos, strict=True):
@@ -128,7 +114,7 @@ def main() -> None:
     labels = [s.labels for s in scenes]
     results = {}
     for K in (1, 3, 10):
-        prototypes = [spherical_kmeans(all_vres[o], K) for o in order]
+        prototypes = [kmeans_prototypes(all_vres[o], K) for o in order]
         patch = [np.kron(eq5(f, prototypes).argmax(-1), np.ones((up, up), int))
                  for f in scene_features]  # fmt: skip
         results[f"K={K}"] = {"per_patch": miou(patch, labels, len(VOCABULARY))}
@@ -136,7 +122,7 @@ def main() -> None:
     masks = [opencut(k, None, OpenCutConfig()) for k in keys]
     timings["opencut_grid_s_per_scene"] = (time.perf_counter() - t) / len(keys)
     for K in (1, 3, 10):
-        prototypes = [spherical_kmeans(all_vres[o], K) for o in order]
+        prototypes = [kmeans_prototypes(all_vres[o], K) for o in order]
         preds = []
         for f, m in zip(scene_features, masks, strict=True):
             pred = eq5(f, prototypes).argmax(-1)
