@@ -331,7 +331,7 @@ def generation_fingerprint(name: str, config: GenerationConfig, scheduler: dict)
     """
     settings = {
         "model": name,
-        "scheduler": {k: v for k, v in scheduler.items() if not k.startswith("_diffusers")},
+        "scheduler": {k: v for k, v in scheduler.items() if not k.startswith("_")},
         "height": config.height,
         "width": config.width,
         "steps": config.steps,

@@ -3,6 +3,7 @@ processor selection on a UNet of the real SD 2.1 base shape (meta device, no wei
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
@@ -220,3 +221,26 @@ def test_no_cfg_records_the_whole_batch(tiny_pipe: Any) -> None:
     generator = StableDiffusionGenerator(tiny_pipe, config, "tiny")
     (result,) = generator.generate([CAPTIONS[0]], [NOUNS[0]])
     assert result.heatmaps.shape == (2, 64, 64) and (result.heatmaps >= 0).all()
+
+
+def test_fingerprint_is_the_same_in_every_process() -> None:
+    """diffusers records ``_use_default_values`` in the scheduler config as a list built from
+    a set: its order changes with the string hash seed.  Private keys are left out of the
+    fingerprint, or a second ``fossil ingest`` on the same store is refused as "built with
+    other settings"."""
+    import subprocess
+    import sys
+
+    code = (
+        "from fossil.models.loading import load_generator, read_profile\n"
+        "_, config, _ = read_profile('tiny')\n"
+        "print(load_generator('tiny', config, 'cpu').fingerprint)\n"
+    )
+    prints = set()
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
+        prints.add(done.stdout.strip().splitlines()[-1])
+    assert len(prints) == 1
