@@ -106,6 +106,30 @@ class RetrievalConfig:
 
 
 @dataclass(frozen=True)
+class CoverageConfig:
+    """When a concept counts as covered by the collection (:mod:`fossil.query.coverage`).
+
+    Covered: at least ``min_lemma_fraction`` of the N retrieved references carry the
+    concept's own noun lemma, or the best and the N-th similarities reach ``min_best`` and
+    ``min_nth``.  Similarities depend on the text encoder: ``None`` takes the thresholds
+    measured for the collection's encoder (``fossil.query.coverage.MEASURED``); for an
+    encoder with none measured, only the lemma rule applies.
+    """
+
+    min_best: float | None = None
+    min_nth: float | None = None
+    min_lemma_fraction: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("min_best", "min_nth"):
+            value = getattr(self, name)
+            if value is not None and not -1.0 <= value <= 1.0:
+                raise ValueError(f"{name} ({value}) must be in [-1, 1]")
+        if not 0.0 < self.min_lemma_fraction <= 1.0:
+            raise ValueError(f"min_lemma_fraction ({self.min_lemma_fraction}) must be in (0, 1]")
+
+
+@dataclass(frozen=True)
 class CRFConfig:
     """Dense CRF as in MaskCut (§5.7)."""
 
@@ -194,6 +218,7 @@ class FossilConfig:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     text: TextConfig = field(default_factory=TextConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    coverage: CoverageConfig = field(default_factory=CoverageConfig)
     opencut: OpenCutConfig = field(default_factory=OpenCutConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)

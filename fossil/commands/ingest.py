@@ -17,7 +17,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from fossil.commands._options import add_server_options
-from fossil.config import GenerationConfig
+from fossil.config import GenerationConfig, RetrievalConfig
 
 if TYPE_CHECKING:
     from fossil.db.protocols import AddResult, CatalogStore, Collection, CollectionMeta
@@ -42,6 +42,13 @@ Corpus formats (from the extension, or --format; .gz detected automatically):
 Empty lines, lines that are not UTF-8 and over-long captions (longer than a sentence; the
 catalog's limit) are skipped and counted.
 
+Concepts no corpus mentions (--concepts "axolotl, solar panel"): each gets a generated
+corpus named 'concept:<concept>' of --per-concept captions putting it in varied framings
+and contexts; each caption gives one reference of the whole concept phrase.  The captions
+are the same every time, so a rerun generates nothing.  `fossil corpus list` shows them,
+`fossil corpus remove NAME` takes one out again.  (`fossil query/segment --extend` do this
+for the concepts the collection does not cover.)
+
 With no SOURCE, the captions already registered and still pending are processed: that is
 how workers resume a store, or share the work of one (a store that does not exist yet, or
 has nothing pending, is reported and nothing is loaded).
@@ -54,6 +61,7 @@ SOURCE (--store is optional then; without it no thumbnails are written).
 
 
 def add_parser(subparsers: Any) -> None:
+    from fossil.ingest.concepts import MAX_PER_CONCEPT
     from fossil.ingest.corpora import FORMATS
 
     p = subparsers.add_parser(
@@ -74,6 +82,24 @@ def add_parser(subparsers: Any) -> None:
         metavar="DIR",
         help="store directory (DIR/qdrant, DIR/catalog.sqlite, DIR/thumbnails); created if "
         "missing.  Required unless both --qdrant-url and --catalog are given",
+    )
+    p.add_argument(
+        "--concepts",
+        default=None,
+        metavar='"A, B"',
+        help="comma-separated concepts no corpus mentions: each gets a generated corpus "
+        "'concept:<concept>' of --per-concept templated captions ('a photo of the axolotl in "
+        "a park', ...) whose references are of the whole concept phrase; remove one with "
+        "`fossil corpus remove`.  Rerunning adds nothing",
+    )
+    p.add_argument(
+        "--per-concept",
+        type=int,
+        default=RetrievalConfig().N,
+        metavar="M",
+        help="captions (one image, one reference each) per --concepts concept; at least the "
+        "N you query with, so a concept's N neighbours are its own (default: %(default)s, "
+        f"the default N; at most {MAX_PER_CONCEPT})",
     )
     p.add_argument(
         "--register-only",
@@ -209,9 +235,9 @@ def _check_args(args: argparse.Namespace) -> None:
         value = getattr(args, flag)
         if value is not None and (value < 1 or args.qdrant_url is None):
             raise ValueError(f"--{flag} ({value}) must be >= 1 and needs --qdrant-url")
-    if args.register_only and not args.sources:
+    if args.register_only and not args.sources and args.concepts is None:
         raise ValueError(
-            "--register-only needs SOURCE caption files to register "
+            "--register-only needs SOURCE caption files (or --concepts) to register "
             "(e.g. fossil ingest --register-only captions.jsonl --store DIR)"
         )
     if args.store is None and args.catalog is None:
@@ -230,17 +256,44 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--limit ({args.limit}) must be >= 0")
     if args.lease_seconds <= 0:
         raise ValueError(f"--lease-seconds ({args.lease_seconds}) must be > 0")
+    if args.concepts is not None and args.per_concept < 1:
+        raise ValueError(f"--per-concept ({args.per_concept}) must be >= 1")
+
+
+def parse_concepts(text: str) -> list[str]:
+    """``--concepts "a, b"`` → validated concepts (empty entries are errors)."""
+    from fossil.ingest.concepts import validate_concept
+
+    parts = text.split(",")
+    if not text.strip():
+        raise ValueError('--concepts is empty: give comma-separated concepts, e.g. "axolotl"')
+    for i, part in enumerate(parts):
+        if not part.strip():
+            raise ValueError(f"--concepts {text!r} has an empty concept at position {i + 1}")
+    return [validate_concept(part) for part in parts]
 
 
 def read_sources(args: argparse.Namespace) -> list[CorpusFile]:
-    """Every SOURCE read completely (bad files raise before anything is written)."""
-    from fossil.ingest.corpora import CorpusFile, read_corpus
+    """Every SOURCE read completely, then the --concepts corpora (bad files and bad concepts
+    raise before anything is written)."""
+    from fossil.ingest.concepts import concept_corpora
+    from fossil.ingest.corpora import read_corpus
 
+    concepts = []
+    if args.concepts is not None:
+        concepts = concept_corpora(parse_concepts(args.concepts), args.per_concept)
     files = [
         read_corpus(source, format=args.format, csv_column=args.csv_column)
         for source in args.sources
     ]
-    if args.corpus_name is None:
+    return _merge(args, files) + concepts
+
+
+def _merge(args: argparse.Namespace, files: list[CorpusFile]) -> list[CorpusFile]:
+    """--corpus-name: all SOURCE files as one corpus."""
+    from fossil.ingest.corpora import CorpusFile
+
+    if args.corpus_name is None or not files:
         return files
     merged = CorpusFile(
         name=args.corpus_name,
@@ -348,6 +401,9 @@ def run(args: argparse.Namespace) -> int:
             )
             print(json.dumps(done, indent=2) if args.json else message)
             return 0
+    phrases = [c.phrase for c in corpora if c.phrase]
+    if phrases:
+        _warn_without_nouns(args, phrases)
     loaders = _loaders(args)
     thumbnails = None if args.no_thumbnails or args.store is None else Path(args.store)
     if args.workers == 1:
@@ -361,6 +417,14 @@ def run(args: argparse.Namespace) -> int:
     ) as pool:
         meta = pool.wait_ready()
         return _ingest(args, corpora, meta, None, pool, thumbnails)
+
+
+def _warn_without_nouns(args: argparse.Namespace, concepts: list[str]) -> None:
+    from fossil.ingest.concepts import warn_without_nouns
+    from fossil.models.loading import load_noun_parser, read_profile
+
+    ids, _, _ = read_profile(args.models)
+    warn_without_nouns(load_noun_parser(ids["nouns"]), concepts)
 
 
 def open_store(args: argparse.Namespace, meta: CollectionMeta) -> Collection:
@@ -395,7 +459,7 @@ def _ingest(
     started = time.monotonic()
     collection = open_store(args, meta)
     try:
-        _release_stale_leases(args, collection)
+        release_stale_leases(args, collection)
         registered = [_register(collection.catalog, corpus) for corpus in corpora]
         owner = f"{socket.gethostname()}:{os.getpid()}"
         claimer = Claimer(collection, owner, args.batch_size, args.lease_seconds, args.limit)
@@ -434,7 +498,7 @@ def _ingest(
     return 130 if aborted else 0
 
 
-def _release_stale_leases(args: argparse.Namespace, collection: Collection) -> None:
+def release_stale_leases(args: argparse.Namespace, collection: Collection) -> None:
     """An embedded store with its own catalog is open in this process only (it is locked),
     so leases found there belong to runs that died: hand them back at once instead of
     waiting for them to expire."""
@@ -445,7 +509,9 @@ def _release_stale_leases(args: argparse.Namespace, collection: Collection) -> N
 
 
 def _register(catalog: CatalogStore, corpus: CorpusFile) -> Registered:
-    result: AddResult = catalog.add_corpus(corpus.name, corpus.source, corpus.captions)
+    result: AddResult = catalog.add_corpus(
+        corpus.name, corpus.source, corpus.captions, phrase=corpus.phrase
+    )
     return Registered(
         name=corpus.name,
         read=len(corpus.captions),

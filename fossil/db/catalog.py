@@ -178,9 +178,13 @@ class SqlCatalog:
         self._engine.dispose()
 
     # -- corpora ----------------------------------------------------------------------------
-    def add_corpus(self, name: str, source: str, captions: Iterable[Any]) -> AddResult:
+    def add_corpus(
+        self, name: str, source: str, captions: Iterable[Any], *, phrase: str | None = None
+    ) -> AddResult:
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"corpus name ({name!r}) must be a non-empty string")
+        if phrase is not None and (not isinstance(phrase, str) or not phrase.strip()):
+            raise ValueError(f"phrase ({phrase!r}) must be a non-empty string or None")
         skipped = 0
         unique: dict[str, str] = {}  # hash -> normalised text, first occurrence wins
         seen = 0
@@ -196,12 +200,21 @@ class SqlCatalog:
             unique.setdefault(caption_hash(text), text)
         with self._engine.begin() as conn:
             self._serialise(conn, _REGISTER_LOCK)
-            corpus_id = conn.execute(select(corpus.c.id).where(corpus.c.name == name)).scalar()
-            if corpus_id is None:
+            found = conn.execute(
+                select(corpus.c.id, corpus.c.removing).where(corpus.c.name == name)
+            ).first()
+            if found is not None and found.removing:
+                raise ValueError(
+                    f"corpus {name!r} is being removed (an interrupted `fossil corpus remove`): "
+                    f"finish it with `fossil corpus remove {name!r}` before adding to it"
+                )
+            if found is None:
                 inserted = conn.execute(
                     insert(corpus).values(name=name, source=source, added_at=self._clock())
                 )
                 corpus_id = inserted.inserted_primary_key[0]  # type: ignore[index]
+            else:
+                corpus_id = found.id
             hashes = list(unique)
             existing: set[str] = set()
             for part in _chunks(hashes):
@@ -211,7 +224,13 @@ class SqlCatalog:
                     .all()
                 )
             rows = [
-                {"corpus_id": corpus_id, "text": unique[h], "text_hash": h, "status": "pending"}
+                {
+                    "corpus_id": corpus_id,
+                    "text": unique[h],
+                    "text_hash": h,
+                    "status": "pending",
+                    "phrase": phrase,
+                }
                 for h in hashes
                 if h not in existing
             ]
@@ -222,22 +241,105 @@ class SqlCatalog:
         return result
 
     def corpora(self) -> list[dict[str, Any]]:
-        """Per corpus: ``name``, ``source``, ``added_at``, ``captions`` (owned after dedup)."""
-        stmt = (
-            select(corpus.c.name, corpus.c.source, corpus.c.added_at, func.count(caption.c.id))
+        """Per corpus: ``name``, ``source``, ``added_at``, ``captions`` (owned after dedup),
+        ``references`` and ``removing`` (an unfinished ``fossil corpus remove``)."""
+        captions = (
+            select(
+                corpus.c.id,
+                corpus.c.name,
+                corpus.c.source,
+                corpus.c.added_at,
+                corpus.c.removing,
+                func.count(caption.c.id),
+            )
             .select_from(corpus.outerjoin(caption))
             .group_by(corpus.c.id)
             .order_by(corpus.c.id)
         )
+        references = (
+            select(caption.c.corpus_id, func.count())
+            .select_from(reference.join(caption))
+            .group_by(caption.c.corpus_id)
+        )
         with self._engine.connect() as conn:
+            counts = {corpus_id: int(n) for corpus_id, n in conn.execute(references)}
             return [
-                {"name": n, "source": s, "added_at": a, "captions": c}
-                for n, s, a, c in conn.execute(stmt)
+                {
+                    "name": name,
+                    "source": source,
+                    "added_at": added_at,
+                    "captions": int(n),
+                    "references": counts.get(corpus_id, 0),
+                    "removing": bool(removing),
+                }
+                for corpus_id, name, source, added_at, removing, n in conn.execute(captions)
             ]
+
+    def _corpus_id(self, conn: Connection, name: str) -> int:
+        corpus_id = conn.execute(select(corpus.c.id).where(corpus.c.name == name)).scalar()
+        if corpus_id is None:
+            names = conn.execute(select(corpus.c.name).order_by(corpus.c.id)).scalars().all()
+            raise ValueError(
+                f"no corpus named {name!r} in the catalog; its corpora: "
+                f"{', '.join(repr(n) for n in names) or '(none)'}"
+            )
+        return int(corpus_id)
+
+    def begin_removal(self, name: str, *, force: bool = False) -> None:
+        """Step 1 of removing a corpus: mark it, so its captions are no longer claimed and
+        a rerun knows to finish.  Refused while a worker holds an unexpired lease on one of
+        its captions (its references could land after the removal) unless ``force``."""
+        with self._engine.begin() as conn:
+            self._serialise(conn, _REGISTER_LOCK)
+            corpus_id = self._corpus_id(conn, name)
+            leased = conn.execute(
+                select(func.count()).where(
+                    caption.c.corpus_id == corpus_id,
+                    caption.c.status == "leased",
+                    caption.c.lease_expires >= self._clock(),
+                )
+            ).scalar()
+            if leased and not force:
+                raise RuntimeError(
+                    f"{leased} captions of corpus {name!r} are leased by running workers: "
+                    "stop them (or wait for the leases to expire) before removing it"
+                )
+            conn.execute(update(corpus).where(corpus.c.id == corpus_id).values(removing=1))
+
+    def corpus_references(self, name: str) -> list[tuple[str, str | None]]:
+        """``(point_id, thumbnail)`` of every catalogued reference of corpus ``name``."""
+        with self._engine.connect() as conn:
+            corpus_id = self._corpus_id(conn, name)
+            stmt = (
+                select(reference.c.point_id, reference.c.thumbnail)
+                .select_from(reference.join(caption))
+                .where(caption.c.corpus_id == corpus_id)
+                .order_by(reference.c.point_id)
+            )
+            return [(point, thumb) for point, thumb in conn.execute(stmt)]
+
+    def finish_removal(self, name: str) -> dict[str, int]:
+        """Last step of removing a corpus (after its points left the vector store): one
+        transaction deletes its reference rows, its captions and the corpus, and bumps the
+        revision.  Returns the counts deleted."""
+        with self._engine.begin() as conn:
+            self._serialise(conn, _REGISTER_LOCK)
+            corpus_id = self._corpus_id(conn, name)
+            owned = select(caption.c.id).where(caption.c.corpus_id == corpus_id)
+            references = conn.execute(
+                delete(reference).where(reference.c.caption_id.in_(owned))
+            ).rowcount
+            captions = conn.execute(delete(caption).where(caption.c.corpus_id == corpus_id))
+            conn.execute(delete(corpus).where(corpus.c.id == corpus_id))
+            self._bump(conn)
+        logger.info(
+            "corpus %r removed: %d references, %d captions", name, references, captions.rowcount
+        )
+        return {"references": int(references), "captions": int(captions.rowcount)}
 
     # -- jobs -------------------------------------------------------------------------------
     def _claimable(self, now: float) -> Any:
-        return or_(
+        return (corpus.c.removing == 0) & or_(
             caption.c.status == "pending",
             (caption.c.status == "leased") & (caption.c.lease_expires < now),
             (caption.c.status == "failed") & (caption.c.attempts < self.max_attempts),
@@ -250,7 +352,9 @@ class SqlCatalog:
             raise ValueError(f"lease_seconds ({lease_seconds}) must be > 0")
         now = self._clock()
         stmt = (
-            select(caption.c.id, caption.c.text, caption.c.text_hash, corpus.c.name)
+            select(
+                caption.c.id, caption.c.text, caption.c.text_hash, caption.c.phrase, corpus.c.name
+            )
             .join(corpus, caption.c.corpus_id == corpus.c.id)
             .where(self._claimable(now))
             .order_by(caption.c.id)
@@ -278,7 +382,9 @@ class SqlCatalog:
                     select(caption.c.id, caption.c.attempts).where(caption.c.id.in_(ids))
                 )
             }
-        return [CaptionJob(r.id, r.text, r.text_hash, r.name, attempts[r.id]) for r in picked]
+        return [
+            CaptionJob(r.id, r.text, r.text_hash, r.name, attempts[r.id], r.phrase) for r in picked
+        ]
 
     def complete(
         self, owner: str, caption_ids: Sequence[int], rows: Sequence[ReferenceRow]

@@ -76,6 +76,7 @@ class CaptionJob:
     text_hash: str
     corpus: str
     attempts: int
+    phrase: str | None = None  # the noun span to locate (concept corpora); None: parse nouns
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,12 @@ class AddResult:
 class CatalogStore(Protocol):
     """SQL catalog of corpora, captions (with job state) and references (§4)."""
 
-    def add_corpus(self, name: str, source: str, captions: Sequence[str]) -> AddResult:
+    def add_corpus(
+        self, name: str, source: str, captions: Sequence[str], *, phrase: str | None = None
+    ) -> AddResult:
         """Register a corpus (idempotent by name) and its captions, deduplicated by the hash
-        of the normalised text across all corpora."""
+        of the normalised text across all corpora.  ``phrase``: the noun span every caption
+        of this corpus is about (concept corpora); its references are of that phrase only."""
         ...
 
     def claim(self, owner: str, batch_size: int, lease_seconds: float) -> list[CaptionJob]:
@@ -145,7 +149,20 @@ class CatalogStore(Protocol):
     def reference_count(self) -> int: ...
 
     def corpora(self) -> list[dict[str, Any]]:
-        """Per corpus: ``name``, ``source``, ``added_at``, ``captions``."""
+        """Per corpus: ``name``, ``source``, ``added_at``, ``captions``, ``references``,
+        ``removing``."""
+        ...
+
+    def begin_removal(self, name: str, *, force: bool = False) -> None:
+        """Mark corpus ``name`` as being removed (its captions are no longer claimed)."""
+        ...
+
+    def corpus_references(self, name: str) -> list[tuple[str, str | None]]:
+        """``(point_id, thumbnail)`` of every reference of corpus ``name``."""
+        ...
+
+    def finish_removal(self, name: str) -> dict[str, int]:
+        """One transaction: delete the corpus, its captions and its reference rows."""
         ...
 
     def top_lemmas(self, limit: int | None = 20) -> list[tuple[str, int]]:

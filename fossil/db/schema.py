@@ -5,7 +5,7 @@ A minimal versioned migration scheme (no Alembic: one dependency less for a few 
 version to the function that brings the schema from the previous version to it.  On open,
 every step above the stored version runs in its own transaction, in order, and records its
 number.  A catalog newer than this code is refused.  To change the schema, append a step
-(never edit a released one) — e.g. ``MIGRATIONS[2] = _add_reference_score`` doing
+(never edit a released one) — e.g. ``MIGRATIONS[3] = _add_reference_score`` doing
 ``ALTER TABLE …`` through ``conn``.
 """
 
@@ -24,6 +24,8 @@ from sqlalchemy import (
     Table,
     Text,
     insert,
+    inspect,
+    text,
 )
 
 metadata = MetaData()
@@ -35,6 +37,8 @@ corpus = Table(
     Column("name", String(255), nullable=False, unique=True),
     Column("source", Text, nullable=False),
     Column("added_at", Float, nullable=False),
+    # v2: 1 while `fossil corpus remove` runs (its captions are not claimed; a rerun finishes)
+    Column("removing", Integer, nullable=False, server_default="0"),
 )
 caption = Table(
     "caption",
@@ -48,6 +52,9 @@ caption = Table(
     Column("lease_expires", Float),
     Column("attempts", Integer, nullable=False, default=0),
     Column("error", Text),
+    # v2: the noun span to locate, given by whoever registered the caption (`fossil ingest
+    # --concepts`): its one reference is of this phrase; None: nouns parsed by spaCy
+    Column("phrase", Text),
 )
 reference = Table(
     "reference",
@@ -79,5 +86,19 @@ def _migrate_1(conn: Connection) -> None:
     conn.execute(insert(catalog_state).values(id=1, revision=0))
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_1}
+def _migrate_2(conn: Connection) -> None:
+    """Version 2: ``caption.phrase`` (concept corpora) and ``corpus.removing`` (crash-safe
+    corpus removal).  A catalog created by this code already has them (version 1 creates
+    the current tables): only the missing columns are added."""
+    inspector = inspect(conn)
+    added = {
+        "caption": ("phrase", "TEXT"),
+        "corpus": ("removing", "INTEGER NOT NULL DEFAULT 0"),
+    }
+    for table, (column, ddl) in added.items():
+        if column not in {c["name"] for c in inspector.get_columns(table)}:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_1, 2: _migrate_2}
 SCHEMA_VERSION = max(MIGRATIONS)

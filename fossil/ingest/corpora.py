@@ -52,6 +52,7 @@ class CorpusFile:
     captions: tuple[str, ...]
     skipped_empty: int = 0
     skipped_encoding: int = 0  # lines / captions with bytes that are not UTF-8
+    phrase: str | None = None  # concept corpora: the noun span every caption is about
 
     @property
     def skipped(self) -> int:

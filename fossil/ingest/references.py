@@ -18,6 +18,7 @@ import numpy as np
 from fossil.config import TextConfig
 from fossil.db.protocols import CaptionJob, CollectionMeta, ReferenceRow
 from fossil.ingest.thumbnails import write_thumbnail
+from fossil.models.nouns import phrase_lemma, phrase_noun
 from fossil.models.protocols import DenseEncoder, Generator, NounParser, TextEncoder
 from fossil.models.text import retrieval_embeddings
 from fossil.records import GeneratedImage, Noun, ReferencePoint, point_id
@@ -165,6 +166,31 @@ def _unique_nouns(nouns: Sequence[Noun]) -> tuple[list[int], int]:
     return keep, len(nouns) - len(keep)
 
 
+def _parse(parser: NounParser, texts: Sequence[str]) -> list[list[Noun]]:
+    parsed = parser.parse(list(texts))
+    if len(parsed) != len(texts):
+        raise RuntimeError(f"noun parser returned {len(parsed)} results for {len(texts)} texts")
+    return parsed
+
+
+def job_nouns(parser: NounParser, jobs: Sequence[CaptionJob]) -> list[list[Noun]]:
+    """The nouns to locate per caption: the parsed nouns, or for a caption registered with
+    a phrase (a concept corpus) that phrase alone, as one noun span with the phrase's lemma
+    (none when the caption does not contain it)."""
+    out: list[list[Noun]] = [[] for _ in jobs]
+    plain = [i for i, job in enumerate(jobs) if job.phrase is None]
+    for i, nouns in zip(plain, _parse(parser, [jobs[i].text for i in plain]), strict=True):
+        out[i] = nouns
+    phrased = [i for i, job in enumerate(jobs) if job.phrase is not None]
+    phrases = [" ".join(str(jobs[i].phrase).split()) for i in phrased]
+    for i, phrase, nouns in zip(phrased, phrases, _parse(parser, phrases), strict=True):
+        noun = phrase_noun(jobs[i].text, phrase, phrase_lemma(phrase, nouns))
+        if noun is None:
+            logger.warning("caption %d does not contain its phrase %r", jobs[i].id, phrase)
+        out[i] = [] if noun is None else [noun]
+    return out
+
+
 @dataclass(frozen=True)
 class _Located:
     """A noun with a non-empty mask: the makings of one reference."""
@@ -185,9 +211,7 @@ def _process_group(
     root: str | Path | None,
 ) -> list[_CaptionRefs]:
     """All-or-nothing references of ``jobs`` (one batched call per model)."""
-    parsed = models.nouns.parse([job.text for job in jobs])
-    if len(parsed) != len(jobs):
-        raise RuntimeError(f"noun parser returned {len(parsed)} results for {len(jobs)} captions")
+    parsed = job_nouns(models.nouns, jobs)
     outcomes = [_CaptionRefs([], [], IngestStats(captions=1)) for _ in jobs]
     todo = [i for i, nouns in enumerate(parsed) if nouns]
     for i, nouns in enumerate(parsed):

@@ -31,7 +31,7 @@ from fossil.ingest.references import (
 logger = logging.getLogger(__name__)
 
 KILL_ENV = "FOSSIL_TEST_KILL_AT"
-KILL_POINTS = ("generate", "after-upsert", "after-complete")
+KILL_POINTS = ("generate", "after-upsert", "after-complete", "delete-batch")
 
 
 @dataclass
@@ -40,7 +40,8 @@ class KillSwitch:
     SIGKILL itself the N-th time it reaches POINT: ``generate`` (a batch leased and generated,
     its thumbnails written, nothing stored; with ``--workers``, when the batch is sent to a
     worker), ``after-upsert`` (vectors written, catalog not committed), ``after-complete``
-    (batch committed).  The crash-safety tests use it; never set it otherwise."""
+    (batch committed), ``delete-batch`` (``fossil corpus remove``: a batch of points deleted
+    from the vector store).  The crash-safety tests use it; never set it otherwise."""
 
     point: str | None = None
     nth: int = 0

@@ -9,9 +9,11 @@ modifiers plus the head's lemma ("traffic lights" → "traffic light").
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
+from fossil.models.protocols import NounParser
 from fossil.records import Noun
 
 DEFAULT_MODEL = "en_core_web_sm"
@@ -162,3 +164,40 @@ class SpacyNounParser:
                 raise ValueError(f"captions[{i}] is {type(caption).__name__}, expected a string")
         docs = self.nlp.pipe(list(captions), batch_size=self.batch_size)
         return [doc_nouns(doc) for doc in docs]
+
+
+def phrase_lemma(phrase: str, nouns: Sequence[Noun]) -> str:
+    """Lemma of a concept phrase given the nouns the parser found in it: the phrase,
+    lowercased, with its last noun replaced by that noun's lemma ("Solar Panels" → "solar
+    panel"); the lowercased phrase when it has no noun ("running")."""
+    text = " ".join(phrase.split())
+    if not nouns:
+        return text.lower()
+    last = nouns[-1]
+    return (text[: last.start] + last.lemma + text[last.end :]).lower()
+
+
+def concept_lemmas(parser: NounParser, concepts: Sequence[str]) -> list[frozenset[str]]:
+    """Per concept, the noun lemmas that name it: the phrase's lemma and the lemma of each
+    noun in it ("wooden bench" → {"wooden bench", "bench"}).  A reference whose lemma is
+    one of them carries the concept's own noun (coverage, :mod:`fossil.query.coverage`)."""
+    texts = [" ".join(c.split()) for c in concepts]
+    return [
+        frozenset({phrase_lemma(text, nouns)} | {n.lemma for n in nouns})
+        for text, nouns in zip(texts, parser.parse(texts), strict=True)
+    ]
+
+
+def phrase_noun(caption: str, phrase: str, lemma: str) -> Noun | None:
+    """The first occurrence of ``phrase`` in ``caption`` (case-insensitive, whole words) as
+    one :class:`Noun` with ``lemma``: how a concept corpus's caption names its concept, so
+    the heat map covers the whole phrase ("solar panel", not just "panel").  None when the
+    caption does not contain it."""
+    words = phrase.split()
+    if not words:
+        return None
+    pattern = r"\s+".join(re.escape(w) for w in words)
+    match = re.search(rf"(?<!\w){pattern}(?!\w)", caption, flags=re.IGNORECASE)
+    if match is None:
+        return None
+    return Noun(text=match.group(0), lemma=lemma, start=match.start(), end=match.end())

@@ -21,6 +21,8 @@ _EXPORTS = {
     "NoReferencesError": "fossil.query.engine",
     "validate_concepts": "fossil.query.engine",
     "check_text_encoder": "fossil.query.engine",
+    "Coverage": "fossil.query.coverage",
+    "assess_coverage": "fossil.query.coverage",
     "ConceptResult": "fossil.query.retrieval",
     "Reference": "fossil.query.retrieval",
     "retrieve": "fossil.query.retrieval",
@@ -32,9 +34,11 @@ _EXPORTS = {
 
 __all__ = [
     "ConceptResult",
+    "Coverage",
     "NoReferencesError",
     "QueryEngine",
     "Reference",
+    "assess_coverage",
     "check_text_encoder",
     "concept_prototypes",
     "draw_grid",
@@ -46,6 +50,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from fossil.query.coverage import Coverage, assess_coverage
     from fossil.query.engine import (
         NoReferencesError,
         QueryEngine,

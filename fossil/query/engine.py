@@ -9,14 +9,16 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 import numpy as np
 
-from fossil.config import RetrievalConfig
+from fossil.config import CoverageConfig, RetrievalConfig
 from fossil.db.protocols import Collection
 from fossil.models.protocols import TextEncoder
 from fossil.query.cache import CacheKey, DiskCache, MemoryCache
+from fossil.query.coverage import Coverage, assess_coverage
 from fossil.query.prototypes import batch_prototypes, effective_k
 from fossil.query.retrieval import ConceptResult, Retrieved, retrieve
 from fossil.query.routing import ROUTE_MIN_REFERENCES, LemmaIndex, build_lemma_index, route
@@ -32,7 +34,10 @@ class NoReferencesError(ValueError):
     def __init__(self, concepts: Sequence[str], config: RetrievalConfig) -> None:
         self.concepts = tuple(concepts)
         names = ", ".join(repr(c) for c in concepts)
-        hint = "ingest captions that mention it"
+        hint = (
+            "ingest captions that mention it, or generate references for it with "
+            f'`fossil ingest --concepts "{", ".join(concepts)}"`'
+        )
         if config.retrieval_threshold is not None:
             hint += f", or lower retrieval_threshold ({config.retrieval_threshold})"
         if config.exclude_corpora:
@@ -125,6 +130,40 @@ class QueryEngine:
                     self._disk.put(keys[concept], result)
                 found[concept] = result
         return [found[c] for c in cleaned]
+
+    def coverage(
+        self,
+        concepts: Sequence[str],
+        lemmas: Sequence[AbstractSet[str]] | None = None,
+        config: CoverageConfig | None = None,
+    ) -> list[Coverage]:
+        """How well the collection covers each concept (:mod:`fossil.query.coverage`), from
+        the same (cached) retrieval as :meth:`query`.  ``lemmas``: per concept, its own noun
+        lemmas (:func:`fossil.models.nouns.concept_lemmas`; default: the lowercased concept).
+        A concept with no references at all is uncovered (no error)."""
+        cleaned = validate_concepts(concepts)
+        if lemmas is None:
+            lemmas = [frozenset({" ".join(c.lower().split())}) for c in cleaned]
+        if len(lemmas) != len(cleaned):
+            raise ValueError(f"got {len(lemmas)} lemma sets for {len(cleaned)} concepts")
+        try:
+            results = {r.concept: r.references for r in self.query(cleaned)}
+        except NoReferencesError as error:
+            empty = set(error.concepts)
+            found = [c for c in cleaned if c not in empty]
+            results = {r.concept: r.references for r in self.query(found)} if found else {}
+        config = config if config is not None else CoverageConfig()
+        return [
+            assess_coverage(
+                concept,
+                results.get(concept, ()),
+                own,
+                self.config.N,
+                config,
+                self.text_encoder.name,
+            )
+            for concept, own in zip(cleaned, lemmas, strict=True)
+        ]
 
     def cache_stats(self) -> CacheStats:
         disk = self._disk
