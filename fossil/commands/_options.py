@@ -8,7 +8,7 @@ import os
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from fossil.config import FossilConfig, apply_preset
+from fossil.config import CoverageConfig, FossilConfig, apply_preset
 
 if TYPE_CHECKING:
     from fossil.db.protocols import Collection
@@ -59,6 +59,71 @@ def add_segmentation_options(p: Any) -> None:
         "--no-opencut", action="store_true", help="label every patch on its own (Fig. 3 ablation)"
     )
     p.add_argument("--no-crf", action="store_true", help="skip OpenCut's CRF (faster)")
+
+
+def add_coverage_options(p: Any) -> None:
+    """--extend, --per-concept and the coverage thresholds (read by :func:`coverage_config`)."""
+    defaults = CoverageConfig()
+    p.add_argument(
+        "--extend",
+        action="store_true",
+        help="first generate references for the concepts the collection does not cover "
+        "(--per-concept images each, with the collection's models; kept for later queries), "
+        "then answer.  Costs one Stable Diffusion image per reference: minutes per concept "
+        "on a GPU",
+    )
+    p.add_argument(
+        "--per-concept",
+        type=int,
+        default=None,
+        metavar="M",
+        help="--extend: references generated per uncovered concept (default: N)",
+    )
+    p.add_argument(
+        "--min-best",
+        type=float,
+        default=defaults.min_best,
+        metavar="S",
+        help="coverage: the best reference's similarity must reach S (default: the value "
+        "measured for the text encoder, see benchmarks/coverage_thresholds.py)",
+    )
+    p.add_argument(
+        "--min-nth",
+        type=float,
+        default=defaults.min_nth,
+        metavar="S",
+        help="coverage: the N-th reference's similarity must reach S (default: measured)",
+    )
+    p.add_argument(
+        "--min-lemma-fraction",
+        type=float,
+        default=defaults.min_lemma_fraction,
+        metavar="F",
+        help="coverage: a concept whose own noun is carried by this fraction of its N "
+        "references is covered whatever the similarities (default: %(default)s)",
+    )
+
+
+def coverage_config(args: argparse.Namespace) -> CoverageConfig:
+    return CoverageConfig(
+        min_best=args.min_best,
+        min_nth=args.min_nth,
+        min_lemma_fraction=args.min_lemma_fraction,
+    )
+
+
+def per_concept(args: argparse.Namespace, N: int) -> int:
+    """--per-concept, defaulting to N (a concept's N neighbours are then its own)."""
+    from fossil.ingest.concepts import MAX_PER_CONCEPT
+
+    M = N if args.per_concept is None else args.per_concept
+    if M < 1:
+        raise ValueError(f"--per-concept ({M}) must be >= 1")
+    if M > MAX_PER_CONCEPT:
+        if args.per_concept is not None:
+            raise ValueError(f"--per-concept ({M}) must be <= {MAX_PER_CONCEPT}")
+        M = MAX_PER_CONCEPT
+    return M
 
 
 def build_config(args: argparse.Namespace, preset: str | None) -> FossilConfig:

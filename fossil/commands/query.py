@@ -8,12 +8,20 @@ import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from fossil.commands._options import add_server_options, open_store
+from fossil.commands._options import (
+    add_coverage_options,
+    add_server_options,
+    coverage_config,
+    open_store,
+    per_concept,
+)
 from fossil.config import PRESETS, FossilConfig, RetrievalConfig, apply_preset
 
 if TYPE_CHECKING:
     from fossil.db.protocols import Collection
-    from fossil.models.protocols import TextEncoder
+    from fossil.models.loading import ModelBundle
+    from fossil.models.protocols import NounParser, TextEncoder
+    from fossil.query.coverage import Coverage
     from fossil.query.retrieval import ConceptResult
 
 DESCRIPTION = """\
@@ -23,6 +31,12 @@ regions with).  Shows each concept's top references with the caption and noun th
 from; --grid draws their thumbnails with the noun masks, --json prints everything,
 prototypes included.  Results are cached under DIR/cache/prototypes until the collection
 changes.
+
+Each concept is also checked for coverage: a concept the collection has never seen still
+retrieves N references — the nearest unrelated ones.  It counts as covered when enough
+references carry its own noun, or when the best and the N-th similarities reach thresholds
+measured for the text encoder (--min-best, --min-nth).  --extend generates references for
+the uncovered concepts first (see `fossil ingest --concepts`).
 """
 
 
@@ -77,8 +91,9 @@ def add_parser(subparsers: Any) -> None:
         "--models",
         default=None,
         metavar="PROFILE",
-        help="model profile to take the text encoder from ('paper', 'tiny', a TOML file); "
-        "default: the text encoder the collection was built with",
+        help="model profile to take the text encoder and noun parser from ('paper', 'tiny', a "
+        "TOML file); default: the text encoder the collection was built with.  --extend "
+        "loads the whole profile (default: paper) and must match the collection",
     )
     p.add_argument("--device", default=None, metavar="D", help="torch device (default: auto)")
     p.add_argument("--json", action="store_true", help="print JSON (references and prototypes)")
@@ -87,6 +102,7 @@ def add_parser(subparsers: Any) -> None:
         "--top", type=int, default=8, metavar="T", help="references shown per concept (default: 8)"
     )
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    add_coverage_options(p)
     add_server_options(p)
     p.set_defaults(func=run)
 
@@ -134,21 +150,42 @@ def result_dict(result: ConceptResult) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fossil.models.nouns import concept_lemmas
     from fossil.query.engine import QueryEngine, validate_concepts
 
     config = retrieval_config(args)
-    validate_concepts(args.concepts)
+    concepts = validate_concepts(args.concepts)
+    coverage = coverage_config(args)
+    M = per_concept(args, config.N) if args.extend else None
     if args.top < 1:
         raise ValueError(f"--top ({args.top}) must be >= 1")
     collection = open_store(args)
     try:
+        models = _models(args) if args.extend else None
+        encoder = models.text if models is not None else text_encoder(args, collection)
+        parser = models.nouns if models is not None else _noun_parser(args)
+        lemmas = concept_lemmas(parser, concepts)
         engine = QueryEngine(
             collection,
-            text_encoder(args, collection),
+            encoder,
             config,
             disk_cache=None if args.no_cache or collection.root is None else True,
         )
-        results = engine.query(args.concepts)
+        extension = None
+        if models is not None and M is not None:
+            from fossil.pipeline.extend import extend
+
+            extension = extend(
+                engine,
+                concepts,
+                models,
+                per_concept=M,
+                lemmas=lemmas,
+                coverage=coverage,
+                thumbnail_root=collection.root,
+            )
+        covered = engine.coverage(concepts, lemmas, coverage)
+        results = engine.query(concepts)
     finally:
         collection.close()
     if args.grid:
@@ -156,23 +193,52 @@ def run(args: argparse.Namespace) -> int:
 
         draw_grid(results, args.grid, top=args.top)
     if args.json:
-        json.dump(
-            {"N": config.N, "K": config.K, "concepts": [result_dict(r) for r in results]},
-            sys.stdout,
-        )
+        report: dict[str, Any] = {
+            "N": config.N,
+            "K": config.K,
+            "concepts": [
+                {**result_dict(r), "coverage": c.as_dict()}
+                for r, c in zip(results, covered, strict=True)
+            ],
+        }
+        if extension is not None:
+            report["extension"] = extension.as_dict()
+        json.dump(report, sys.stdout)
         sys.stdout.write("\n")
     else:
-        _print_table(results, args.top)
+        _print_table(results, covered, args.top)
     if args.grid:
         print(f"grid written to {args.grid}", file=sys.stderr)
     return 0
 
 
-def _print_table(results: list[ConceptResult], top: int) -> None:
-    for result in results:
+def _models(args: argparse.Namespace) -> ModelBundle:
+    from fossil.models.loading import load_models
+
+    return load_models(args.models or "paper", device=args.device)
+
+
+def _noun_parser(args: argparse.Namespace) -> NounParser:
+    """The noun parser of --models (default: the paper's spaCy pipeline): concept lemmas."""
+    from fossil.models.loading import load_noun_parser, read_profile
+
+    ids, _, _ = read_profile(args.models or "paper")
+    return load_noun_parser(ids["nouns"])
+
+
+def _print_table(results: list[ConceptResult], covered: list[Coverage], top: int) -> None:
+    for result, coverage in zip(results, covered, strict=True):
+        state = "covered" if coverage.covered else "UNCOVERED"
         print(
             f"{result.concept}: {len(result.references)} references, "
-            f"{len(result.prototypes)} prototypes"
+            f"{len(result.prototypes)} prototypes; {state}: {coverage.reason}"
         )
         for r in result.references[:top]:
             print(f"  {r.score:6.3f}  {r.noun:<16.16}  {r.caption or '(not catalogued)'}")
+    uncovered = [c.concept for c in covered if not c.covered]
+    if uncovered:
+        names = ", ".join(uncovered)
+        print(
+            f"uncovered: {names} — these references are the nearest unrelated ones; generate "
+            f'references with --extend or `fossil ingest --concepts "{names}"`'
+        )

@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fossil.commands._options import (
+    add_coverage_options,
     add_models_options,
     add_segmentation_options,
     add_server_options,
     build_config,
+    coverage_config,
+    per_concept,
 )
 from fossil.config import PRESETS, FossilConfig
 
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from fossil.pipeline.segmenter import SegmentationResult
+    from fossil.query.coverage import Coverage
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +37,9 @@ Writes, per image, OUT/<name>.overlay.png (labels over the image, with a legend)
 OUT/<name>.labels.png (concept index per pixel, 0-based, in the order of --concepts);
 with --json also OUT/<name>.json (per region: concept, score, the references that decided it)
 and the same JSON on stdout.
+
+Concepts the collection does not cover (see `fossil query`) are named in a warning;
+--extend generates references for them first (kept in the store for later runs).
 
 example:
   fossil segment park.jpg --concepts "dog, grass, sky, tree" --store refs/ --out out/
@@ -62,6 +69,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--out", default="fossil-out", metavar="DIR", help="output directory")
     p.add_argument("--json", action="store_true", help="write and print per-region JSON")
     add_segmentation_options(p)
+    add_coverage_options(p)
     add_models_options(p)
     add_server_options(p)
     p.set_defaults(func=run)
@@ -80,12 +88,15 @@ def parse_concepts(text: str) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from fossil.commands._options import open_store
     from fossil.models.loading import load_models
+    from fossil.models.nouns import concept_lemmas
     from fossil.pipeline.images import load_image
     from fossil.pipeline.segmenter import ImageAnalyser, segment_image
     from fossil.query.engine import QueryEngine
 
     concepts = parse_concepts(args.concepts)
     config = build_config(args, args.preset)
+    coverage = coverage_config(args)
+    M = per_concept(args, config.retrieval.N) if args.extend else None
     paths = [Path(p) for p in args.images]
     images = {path: load_image(path) for path in paths}  # fail on a bad image before any work
     out = Path(args.out)
@@ -94,6 +105,20 @@ def run(args: argparse.Namespace) -> int:
     collection = open_store(args)
     try:
         engine = QueryEngine(collection, models.text, config.retrieval)
+        lemmas = concept_lemmas(models.nouns, concepts)
+        if M is not None:
+            from fossil.pipeline.extend import extend
+
+            extend(
+                engine,
+                concepts,
+                models,
+                per_concept=M,
+                lemmas=lemmas,
+                coverage=coverage,
+                thumbnail_root=collection.root,
+            )
+        warn_uncovered(engine.coverage(concepts, lemmas, coverage))
         analyser = ImageAnalyser(models.dense, models.keys, config)
         reports = []
         for path, image in images.items():
@@ -110,6 +135,20 @@ def run(args: argparse.Namespace) -> int:
         for report in reports:
             print(f"{report['image']}: {report['overlay']}  {report['labels']}")
     return 0
+
+
+def warn_uncovered(covered: list[Coverage]) -> None:
+    """One warning naming the concepts the collection does not cover."""
+    uncovered = [c for c in covered if not c.covered]
+    if uncovered:
+        names = ", ".join(c.concept for c in uncovered)
+        logger.warning(
+            "the collection does not cover %s (%s): their labels come from the nearest "
+            'unrelated references; rerun with --extend, or `fossil ingest --concepts "%s"`',
+            ", ".join(repr(c.concept) for c in uncovered),
+            "; ".join(f"{c.concept}: {c.reason}" for c in uncovered),
+            names,
+        )
 
 
 def write_outputs(

@@ -345,7 +345,15 @@ class SqlCatalog:
             (caption.c.status == "failed") & (caption.c.attempts < self.max_attempts),
         )
 
-    def claim(self, owner: str, batch_size: int, lease_seconds: float) -> list[CaptionJob]:
+    def claim(
+        self,
+        owner: str,
+        batch_size: int,
+        lease_seconds: float,
+        *,
+        corpora: Sequence[str] | None = None,
+    ) -> list[CaptionJob]:
+        """Lease up to ``batch_size`` claimable captions (of ``corpora`` only, when given)."""
         if batch_size < 1:
             raise ValueError(f"batch_size ({batch_size}) must be >= 1")
         if lease_seconds <= 0:
@@ -361,6 +369,8 @@ class SqlCatalog:
             .limit(batch_size)
             .with_for_update(skip_locked=True, of=caption)
         )
+        if corpora is not None:
+            stmt = stmt.where(corpus.c.name.in_(list(corpora)))
         with self._engine.begin() as conn:
             picked = conn.execute(stmt).all()
             ids = [row.id for row in picked]
@@ -475,12 +485,14 @@ class SqlCatalog:
             )
         return int(result.rowcount)
 
-    def status_counts(self) -> dict[str, int]:
+    def status_counts(self, corpora: Sequence[str] | None = None) -> dict[str, int]:
+        """Captions per status (of ``corpora`` only, when given)."""
         counts = dict.fromkeys(STATUSES, 0)
+        stmt = select(caption.c.status, func.count()).group_by(caption.c.status)
+        if corpora is not None:
+            stmt = stmt.join(corpus).where(corpus.c.name.in_(list(corpora)))
         with self._engine.connect() as conn:
-            for status, n in conn.execute(
-                select(caption.c.status, func.count()).group_by(caption.c.status)
-            ):
+            for status, n in conn.execute(stmt):
                 counts[status] = int(n)
         return counts
 

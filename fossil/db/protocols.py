@@ -110,9 +110,16 @@ class CatalogStore(Protocol):
         of this corpus is about (concept corpora); its references are of that phrase only."""
         ...
 
-    def claim(self, owner: str, batch_size: int, lease_seconds: float) -> list[CaptionJob]:
+    def claim(
+        self,
+        owner: str,
+        batch_size: int,
+        lease_seconds: float,
+        *,
+        corpora: Sequence[str] | None = None,
+    ) -> list[CaptionJob]:
         """Lease up to ``batch_size`` pending captions (or ones whose lease expired, or failed
-        ones below the retry limit) to ``owner``."""
+        ones below the retry limit) to ``owner``; only captions of ``corpora`` when given."""
         ...
 
     def complete(
@@ -128,7 +135,10 @@ class CatalogStore(Protocol):
         """Give leased captions back (clean shutdown)."""
         ...
 
-    def status_counts(self) -> dict[str, int]: ...
+    def status_counts(self, corpora: Sequence[str] | None = None) -> dict[str, int]:
+        """Captions per status (``pending``, ``leased``, ``done``, ``failed``), of
+        ``corpora`` only when given."""
+        ...
 
     def revision(self) -> int:
         """Increases whenever references are added or removed (prototype cache key)."""

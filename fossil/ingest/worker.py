@@ -129,7 +129,7 @@ class BatchWriter:
 
 class Claimer:
     """Leases batches for ``owner`` until the catalog has nothing claimable or ``limit``
-    captions were handed out."""
+    captions were handed out; ``corpora``: only captions of these corpora."""
 
     def __init__(
         self,
@@ -138,6 +138,7 @@ class Claimer:
         batch_size: int,
         lease_seconds: float,
         limit: int | None = None,
+        corpora: Sequence[str] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size ({batch_size}) must be >= 1")
@@ -148,11 +149,16 @@ class Claimer:
         self.catalog = collection.catalog
         self.owner, self.batch_size, self.lease_seconds = owner, batch_size, lease_seconds
         self.remaining = limit
+        self.corpora = None if corpora is None else tuple(corpora)
         self.exhausted = False
 
     def claim(self) -> list[CaptionJob]:
         size = self.batch_size if self.remaining is None else min(self.batch_size, self.remaining)
-        jobs = self.catalog.claim(self.owner, size, self.lease_seconds) if size > 0 else []
+        jobs = (
+            self.catalog.claim(self.owner, size, self.lease_seconds, corpora=self.corpora)
+            if size > 0
+            else []
+        )
         if self.remaining is not None:
             self.remaining -= len(jobs)
         self.exhausted = not jobs

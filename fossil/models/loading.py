@@ -240,8 +240,8 @@ def read_profile(profile: str | os.PathLike) -> tuple[dict[str, str], Generation
         if value.startswith(("./", "../")):  # relative to the profile file
             value = str((path.parent / value).resolve())
         ids[role] = value
-    tiny_only = all(ids[role] == TINY for role in ROLES if role != "nouns")
-    base = TINY_GENERATION if tiny_only else GenerationConfig()
+    # the generation settings belong to the generator: a tiny one gets the tiny settings
+    base = TINY_GENERATION if ids["generator"] == TINY else GenerationConfig()
     generation = _generation_overrides(base, data.get("generation", {}))
     return ids, generation, str(path)
 

@@ -179,9 +179,9 @@ def phrase_lemma(phrase: str, nouns: Sequence[Noun]) -> str:
 
 def concept_lemmas(parser: NounParser, concepts: Sequence[str]) -> list[frozenset[str]]:
     """Per concept, the noun lemmas that name it: the phrase's lemma and the lemma of each
-    noun in it ("wooden bench" → {"wooden bench", "bench"}).  A reference whose lemma is
+    noun in it ("Wooden Benches" → {"wooden bench", "bench"}).  A reference whose lemma is
     one of them carries the concept's own noun (coverage, :mod:`fossil.query.coverage`)."""
-    texts = [" ".join(c.split()) for c in concepts]
+    texts = [" ".join(c.split()).lower() for c in concepts]  # "Solar Panels" is no name
     return [
         frozenset({phrase_lemma(text, nouns)} | {n.lemma for n in nouns})
         for text, nouns in zip(texts, parser.parse(texts), strict=True)

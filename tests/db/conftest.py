@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from fossil.db import schema
+from fossil.db.catalog import SqlCatalog
 from fossil.db.protocols import CollectionMeta, ReferenceStore
 from fossil.records import ReferencePoint, point_id
 
@@ -132,3 +133,32 @@ def postgres_url(postgres_server: str) -> str:
     """The test server's URL with an empty database (no catalog tables)."""
     reset_postgres(postgres_server)
     return postgres_server
+
+
+# -- catalog fixtures (test_catalog.py, test_corpus_lifecycle.py) ---------------------------
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty catalog's URL on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def catalog(catalog_url: str, clock: Clock) -> Iterator[SqlCatalog]:
+    opened = SqlCatalog(catalog_url, clock=clock, max_attempts=3)
+    yield opened
+    opened.close()

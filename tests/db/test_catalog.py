@@ -7,8 +7,6 @@ Every test runs on SQLite and on PostgreSQL (``[postgresql]``, marked ``integrat
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, event, inspect
@@ -17,35 +15,7 @@ from fossil.db import schema
 from fossil.db.catalog import MAX_CAPTION_CHARS, SqlCatalog, caption_hash
 from fossil.db.protocols import AddResult, CatalogStore, ReferenceRow
 from fossil.db.schema import SCHEMA_VERSION
-from tests.db.conftest import make_meta
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A new, empty catalog's URL on each backend."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'catalog.sqlite'}"
-    return request.getfixturevalue("postgres_url")
-
-
-@pytest.fixture
-def catalog(catalog_url: str, clock: Clock) -> Iterator[SqlCatalog]:
-    opened = SqlCatalog(catalog_url, clock=clock, max_attempts=3)
-    yield opened
-    opened.close()
+from tests.db.conftest import Clock, make_meta
 
 
 def rows_for(job_id: int, count: int = 2) -> list[ReferenceRow]:

@@ -69,3 +69,31 @@ def test_unknown_spacy_model_names_the_role() -> None:
 
     with pytest.raises(OSError, match="nouns model .*no_such_pipeline"):
         load_spacy("no_such_pipeline")
+
+
+@pytest.mark.parametrize(
+    ("concept", "lemmas"),
+    [
+        ("puppy", {"puppy"}),
+        ("Solar  Panels", {"solar panel", "panel"}),
+        ("wooden benches", {"wooden bench", "bench"}),
+        ("traffic lights", {"traffic light"}),
+        ("running", {"running"}),  # no noun: the phrase itself
+    ],
+)
+def test_concept_lemmas(noun_parser: Any, concept: str, lemmas: set[str]) -> None:
+    from fossil.models.nouns import concept_lemmas
+
+    assert concept_lemmas(noun_parser, [concept]) == [frozenset(lemmas)]
+
+
+def test_phrase_noun_spans_the_whole_phrase() -> None:
+    from fossil.models.nouns import phrase_noun
+
+    caption = "a close-up photo of the Solar Panel on a rooftop"
+    noun = phrase_noun(caption, "solar  panel", "solar panel")
+    assert noun is not None
+    assert caption[noun.start : noun.end] == noun.text == "Solar Panel"
+    assert noun.lemma == "solar panel"
+    assert phrase_noun("a photo of the solar panels", "solar panel", "x") is None  # whole words
+    assert phrase_noun("a cat", "dog", "dog") is None
