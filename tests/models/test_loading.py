@@ -107,7 +107,9 @@ def test_toml_profile(tmp_path: Path) -> None:
     assert ids["text"] == str((tmp_path / "clip").resolve())
     assert ids["nouns"] == "en_core_web_sm" and ids["generator"] == "tiny"
     assert generation.steps == 3 and generation.heatmap_resolutions == (64, 32)
-    assert generation.height == 512  # the text role is not tiny: paper generation defaults
+    assert generation.height == 64  # the generator is tiny: tiny generation defaults
+    profile.write_text('[models]\ngenerator = "./sd"\ntext = "tiny"\n')
+    assert read_profile(profile)[1].height == 512  # a real generator: the paper's settings
     profile.write_text('[models]\nvision = "x"\n')
     with pytest.raises(ValueError, match=r"unknown \[models\] roles \['vision'\]"):
         read_profile(profile)
