@@ -20,6 +20,8 @@ fossil: open-vocabulary semantic segmentation from synthetic references (FOSSIL)
 Typical flow:
   fossil ingest captions.jsonl --store refs/        build or grow a reference collection
   fossil query "golden retriever" --store refs/     inspect what a concept retrieves
+  fossil ingest --concepts "axolotl" --store refs/  references for a concept no corpus has
+  fossil corpus list --store refs/                  corpora; `corpus remove NAME` drops one
   fossil segment photo.jpg --concepts "dog, grass, sky" --store refs/
   fossil eval pascal_context59 --data VOCdevkit/VOC2010 --store refs/
 """

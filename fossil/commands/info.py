@@ -124,7 +124,11 @@ def run(args: argparse.Namespace) -> int:
     captions = info["captions"]
     print("captions " + ", ".join(f"{k} {v}" for k, v in captions.items()))
     for c in info["corpora"]:
-        print(f"  corpus {c['name']}: {c['captions']} captions from {c['source']}")
+        removing = " (REMOVING: rerun `fossil corpus remove`)" if c.get("removing") else ""
+        print(
+            f"  corpus {c['name']}: {c['captions']} captions, {c.get('references', 0)} "
+            f"references; {c['source']}{removing}"
+        )
     if info["top_lemmas"]:
         print(
             "top nouns " + ", ".join(f"{t['lemma']} {t['references']}" for t in info["top_lemmas"])
