@@ -5,6 +5,7 @@ the middle of it and a rerun."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ import pytest
 import fossil.commands.ingest as ingest_command
 from fossil.cli import main
 from fossil.config import RetrievalConfig
+from fossil.db.open import open_collection
 from tests.ingest.conftest import load_fake_models
 from tests.ingest.test_crash import ROOT, _state
 
@@ -122,3 +124,20 @@ def test_bad_input(stores: dict[str, Path], capsys) -> None:
     assert main(argv) == 1
     assert "--per-concept (0) must be >= 1" in capsys.readouterr().err
     assert _state(stores["after"])["vectors"] == _state(stores["before"])["vectors"] + 5
+
+
+def test_a_concept_without_a_noun_is_ingested_as_a_phrase_with_a_warning(
+    stores: dict[str, Path], tmp_path: Path, capsys, caplog
+) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(stores["before"], store)
+    argv = ["ingest", "--store", str(store), "--concepts", "running", "--per-concept", "3"]
+    with caplog.at_level(logging.WARNING, logger="fossil.ingest.concepts"):
+        summary = _run(capsys, *argv, "--no-progress")
+    assert "concept 'running' parses to no noun: ingested as the phrase" in caplog.text
+    assert summary["references_written"] == 3
+    collection = open_collection(store)
+    try:
+        assert ("running", 3) in collection.catalog.top_lemmas(None)
+    finally:
+        collection.close()
