@@ -39,6 +39,7 @@ from fossil.db.points import (
     point_vectors,
     query_filter,
 )
+from fossil.db.rowfile import RowFile
 from fossil.records import Hit, ReferencePoint
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ logger = logging.getLogger(__name__)
 UPSERT_CHUNK = 256  # points per Edge update operation
 RETRIEVE_CHUNK = 2048  # ids per retrieve call
 CONFIG_FILE = "edge_config.json"  # written by Edge in the shard directory
+ROW_KEY = "vre_row"  # payload key: "<row file id>/<row>" in the VRE row file (fossil.db.rowfile)
 
 
 def _config(text_dim: int, visual_dim: int) -> qe.EdgeConfig:
@@ -92,6 +94,7 @@ class EdgeStore:
         self._lock = lock
         try:
             self.text_dim, self.visual_dim = self._open(text_dim, visual_dim, create)
+            self._rows = RowFile(visual_file(self.path), self.visual_dim)
         except BaseException:
             if lock is not None:
                 lock.release()
@@ -139,12 +142,14 @@ class EdgeStore:
 
     # -- writes ---------------------------------------------------------------------------
     def upsert(self, points: Sequence[ReferencePoint]) -> None:
+        """Points in chunks; each chunk's VREs go to the row file (durably) first."""
         for start in range(0, len(points), UPSERT_CHUNK):
             chunk = points[start : start + UPSERT_CHUNK]
             text, visual = point_vectors(chunk, self.text_dim, self.visual_dim)
+            rows, uid = self._rows.append(visual), self._rows.uid
             batch = [
-                qe.Point(p.id, {TEXT: t, VISUAL: v}, point_payload(p))
-                for p, t, v in zip(chunk, text.tolist(), visual.tolist(), strict=True)
+                qe.Point(p.id, {TEXT: t, VISUAL: v}, {**point_payload(p), ROW_KEY: f"{uid}/{row}"})
+                for p, t, v, row in zip(chunk, text.tolist(), visual.tolist(), rows, strict=True)
             ]
             self._shard.update(qe.UpdateOperation.upsert_points(batch))
 
@@ -192,12 +197,33 @@ class EdgeStore:
         else:  # different filters per query: one by one is ~5x faster than a batch plan here
             results = [self._shard.query(request) for request in requests.values()]
         for row, points in zip(requests, results, strict=True):
-            out[row] = [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in points]
+            out[row] = [Hit(str(p.id), float(p.score), _payload(p.payload)) for p in points]
         return out
 
     def fetch_visual(self, ids: Sequence[str]) -> np.ndarray:
-        """(len(ids), visual_dim) float32 raw VREs in the order of ``ids`` (repeats allowed)."""
-        return gather_vectors(ids, self.visual_dim, self._vectors(VISUAL), RETRIEVE_CHUNK)
+        """(len(ids), visual_dim) float32 raw VREs in the order of ``ids`` (repeats allowed):
+        from the row file for points that name a valid row, from Edge for the others
+        (points of a store written before the row file existed).  Unknown ids raise."""
+        keys = [str(i) for i in ids]
+        row_of: dict[str, int] = {}
+        unique: list[Any] = list(dict.fromkeys(keys))
+        selector = qe.PayloadSelector.Include([ROW_KEY])
+        for start in range(0, len(unique), RETRIEVE_CHUNK):
+            chunk = unique[start : start + RETRIEVE_CHUNK]
+            for record in self._shard.retrieve(chunk, with_payload=selector, with_vector=False):
+                uid, _, row = str((record.payload or {}).get(ROW_KEY, "")).partition("/")
+                if uid == self._rows.uid and row.isdigit() and int(row) < self._rows.rows:
+                    row_of[str(record.id)] = int(row)
+        rows = np.fromiter((row_of.get(k, -1) for k in keys), np.int64, count=len(keys))
+        have = rows >= 0
+        out = np.empty((len(keys), self.visual_dim), np.float32)
+        out[have] = self._rows.gather(rows[have])
+        if not have.all():
+            others = [k for k, h in zip(keys, have, strict=True) if not h]
+            out[~have] = gather_vectors(
+                others, self.visual_dim, self._vectors(VISUAL), RETRIEVE_CHUNK
+            )
+        return out
 
     def fetch_text(self, ids: Sequence[str]) -> np.ndarray:
         """(len(ids), text_dim) float32 TREs in the order of ``ids`` (repeats allowed)."""
@@ -230,7 +256,7 @@ class EdgeStore:
                     id=str(r.id),
                     text=np.asarray(vector[TEXT], np.float32),
                     visual=np.asarray(vector[VISUAL], np.float32),
-                    payload=dict(r.payload or {}),
+                    payload=_payload(r.payload),
                 )
             if offset is None:
                 return
@@ -244,6 +270,22 @@ class EdgeStore:
             shard.flush()
             shard.close()
             self._shard = None
+        rows = getattr(self, "_rows", None)
+        if rows is not None:
+            rows.close()  # idempotent
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+
+def visual_file(path: Path | str) -> Path:
+    """The VRE row file of the shard at ``path``: beside it, ``<shard>-visual.f32``."""
+    path = Path(path)
+    return path.with_name(f"{path.name}-visual.f32")
+
+
+def _payload(payload: Any) -> dict[str, Any]:
+    """A point's payload as fossil records it (the row-file bookkeeping left out)."""
+    out = dict(payload or {})
+    out.pop(ROW_KEY, None)
+    return out
