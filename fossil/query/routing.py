@@ -10,13 +10,19 @@ concept its nearest lemmas until they hold ``cover × N`` references.  The store
 searches exactly within those lemmas (a payload-indexed filter).  Measured recall@150 vs
 exact search: see ``benchmarks/query_bench.py``.
 
-Pure functions over arrays, plus :func:`build_lemma_index` which reads the stores.
+Pure functions over arrays, plus :func:`build_lemma_index` which reads the stores and
+:func:`save_lemma_index` / :func:`load_lemma_index`, which keep the index of one collection
+revision on disk (``DIR/cache/lemma_index.npz``): a new process routes at once instead of
+re-reading the lemma counts and sample vectors (~2.4 s at 1M references cold).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -94,3 +100,44 @@ def route(
     first = np.where(enough.any(axis=1), enough.argmax(axis=1), len(index.lemmas) - 1)
     take = np.maximum(first + 1, min(min_lemmas, len(index.lemmas)))
     return [[index.lemmas[j] for j in row[:k]] for row, k in zip(order, take, strict=True)]
+
+
+def save_lemma_index(
+    index: LemmaIndex, path: str | os.PathLike[str], revision: int, encoder: str
+) -> None:
+    """Write ``index`` of collection ``revision`` (TREs of text encoder ``encoder``) to
+    ``path`` atomically (a temporary file renamed over it)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".lemma_index.", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(
+                handle,
+                lemmas=np.array(index.lemmas, dtype=np.str_),
+                counts=index.counts,
+                centres=index.centres,
+                revision=np.int64(revision),
+                encoder=np.str_(encoder),
+            )
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_lemma_index(path: str | os.PathLike[str], encoder: str) -> tuple[LemmaIndex, int] | None:
+    """``(index, revision)`` saved at ``path`` for text encoder ``encoder``; None when there
+    is none, it is unreadable or it was saved for another encoder."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if str(data["encoder"]) != encoder:
+                return None
+            lemmas = tuple(str(lemma) for lemma in data["lemmas"])
+            index = LemmaIndex(lemmas, data["counts"].astype(np.int64), data["centres"])
+            return index, int(data["revision"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError) as error:
+        logger.warning("ignoring the saved lemma index %s: %s", path, error)
+        return None

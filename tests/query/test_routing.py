@@ -13,8 +13,15 @@ from fossil.config import RetrievalConfig
 from fossil.db.open import open_collection
 from fossil.db.protocols import Collection
 from fossil.query import QueryEngine
-from fossil.query.routing import LemmaIndex, build_lemma_index, route
+from fossil.query.routing import (
+    LemmaIndex,
+    build_lemma_index,
+    load_lemma_index,
+    route,
+    save_lemma_index,
+)
 from tests.query.conftest import (
+    TEXT_DIM,
     VISUAL_DIM,
     KeywordEncoder,
     fill_collection,
@@ -127,3 +134,47 @@ def test_index_reads_only_new_lemmas_when_the_collection_grows(world) -> None:
     second = build_lemma_index(collection.refs, collection.catalog, previous=first)
     assert "zebra" in second.lemmas and len(collection.refs.fetched) == 2
     assert dict(zip(second.lemmas, second.counts.tolist(), strict=True))["zebra"] == 2
+
+
+def test_a_new_engine_routes_with_the_saved_index(world) -> None:
+    collection, encoder = world
+    config = RetrievalConfig(N=20, K=2, route=True, route_cover=2)
+    path = Path(collection.root) / "cache" / "lemma_index.npz"
+    first = QueryEngine(collection, encoder, config).query(LEMMAS[:3])
+    assert path.is_file() and len(collection.refs.fetched) == 2 * len(LEMMAS)
+    collection.refs.fetched.clear()
+    again = QueryEngine(collection, encoder, config).query(LEMMAS[:3])  # a new process, say
+    assert collection.refs.fetched == []  # nothing re-read: the saved index is of this revision
+    assert [[r.id for r in a.references] for a in again] == [
+        [r.id for r in f.references] for f in first
+    ]
+    saved = load_lemma_index(path, collection.meta.text_encoder)
+    assert saved is not None and saved[1] == collection.catalog.revision()
+    assert load_lemma_index(path, "another-encoder") is None
+    fill_collection(
+        collection,
+        "web",
+        [
+            (f"a zebra number {i}", "zebra", unit(np.ones(TEXT_DIM)), np.ones(VISUAL_DIM))
+            for i in range(2)
+        ],
+    )
+    encoder.vectors["zebra"] = unit(np.ones(TEXT_DIM))
+    QueryEngine(collection, encoder, config).query(["zebra"])  # a newer revision
+    assert len(collection.refs.fetched) == 2  # only the new lemma's samples
+    saved = load_lemma_index(path, collection.meta.text_encoder)
+    assert saved is not None and "zebra" in saved[0].lemmas
+    assert saved[1] == collection.catalog.revision()
+
+
+def test_an_unreadable_saved_index_is_ignored(tmp_path: Path, caplog) -> None:
+    path = tmp_path / "lemma_index.npz"
+    assert load_lemma_index(path, "enc") is None  # none saved
+    path.write_bytes(b"not an npz")
+    assert load_lemma_index(path, "enc") is None
+    assert "ignoring the saved lemma index" in caplog.text
+    index = LemmaIndex(("a", "b"), np.array([3, 4]), np.eye(2, dtype=np.float32))
+    save_lemma_index(index, path, 7, "enc")
+    loaded, revision = load_lemma_index(path, "enc")  # type: ignore[misc]
+    assert revision == 7 and loaded.lemmas == ("a", "b") and loaded.counts.tolist() == [3, 4]
+    np.testing.assert_array_equal(loaded.centres, index.centres)
