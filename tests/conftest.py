@@ -2,9 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 # Set before anything imports huggingface_hub: an accidental download fails loudly.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@contextlib.contextmanager
+def models_loaded_once() -> Iterator[None]:
+    """Within it, ``fossil.models.loading.load_models`` builds each (profile, device,
+    generation) bundle once: CLI tests that run many commands on tiny models test the
+    commands, not model loading."""
+    import pytest
+
+    import fossil.models.loading as loading
+
+    real, cache = loading.load_models, {}
+
+    def load(profile="paper", *, device=None, generation=None):  # noqa: ANN001, ANN202
+        key = (str(profile), device, generation)
+        if key not in cache:
+            cache[key] = real(profile, device=device, generation=generation)
+        return cache[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loading, "load_models", load)
+        yield

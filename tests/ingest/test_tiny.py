@@ -14,6 +14,7 @@ from fossil.cli import main
 from fossil.db.catalog import caption_hash
 from fossil.db.open import open_collection
 from fossil.records import point_id
+from tests.conftest import models_loaded_once as loaded_once
 
 CAPTIONS = [
     "A red dog running on the grass",
@@ -26,18 +27,7 @@ CAPTIONS = [
 
 @pytest.fixture(scope="module", autouse=True)
 def tiny_models_loaded_once() -> Iterator[None]:
-    """Every ``fossil ingest --models tiny`` of this module reuses one bundle: building the
-    tiny models is the slow part and not what these tests are about."""
-    real, cache = loading.load_models, {}
-
-    def load(profile="paper", *, device=None, generation=None):
-        key = (str(profile), device, generation)
-        if key not in cache:
-            cache[key] = real(profile, device=device, generation=generation)
-        return cache[key]
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(loading, "load_models", load)
+    with loaded_once():
         yield
 
 

