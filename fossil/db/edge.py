@@ -95,6 +95,9 @@ class EdgeStore:
         try:
             self.text_dim, self.visual_dim = self._open(text_dim, visual_dim, create)
             self._rows = RowFile(visual_file(self.path), self.visual_dim)
+            # rows named by the hits of the last search: fetch_visual, which follows it in a
+            # query, then needs no payload read (forgotten on any write)
+            self._searched_rows: dict[str, int] = {}
         except BaseException:
             if lock is not None:
                 lock.release()
@@ -146,6 +149,7 @@ class EdgeStore:
         for start in range(0, len(points), UPSERT_CHUNK):
             chunk = points[start : start + UPSERT_CHUNK]
             text, visual = point_vectors(chunk, self.text_dim, self.visual_dim)
+            self._searched_rows = {}
             rows, uid = self._rows.append(visual), self._rows.uid
             batch = [
                 qe.Point(p.id, {TEXT: t, VISUAL: v}, {**point_payload(p), ROW_KEY: f"{uid}/{row}"})
@@ -154,6 +158,7 @@ class EdgeStore:
             self._shard.update(qe.UpdateOperation.upsert_points(batch))
 
     def delete(self, ids: Sequence[str]) -> None:
+        self._searched_rows = {}
         for start in range(0, len(ids), RETRIEVE_CHUNK):
             chunk: list[Any] = [str(i) for i in ids[start : start + RETRIEVE_CHUNK]]
             self._shard.update(qe.UpdateOperation.delete_points(chunk))
@@ -196,24 +201,40 @@ class EdgeStore:
             results = self._shard.query_batch(qe.QueryBatchRequest(list(requests.values())))
         else:  # different filters per query: one by one is ~5x faster than a batch plan here
             results = [self._shard.query(request) for request in requests.values()]
+        searched: dict[str, int] = {}
         for row, points in zip(requests, results, strict=True):
-            out[row] = [Hit(str(p.id), float(p.score), _payload(p.payload)) for p in points]
+            for p in points:
+                payload = dict(p.payload or {})
+                at = self._row(payload.pop(ROW_KEY, None))
+                if at is not None:
+                    searched[str(p.id)] = at
+                out[row].append(Hit(str(p.id), float(p.score), payload))
+        self._searched_rows = searched
         return out
+
+    def _row(self, ref: Any) -> int | None:
+        """The row of a ``vre_row`` payload value when it names a row of this row file."""
+        uid, _, row = str(ref or "").partition("/")
+        if uid == self._rows.uid and row.isdigit() and int(row) < self._rows.rows:
+            return int(row)
+        return None
 
     def fetch_visual(self, ids: Sequence[str]) -> np.ndarray:
         """(len(ids), visual_dim) float32 raw VREs in the order of ``ids`` (repeats allowed):
-        from the row file for points that name a valid row, from Edge for the others
-        (points of a store written before the row file existed).  Unknown ids raise."""
+        from the row file for points that name a valid row (known from the last search's
+        hits, else read from their payload), from Edge for the others (points of a store
+        written before the row file existed).  Unknown ids raise."""
         keys = [str(i) for i in ids]
-        row_of: dict[str, int] = {}
-        unique: list[Any] = list(dict.fromkeys(keys))
+        searched = self._searched_rows
+        row_of = {k: searched[k] for k in keys if k in searched}
+        unread: list[Any] = [k for k in dict.fromkeys(keys) if k not in row_of]
         selector = qe.PayloadSelector.Include([ROW_KEY])
-        for start in range(0, len(unique), RETRIEVE_CHUNK):
-            chunk = unique[start : start + RETRIEVE_CHUNK]
+        for start in range(0, len(unread), RETRIEVE_CHUNK):
+            chunk = unread[start : start + RETRIEVE_CHUNK]
             for record in self._shard.retrieve(chunk, with_payload=selector, with_vector=False):
-                uid, _, row = str((record.payload or {}).get(ROW_KEY, "")).partition("/")
-                if uid == self._rows.uid and row.isdigit() and int(row) < self._rows.rows:
-                    row_of[str(record.id)] = int(row)
+                at = self._row((record.payload or {}).get(ROW_KEY))
+                if at is not None:
+                    row_of[str(record.id)] = at
         rows = np.fromiter((row_of.get(k, -1) for k in keys), np.int64, count=len(keys))
         have = rows >= 0
         out = np.empty((len(keys), self.visual_dim), np.float32)

@@ -87,3 +87,35 @@ def test_a_foreign_file_is_refused(tmp_path: Path) -> None:
         RowFile(path, 3)
     path.write_bytes(b"fossil")  # a header torn while the file was created: started afresh
     assert RowFile(path, 3).rows == 0 and path.stat().st_size == 64
+
+
+def test_rows_of_the_last_search_need_no_payload_read(tmp_path: Path) -> None:
+    store = _edge(tmp_path)
+    points = make_points(30, np.random.default_rng(3))
+    store.upsert(points)
+    visual = {p.id: p.visual for p in points}
+    real, reads = store._shard, []
+
+    class Spy:
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+        def retrieve(self, ids: list, **kwargs: object) -> object:
+            reads.append(list(ids))
+            return real.retrieve(ids, **kwargs)
+
+    store._shard = Spy()
+    try:
+        hits = [h.id for h in store.search(np.stack([points[0].text]), 6)[0]]
+        np.testing.assert_array_equal(store.fetch_visual(hits), [visual[i] for i in hits])
+        assert reads == []
+        other = next(p.id for p in points if p.id not in hits)
+        np.testing.assert_array_equal(store.fetch_visual([hits[0], other]), [visual[hits[0]],
+                                      visual[other]])  # fmt: skip
+        assert reads == [[other]]
+        store.upsert(points[:1])  # any write forgets what the last search saw
+        store.fetch_visual(hits[:2])
+        assert reads[-1] == hits[:2]
+    finally:
+        store._shard = real
+        store.close()
