@@ -4,6 +4,7 @@ config they build: one definition, so the commands cannot drift apart."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -12,6 +13,8 @@ from fossil.config import CoverageConfig, FossilConfig, apply_preset
 
 if TYPE_CHECKING:
     from fossil.db.protocols import Collection
+
+logger = logging.getLogger(__name__)
 
 
 def add_server_options(p: Any) -> None:
@@ -156,3 +159,13 @@ def open_store(args: argparse.Namespace) -> Collection:
         api_key=args.qdrant_api_key,
         catalog_url=args.catalog,
     )
+
+
+def release_stale_leases(args: argparse.Namespace, collection: Collection) -> None:
+    """An embedded store with its own catalog is open in this process only (it is locked),
+    so leases found there belong to runs that died: hand them back at once instead of
+    waiting for them to expire."""
+    if args.qdrant_url is None and args.catalog is None:
+        stale = collection.catalog.release_all()
+        if stale:
+            logger.warning("%d captions were leased by a run that did not finish: retrying", stale)

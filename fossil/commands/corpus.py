@@ -8,7 +8,7 @@ import os
 import time
 from typing import Any
 
-from fossil.commands._options import add_server_options, open_store
+from fossil.commands._options import add_server_options, open_store, release_stale_leases
 
 DESCRIPTION = """\
   fossil corpus list --store DIR              corpora, their captions and references
@@ -83,7 +83,6 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_remove(args: argparse.Namespace) -> int:
-    from fossil.commands.ingest import release_stale_leases
     from fossil.ingest.removal import remove_corpus
     from fossil.ingest.worker import KillSwitch
 

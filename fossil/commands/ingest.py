@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from fossil.commands._options import add_server_options
+from fossil.commands._options import add_server_options, release_stale_leases
 from fossil.config import GenerationConfig, RetrievalConfig
 
 if TYPE_CHECKING:
@@ -496,16 +496,6 @@ def _ingest(
         collection.close()
     _print_summary(summary, args.json)
     return 130 if aborted else 0
-
-
-def release_stale_leases(args: argparse.Namespace, collection: Collection) -> None:
-    """An embedded store with its own catalog is open in this process only (it is locked),
-    so leases found there belong to runs that died: hand them back at once instead of
-    waiting for them to expire."""
-    if args.qdrant_url is None and args.catalog is None:
-        stale = collection.catalog.release_all()
-        if stale:
-            logger.warning("%d captions were leased by a run that did not finish: retrying", stale)
 
 
 def _register(catalog: CatalogStore, corpus: CorpusFile) -> Registered:

@@ -14,6 +14,7 @@ from fossil.commands._options import (
     coverage_config,
     open_store,
     per_concept,
+    release_stale_leases,
 )
 from fossil.config import PRESETS, FossilConfig, RetrievalConfig, apply_preset
 
@@ -174,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
         extension = None
         if models is not None and M is not None:
             from fossil.pipeline.extend import extend
+
+            release_stale_leases(args, collection)  # an interrupted --extend's batches
 
             extension = extend(
                 engine,

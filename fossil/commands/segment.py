@@ -17,6 +17,7 @@ from fossil.commands._options import (
     build_config,
     coverage_config,
     per_concept,
+    release_stale_leases,
 )
 from fossil.config import PRESETS, FossilConfig
 
@@ -108,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
         lemmas = concept_lemmas(models.nouns, concepts)
         if M is not None:
             from fossil.pipeline.extend import extend
+
+            release_stale_leases(args, collection)  # an interrupted --extend's batches
 
             extend(
                 engine,

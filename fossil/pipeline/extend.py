@@ -37,7 +37,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Extension:
-    """What ``--extend`` did: coverage before and after, captions generated per corpus."""
+    """What ``--extend`` did: coverage before and after, the concept corpora it generated
+    into and the ingest counters."""
 
     before: list[Coverage]
     after: list[Coverage]
