@@ -177,7 +177,6 @@ def run(args: argparse.Namespace) -> int:
             from fossil.pipeline.extend import extend
 
             release_stale_leases(args, collection)  # an interrupted --extend's batches
-
             extension = extend(
                 engine,
                 concepts,

@@ -111,7 +111,6 @@ def run(args: argparse.Namespace) -> int:
             from fossil.pipeline.extend import extend
 
             release_stale_leases(args, collection)  # an interrupted --extend's batches
-
             extend(
                 engine,
                 concepts,
