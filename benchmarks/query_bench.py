@@ -34,7 +34,7 @@ from fossil.config import FossilConfig, RetrievalConfig, apply_preset
 from fossil.db.open import open_collection
 from fossil.db.protocols import Collection, CollectionMeta, ReferenceRow
 from fossil.query import QueryEngine
-from fossil.query.engine import LEMMA_INDEX_FILE
+from fossil.query.routing import LEMMA_INDEX_FILE
 from fossil.records import ReferencePoint, point_id
 
 TEXT_DIM = 768  # CLIP ViT-L/14 text

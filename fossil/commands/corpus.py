@@ -85,6 +85,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_remove(args: argparse.Namespace) -> int:
     from fossil.ingest.removal import remove_corpus
     from fossil.ingest.worker import KillSwitch
+    from fossil.query.routing import refresh_lemma_index
 
     collection = open_store(args)
     try:
@@ -97,6 +98,7 @@ def run_remove(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             kill=KillSwitch.from_env(os.environ),
         )
+        refresh_lemma_index(collection)  # the removed lemmas leave the routing index
         left = collection.refs.count()
     finally:
         collection.close()

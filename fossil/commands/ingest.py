@@ -489,13 +489,25 @@ def _ingest(
                 aborted = True  # the batches in flight were released
             finally:
                 writer.close()
-        elapsed = time.monotonic() - started
         stopped = aborted or interrupt()
+        if not stopped:
+            _refresh_lemma_index(collection)
+        elapsed = time.monotonic() - started
         summary = _summary(collection, registered, writer.stats, elapsed, stopped)
     finally:
         collection.close()
     _print_summary(summary, args.json)
     return 130 if aborted else 0
+
+
+def _refresh_lemma_index(collection: Collection) -> None:
+    """A routed collection's saved lemma index brought up to date (fossil.query.routing),
+    so the next query process does not rebuild it."""
+    from fossil.query.routing import refresh_lemma_index
+
+    started = time.monotonic()
+    if refresh_lemma_index(collection):
+        logger.info("lemma index refreshed in %.1f s", time.monotonic() - started)
 
 
 def _register(catalog: CatalogStore, corpus: CorpusFile) -> Registered:

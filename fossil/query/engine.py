@@ -24,16 +24,13 @@ from fossil.query.retrieval import ConceptResult, Retrieved, retrieve
 from fossil.query.routing import (
     ROUTE_MIN_REFERENCES,
     LemmaIndex,
-    build_lemma_index,
-    load_lemma_index,
+    current_lemma_index,
     route,
-    save_lemma_index,
 )
 
 logger = logging.getLogger(__name__)
 
 DISK_CACHE_DIR = os.path.join("cache", "prototypes")  # under the store directory
-LEMMA_INDEX_FILE = os.path.join("cache", "lemma_index.npz")  # under the store directory
 
 
 class NoReferencesError(ValueError):
@@ -259,26 +256,7 @@ class QueryEngine:
         return route(self._lemma_index, queries, c.N, cover=c.route_cover)
 
     def _load_lemma_index(self, revision: int) -> LemmaIndex:
-        """The lemma index of ``revision``: the one saved in the store directory when it is
-        of this revision; else built (from the saved or previous one: only new lemmas are
-        read) and saved for the next process."""
-        path = None
-        meta = self.collection.meta
-        if self.collection.root is not None:
-            path = os.path.join(os.fspath(self.collection.root), LEMMA_INDEX_FILE)
-        previous = self._lemma_index
-        if previous is None and path is not None:
-            saved = load_lemma_index(path, meta.text_encoder)
-            if saved is not None and saved[1] == revision:
-                return saved[0]
-            previous = None if saved is None else saved[0]
-        index = build_lemma_index(self.collection.refs, self.collection.catalog, previous=previous)
-        if path is not None:
-            try:
-                save_lemma_index(index, path, revision, meta.text_encoder)
-            except OSError as error:  # a read-only store still answers
-                logger.warning("cannot save the lemma index to %s: %s", path, error)
-        return index
+        return current_lemma_index(self.collection, revision, previous=self._lemma_index)
 
 
 def query(

@@ -26,11 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fossil.db.protocols import CatalogStore, ReferenceStore
+from fossil.db.protocols import CatalogStore, Collection, ReferenceStore
 
 logger = logging.getLogger(__name__)
 
 ROUTE_MIN_REFERENCES = 200_000  # below this, exact search over everything is fast enough
+LEMMA_INDEX_FILE = os.path.join("cache", "lemma_index.npz")  # under the store directory
 
 
 @dataclass(frozen=True)
@@ -141,3 +142,38 @@ def load_lemma_index(path: str | os.PathLike[str], encoder: str) -> tuple[LemmaI
     except (OSError, ValueError, KeyError) as error:
         logger.warning("ignoring the saved lemma index %s: %s", path, error)
         return None
+
+
+def current_lemma_index(
+    collection: Collection, revision: int, *, previous: LemmaIndex | None = None
+) -> LemmaIndex:
+    """The lemma index of ``collection`` at ``revision``: the one saved in its store
+    directory when it is of this revision; else built — from ``previous`` or the saved one,
+    so only new lemmas are read — and saved for the next process.  Collections without a
+    directory (``root`` None) keep it in memory only."""
+    path = None
+    encoder = collection.meta.text_encoder
+    if collection.root is not None:
+        path = os.path.join(os.fspath(collection.root), LEMMA_INDEX_FILE)
+    if previous is None and path is not None:
+        saved = load_lemma_index(path, encoder)
+        if saved is not None and saved[1] == revision:
+            return saved[0]
+        previous = None if saved is None else saved[0]
+    index = build_lemma_index(collection.refs, collection.catalog, previous=previous)
+    if path is not None:
+        try:
+            save_lemma_index(index, path, revision, encoder)
+        except OSError as error:  # a read-only store still answers
+            logger.warning("cannot save the lemma index to %s: %s", path, error)
+    return index
+
+
+def refresh_lemma_index(collection: Collection) -> bool:
+    """After a write (ingest, corpus removal): bring the saved lemma index of a collection
+    large enough to be routed up to date, so the next query process routes at once.
+    Returns whether it did (False: no store directory, or too small to be routed)."""
+    if collection.root is None or collection.refs.count() < ROUTE_MIN_REFERENCES:
+        return False
+    current_lemma_index(collection, int(collection.catalog.revision()))
+    return True

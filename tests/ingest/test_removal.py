@@ -77,8 +77,11 @@ def test_concepts_make_a_named_corpus_and_a_rerun_generates_nothing(
 
 
 def test_remove_restores_the_previous_collection_exactly(
-    stores: dict[str, Path], tmp_path: Path, capsys
+    stores: dict[str, Path], tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import fossil.query.routing as routing
+
+    monkeypatch.setattr(routing, "ROUTE_MIN_REFERENCES", 1)  # refresh the index on writes
     store = tmp_path / "store"
     shutil.copytree(stores["after"], store)
     before = _state(stores["before"])
@@ -87,6 +90,8 @@ def test_remove_restores_the_previous_collection_exactly(
     assert report["references"] == 5 and report["captions"] == 5 and report["thumbnails"] == 5
     assert report["store_references"] == before["vectors"] and not report["resumed"]
     assert _state(store) == before
+    index = routing.load_lemma_index(store / routing.LEMMA_INDEX_FILE, "fake-text")
+    assert index is not None and "solar panel" not in index[0].lemmas  # routing forgot it
     assert main(["corpus", "remove", CONCEPT, "--store", str(store)]) == 1  # gone
     assert "no corpus named" in capsys.readouterr().err
 
@@ -139,5 +144,24 @@ def test_a_concept_without_a_noun_is_ingested_as_a_phrase_with_a_warning(
     collection = open_collection(store)
     try:
         assert ("running", 3) in collection.catalog.top_lemmas(None)
+    finally:
+        collection.close()
+
+
+def test_ingest_brings_the_saved_lemma_index_up_to_date(
+    stores: dict[str, Path], tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fossil.query.routing as routing
+
+    monkeypatch.setattr(routing, "ROUTE_MIN_REFERENCES", 1)  # as if the store were large
+    store = tmp_path / "store"
+    shutil.copytree(stores["before"], store)
+    argv = ["ingest", "--store", str(store), "--concepts", "axolotl", "--per-concept", "2"]
+    _run(capsys, *argv, "--no-progress")
+    saved = routing.load_lemma_index(store / routing.LEMMA_INDEX_FILE, "fake-text")
+    collection = open_collection(store)
+    try:
+        assert saved is not None and saved[1] == collection.catalog.revision()
+        assert dict(zip(saved[0].lemmas, saved[0].counts.tolist(), strict=True))["axolotl"] == 2
     finally:
         collection.close()

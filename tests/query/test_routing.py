@@ -14,9 +14,11 @@ from fossil.db.open import open_collection
 from fossil.db.protocols import Collection
 from fossil.query import QueryEngine
 from fossil.query.routing import (
+    LEMMA_INDEX_FILE,
     LemmaIndex,
     build_lemma_index,
     load_lemma_index,
+    refresh_lemma_index,
     route,
     save_lemma_index,
 )
@@ -178,3 +180,16 @@ def test_an_unreadable_saved_index_is_ignored(tmp_path: Path, caplog) -> None:
     loaded, revision = load_lemma_index(path, "enc")  # type: ignore[misc]
     assert revision == 7 and loaded.lemmas == ("a", "b") and loaded.counts.tolist() == [3, 4]
     np.testing.assert_array_equal(loaded.centres, index.centres)
+
+
+def test_refresh_after_a_write_saves_the_current_index(world, monkeypatch) -> None:
+    import fossil.query.routing as routing
+
+    collection, _ = world
+    path = Path(collection.root) / LEMMA_INDEX_FILE
+    assert not refresh_lemma_index(collection) and not path.exists()  # too small to route
+    monkeypatch.setattr(routing, "ROUTE_MIN_REFERENCES", 1)
+    assert refresh_lemma_index(collection)
+    saved = load_lemma_index(path, collection.meta.text_encoder)
+    assert saved is not None and saved[1] == collection.catalog.revision()
+    assert saved[0].lemmas == tuple(sorted(LEMMAS))
