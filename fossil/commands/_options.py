@@ -72,8 +72,7 @@ def add_coverage_options(p: Any) -> None:
         action="store_true",
         help="first generate references for the concepts the collection does not cover "
         "(--per-concept images each, with the collection's models; kept for later queries), "
-        "then answer.  Costs one Stable Diffusion image per reference: minutes per concept "
-        "on a GPU",
+        "then answer.  Costs one Stable Diffusion image (a full denoising run) per reference",
     )
     p.add_argument(
         "--per-concept",
