@@ -17,6 +17,17 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def parse_concepts(text: str) -> list[str]:
+    """``--concepts "a, b"`` → the concepts, stripped; an empty list or entry is an error."""
+    concepts = [c.strip() for c in text.split(",")]
+    if not any(concepts):
+        raise ValueError('--concepts is empty: give comma-separated concepts, e.g. "dog, grass"')
+    empty = [i for i, c in enumerate(concepts) if not c]
+    if empty:
+        raise ValueError(f"--concepts {text!r} has an empty concept at position {empty[0] + 1}")
+    return concepts
+
+
 def add_server_options(p: Any) -> None:
     """--qdrant-url, --qdrant-api-key (default $QDRANT_API_KEY), --catalog."""
     p.add_argument(

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from fossil.commands._options import add_server_options, release_stale_leases
+from fossil.commands._options import add_server_options, parse_concepts, release_stale_leases
 from fossil.config import GenerationConfig, RetrievalConfig
 
 if TYPE_CHECKING:
@@ -260,19 +260,6 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--per-concept ({args.per_concept}) must be >= 1")
 
 
-def parse_concepts(text: str) -> list[str]:
-    """``--concepts "a, b"`` → validated concepts (empty entries are errors)."""
-    from fossil.ingest.concepts import validate_concept
-
-    parts = text.split(",")
-    if not text.strip():
-        raise ValueError('--concepts is empty: give comma-separated concepts, e.g. "axolotl"')
-    for i, part in enumerate(parts):
-        if not part.strip():
-            raise ValueError(f"--concepts {text!r} has an empty concept at position {i + 1}")
-    return [validate_concept(part) for part in parts]
-
-
 def read_sources(args: argparse.Namespace) -> list[CorpusFile]:
     """Every SOURCE read completely, then the --concepts corpora (bad files and bad concepts
     raise before anything is written)."""
@@ -280,7 +267,7 @@ def read_sources(args: argparse.Namespace) -> list[CorpusFile]:
     from fossil.ingest.corpora import read_corpus
 
     concepts = []
-    if args.concepts is not None:
+    if args.concepts is not None:  # each concept validated there
         concepts = concept_corpora(parse_concepts(args.concepts), args.per_concept)
     files = [
         read_corpus(source, format=args.format, csv_column=args.csv_column)

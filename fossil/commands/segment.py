@@ -16,6 +16,7 @@ from fossil.commands._options import (
     add_server_options,
     build_config,
     coverage_config,
+    parse_concepts,
     per_concept,
     release_stale_leases,
 )
@@ -74,16 +75,6 @@ def add_parser(subparsers: Any) -> None:
     add_models_options(p)
     add_server_options(p)
     p.set_defaults(func=run)
-
-
-def parse_concepts(text: str) -> list[str]:
-    concepts = [c.strip() for c in text.split(",")]
-    if not any(concepts):
-        raise ValueError('--concepts is empty: give comma-separated concepts, e.g. "dog, grass"')
-    empty = [i for i, c in enumerate(concepts) if not c]
-    if empty:
-        raise ValueError(f"--concepts {text!r} has an empty concept at position {empty[0] + 1}")
-    return concepts
 
 
 def run(args: argparse.Namespace) -> int:
