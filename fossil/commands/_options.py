@@ -13,6 +13,10 @@ from fossil.config import CoverageConfig, FossilConfig, apply_preset
 
 if TYPE_CHECKING:
     from fossil.db.protocols import Collection
+    from fossil.ingest.references import IngestModels
+    from fossil.pipeline.extend import Extension
+    from fossil.query.coverage import Coverage
+    from fossil.query.engine import QueryEngine
 
 logger = logging.getLogger(__name__)
 
@@ -179,3 +183,31 @@ def release_stale_leases(args: argparse.Namespace, collection: Collection) -> No
         stale = collection.catalog.release_all()
         if stale:
             logger.warning("%d captions were leased by a run that did not finish: retrying", stale)
+
+
+def assess_or_extend(
+    args: argparse.Namespace,
+    engine: QueryEngine,
+    concepts: list[str],
+    lemmas: list[frozenset[str]],
+    coverage: CoverageConfig,
+    models: IngestModels | None,
+    M: int | None,
+) -> tuple[list[Coverage], Extension | None]:
+    """The concepts' coverage; with --extend (``M`` and ``models`` given) the uncovered
+    ones get references first, and the coverage is the one after that."""
+    if models is None or M is None:
+        return engine.coverage(concepts, lemmas, coverage), None
+    from fossil.pipeline.extend import extend
+
+    release_stale_leases(args, engine.collection)  # an interrupted --extend's batches
+    extension = extend(
+        engine,
+        concepts,
+        models,
+        per_concept=M,
+        lemmas=lemmas,
+        coverage=coverage,
+        thumbnail_root=engine.collection.root,
+    )
+    return extension.after, extension

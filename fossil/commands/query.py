@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 from fossil.commands._options import (
     add_coverage_options,
     add_server_options,
+    assess_or_extend,
     coverage_config,
     open_store,
     per_concept,
-    release_stale_leases,
 )
 from fossil.config import PRESETS, FossilConfig, RetrievalConfig, apply_preset
 
@@ -172,21 +172,7 @@ def run(args: argparse.Namespace) -> int:
             config,
             disk_cache=None if args.no_cache or collection.root is None else True,
         )
-        extension = None
-        if models is not None and M is not None:
-            from fossil.pipeline.extend import extend
-
-            release_stale_leases(args, collection)  # an interrupted --extend's batches
-            extension = extend(
-                engine,
-                concepts,
-                models,
-                per_concept=M,
-                lemmas=lemmas,
-                coverage=coverage,
-                thumbnail_root=collection.root,
-            )
-        covered = engine.coverage(concepts, lemmas, coverage)
+        covered, extension = assess_or_extend(args, engine, concepts, lemmas, coverage, models, M)
         results = engine.query(concepts)
     finally:
         collection.close()

@@ -14,11 +14,11 @@ from fossil.commands._options import (
     add_models_options,
     add_segmentation_options,
     add_server_options,
+    assess_or_extend,
     build_config,
     coverage_config,
     parse_concepts,
     per_concept,
-    release_stale_leases,
 )
 from fossil.config import PRESETS, FossilConfig
 
@@ -98,20 +98,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         engine = QueryEngine(collection, models.text, config.retrieval)
         lemmas = concept_lemmas(models.nouns, concepts)
-        if M is not None:
-            from fossil.pipeline.extend import extend
-
-            release_stale_leases(args, collection)  # an interrupted --extend's batches
-            extend(
-                engine,
-                concepts,
-                models,
-                per_concept=M,
-                lemmas=lemmas,
-                coverage=coverage,
-                thumbnail_root=collection.root,
-            )
-        warn_uncovered(engine.coverage(concepts, lemmas, coverage))
+        covered, _ = assess_or_extend(args, engine, concepts, lemmas, coverage, models, M)
+        warn_uncovered(covered)
         analyser = ImageAnalyser(models.dense, models.keys, config)
         reports = []
         for path, image in images.items():
