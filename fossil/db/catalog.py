@@ -285,13 +285,15 @@ class SqlCatalog:
             )
         return int(corpus_id)
 
-    def begin_removal(self, name: str, *, force: bool = False) -> None:
+    def begin_removal(self, name: str, *, force: bool = False) -> bool:
         """Step 1 of removing a corpus: mark it, so its captions are no longer claimed and
         a rerun knows to finish.  Refused while a worker holds an unexpired lease on one of
-        its captions (its references could land after the removal) unless ``force``."""
+        its captions (its references could land after the removal) unless ``force``.
+        Returns whether it was marked already (an interrupted removal being finished)."""
         with self._engine.begin() as conn:
             self._serialise(conn, _REGISTER_LOCK)
             corpus_id = self._corpus_id(conn, name)
+            marked = conn.execute(select(corpus.c.removing).where(corpus.c.id == corpus_id))
             leased = conn.execute(
                 select(func.count()).where(
                     caption.c.corpus_id == corpus_id,
@@ -304,7 +306,9 @@ class SqlCatalog:
                     f"{leased} captions of corpus {name!r} are leased by running workers: "
                     "stop them (or wait for the leases to expire) before removing it"
                 )
+            resumed = bool(marked.scalar())
             conn.execute(update(corpus).where(corpus.c.id == corpus_id).values(removing=1))
+        return resumed
 
     def corpus_references(self, name: str) -> list[tuple[str, str | None]]:
         """``(point_id, thumbnail)`` of every catalogued reference of corpus ``name``."""

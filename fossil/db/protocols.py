@@ -163,8 +163,9 @@ class CatalogStore(Protocol):
         ``removing``."""
         ...
 
-    def begin_removal(self, name: str, *, force: bool = False) -> None:
-        """Mark corpus ``name`` as being removed (its captions are no longer claimed)."""
+    def begin_removal(self, name: str, *, force: bool = False) -> bool:
+        """Mark corpus ``name`` as being removed (its captions are no longer claimed);
+        returns whether it was marked already."""
         ...
 
     def corpus_references(self, name: str) -> list[tuple[str, str | None]]:

@@ -52,8 +52,7 @@ def remove_corpus(
         raise ValueError(f"batch_size ({batch_size}) must be >= 1")
     kill = kill or KillSwitch()
     catalog = collection.catalog
-    resumed = any(c["name"] == name and c["removing"] for c in catalog.corpora())
-    catalog.begin_removal(name, force=force)
+    resumed = catalog.begin_removal(name, force=force)
     references = catalog.corpus_references(name)
     ids = [point for point, _ in references]
     with tqdm(total=len(ids), unit="ref", desc=f"removing {name}", disable=not progress) as bar:

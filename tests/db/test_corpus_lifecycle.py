@@ -48,12 +48,12 @@ def test_corpora_report_references_and_removal_steps(catalog: SqlCatalog, clock:
     drop_ids = {r.point_id for j in jobs if j.corpus == "drop" for r in rows_for(j.id)}
     revision = catalog.revision()
 
-    catalog.begin_removal("drop")
+    assert not catalog.begin_removal("drop")
     assert {c["name"]: c["removing"] for c in catalog.corpora()} == {"keep": False, "drop": True}
     with pytest.raises(ValueError, match="being removed"):
         catalog.add_corpus("drop", "s", ["more"])
     assert {point for point, _ in catalog.corpus_references("drop")} == drop_ids
-    catalog.begin_removal("drop")  # a rerun of an interrupted removal: allowed
+    assert catalog.begin_removal("drop")  # a rerun of an interrupted removal: allowed
     assert catalog.finish_removal("drop") == {"references": 4, "captions": 2}
     assert [c["name"] for c in catalog.corpora()] == ["keep"]
     assert catalog.reference_count() == 2 and catalog.revision() == revision + 1
