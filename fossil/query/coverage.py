@@ -72,9 +72,9 @@ def thresholds(encoder: str, config: CoverageConfig) -> tuple[float | None, floa
     """(min_best, min_nth): the config's, else the ones measured for ``encoder``.  An
     encoder with none measured (and none configured) turns the similarity rule off, with a
     warning once per encoder."""
-    measured = MEASURED.get(encoder)
-    min_best = config.min_best if config.min_best is not None else (measured or (None,))[0]
-    min_nth = config.min_nth if config.min_nth is not None else (measured or (None, None))[1]
+    measured_best, measured_nth = MEASURED.get(encoder, (None, None))
+    min_best = config.min_best if config.min_best is not None else measured_best
+    min_nth = config.min_nth if config.min_nth is not None else measured_nth
     if (min_best is None or min_nth is None) and encoder not in _warned:
         _warned.add(encoder)
         logger.warning(

@@ -250,13 +250,13 @@ class QueryEngine:
         if not routed:
             return None
         if self._lemma_revision != revision:
-            self._lemma_index = self._load_lemma_index(revision)
+            # saved in the store for this revision, else built (new lemmas only) and saved
+            self._lemma_index = current_lemma_index(
+                self.collection, revision, previous=self._lemma_index
+            )
             self._lemma_revision = revision
         assert self._lemma_index is not None
         return route(self._lemma_index, queries, c.N, cover=c.route_cover)
-
-    def _load_lemma_index(self, revision: int) -> LemmaIndex:
-        return current_lemma_index(self.collection, revision, previous=self._lemma_index)
 
 
 def query(
