@@ -2,8 +2,9 @@
 
 - :class:`PatchFeatureEncoder`: DINOv2 patch tokens of the last layer (after its LayerNorm),
   at 518² → 37×37×dim, CLS and register tokens dropped (§5.4).
-- :class:`KeyFeatureEncoder`: keys of the last attention layer of DINO ViT-B/8 (heads
-  concatenated, no LayerNorm) at 480² → 60×60×768, L2-normalised per patch (§5.7).
+- :class:`KeyFeatureEncoder`: keys of the last attention layer (heads concatenated, no
+  LayerNorm), L2-normalised per patch (§5.7): DINO ViT-B/8 at 480² → 60×60×768 (the paper's),
+  or any DINO-family backbone (DINOv2 /14 at 518² → 37×37, with or without registers).
 
 Both resize every image to ``input_size``² (bicubic, antialiased), apply ImageNet
 normalisation and run in batches.
@@ -11,6 +12,7 @@ normalisation and run in batches.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -82,10 +84,12 @@ class PatchFeatureEncoder:
 
 
 class KeyFeatureEncoder:
-    """Last-layer attention keys of a ViT (DINO ViT-B/8 for OpenCut), L2-normalised.
+    """Last-layer attention keys of a ViT (DINO ViT-B/8 for OpenCut; DINOv2 works the same),
+    L2-normalised.
 
     A forward hook on the last ``k_proj`` captures the keys (heads concatenated); positional
-    embeddings are interpolated to ``input_size`` (``interpolate_pos_encoding=True``).
+    embeddings are interpolated to ``input_size`` (ViT needs ``interpolate_pos_encoding=True``;
+    DINOv2 always interpolates and takes no such argument).  CLS and register tokens dropped.
     """
 
     def __init__(self, model: Any, name: str, input_size: int = 480, batch_size: int = 8) -> None:
@@ -93,7 +97,7 @@ class KeyFeatureEncoder:
         if input_size % config.patch_size:
             raise ValueError(
                 f"input_size ({input_size}) must be a multiple of the patch size "
-                f"({config.patch_size}); DINO ViT-B/8 uses 480"
+                f"({config.patch_size}); DINO ViT-B/8 uses 480, DINOv2 518"
             )
         names = [n for n, _ in model.named_modules() if n.endswith("k_proj") or n.endswith(".key")]
         if not names:
@@ -104,6 +108,10 @@ class KeyFeatureEncoder:
         self.dim = int(self.key_module.out_features)
         self.grid = input_size // config.patch_size
         self.skip = 1 + int(getattr(config, "num_register_tokens", 0) or 0)
+        forward = inspect.signature(model.forward).parameters
+        self.forward_kwargs = (
+            {"interpolate_pos_encoding": True} if "interpolate_pos_encoding" in forward else {}
+        )
 
     @torch.inference_mode()
     def features(self, images: Sequence[np.ndarray]) -> np.ndarray:
@@ -118,7 +126,7 @@ class KeyFeatureEncoder:
             for part in _batches(len(images), self.batch_size):
                 captured.clear()
                 pixels = preprocess(images[part], self.input_size, param.device, param.dtype)
-                self.model(pixel_values=pixels, interpolate_pos_encoding=True)
+                self.model(pixel_values=pixels, **self.forward_kwargs)
                 keys = captured[-1][:, self.skip :].float()
                 keys = F.normalize(keys, dim=-1)
                 out[part] = keys.reshape(len(pixels), self.grid, self.grid, self.dim).cpu().numpy()

