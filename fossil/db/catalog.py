@@ -32,6 +32,7 @@ import logging
 import re
 import time
 import unicodedata
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -52,6 +53,7 @@ from sqlalchemy.engine import make_url
 
 from fossil.db.protocols import AddResult, CaptionJob, CollectionMeta, ReferenceRow
 from fossil.db.schema import (
+    INSTANCE_KEY,
     MIGRATIONS,
     caption,
     catalog_state,
@@ -602,16 +604,44 @@ class SqlCatalog:
     def get_meta(self) -> CollectionMeta | None:
         with self._engine.connect() as conn:
             rows = conn.execute(select(collection_meta.c.key, collection_meta.c.value)).all()
-        stored = {key: value for key, value in rows}
+        stored = {key: value for key, value in rows if key != INSTANCE_KEY}
         if not stored:
             return None
         return CollectionMeta(**{key: json.loads(value) for key, value in stored.items()})
 
     def set_meta(self, meta: CollectionMeta) -> None:
+        """Record what the collection is built with (and give it its instance id when it
+        has none yet)."""
         with self._engine.begin() as conn:
             self._serialise(conn, _META_LOCK)
-            conn.execute(delete(collection_meta))
+            conn.execute(delete(collection_meta).where(collection_meta.c.key != INSTANCE_KEY))
             conn.execute(
                 insert(collection_meta),
                 [{"key": k, "value": json.dumps(v)} for k, v in meta.as_dict().items()],
             )
+            self._instance(conn)
+
+    def instance_id(self) -> str:
+        """The collection's random id (32 hex digits), created with it; a catalog made
+        before fossil recorded one gets one now."""
+        with self._engine.connect() as conn:
+            found = conn.execute(
+                select(collection_meta.c.value).where(collection_meta.c.key == INSTANCE_KEY)
+            ).scalar()
+        if found is not None:
+            return str(json.loads(found))
+        with self._engine.begin() as conn:
+            self._serialise(conn, _META_LOCK)
+            return self._instance(conn)
+
+    @staticmethod
+    def _instance(conn: Connection) -> str:
+        """Within a transaction: the stored instance id, or a new one stored now."""
+        found = conn.execute(
+            select(collection_meta.c.value).where(collection_meta.c.key == INSTANCE_KEY)
+        ).scalar()
+        if found is not None:
+            return str(json.loads(found))
+        instance = uuid.uuid4().hex
+        conn.execute(insert(collection_meta).values(key=INSTANCE_KEY, value=json.dumps(instance)))
+        return instance

@@ -39,7 +39,14 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from fossil.db.protocols import CollectionMeta, ReferenceStore
-from fossil.db.schema import caption, catalog_state, collection_meta, corpus, reference
+from fossil.db.schema import (
+    INSTANCE_KEY,
+    caption,
+    catalog_state,
+    collection_meta,
+    corpus,
+    reference,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -229,6 +236,7 @@ def copy_catalog(source: Engine, target: Engine, meta: CollectionMeta) -> dict[s
 
 def _copy_meta(dst: Connection, meta: CollectionMeta) -> None:
     stored = {k: json.loads(v) for k, v in dst.execute(select(collection_meta)).all()}
+    stored.pop(INSTANCE_KEY, None)  # the target's own identity, not a setting
     if not stored:
         dst.execute(
             insert(collection_meta),

@@ -72,6 +72,10 @@ collection_meta = Table(
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
+# collection_meta key of the collection's random id, created with it (or on first read for a
+# catalog older than it; no schema change): caches key on it, so a store rebuilt from scratch,
+# whose revisions count from 0 again, never meets a cache of the old one
+INSTANCE_KEY = "instance_id"
 catalog_state = Table(
     "catalog_state",
     metadata,

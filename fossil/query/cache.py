@@ -1,11 +1,15 @@
 """Prototype cache (§5.6): a repeated query for a concept skips encoding, retrieval and
-K-Means.  Keys carry the collection revision, so a new ingest (which bumps it) makes every
-older entry unreachable.  Two layers, both owned by the caller (no global state):
+K-Means.  Keys carry the collection's identity (a random id created with its catalog,
+:func:`collection_instance`) and its revision: a new ingest (which bumps the revision) makes
+every older entry unreachable, and so does a store rebuilt from scratch, whose revisions
+count again from 0 under a new id.  Two layers, both owned by the caller (no global state):
 
 * :class:`MemoryCache` — an LRU on the query engine;
 * :class:`DiskCache` — one ``.npz`` per entry under a directory (by default
   ``<store>/cache/prototypes``), so separate processes (``fossil query`` runs) share work;
-  entries of older revisions are deleted when a newer revision is written.
+  entries of older revisions or other collections are deleted when a new entry is written.
+  A file that cannot be read back whole (truncated, flipped bytes: the zip CRC fails) is
+  dropped with a warning and recomputed, never an error.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fossil.db.protocols import Collection
 from fossil.query.retrieval import ConceptResult, Reference
 
 logger = logging.getLogger(__name__)
@@ -37,10 +42,18 @@ class CacheKey:
     options: tuple[tuple[str, object], ...]  # retrieval/K-Means options, sorted by name
     text_encoder: str
     revision: int
+    collection: str = ""  # the collection's instance id ("": a catalog without one)
 
     def digest(self) -> str:
         blob = json.dumps(asdict(self), sort_keys=True, default=str)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:40]
+
+
+def collection_instance(collection: Collection) -> str:
+    """The random id of ``collection``'s catalog (``""`` for a catalog that has none, e.g.
+    a test double): two collections built at different times never share cache entries."""
+    instance = getattr(collection.catalog, "instance_id", None)
+    return str(instance()) if callable(instance) else ""
 
 
 class MemoryCache:
@@ -79,8 +92,8 @@ class MemoryCache:
 
 
 class DiskCache:
-    """``.npz`` files under ``directory/<revision>/<key digest>.npz``; unreadable or
-    mismatching files count as misses and are removed."""
+    """``.npz`` files under ``directory/<revision>.<collection>/<key digest>.npz``; unreadable
+    or mismatching files count as misses and are removed (with a warning)."""
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
@@ -88,7 +101,7 @@ class DiskCache:
         self.misses = 0
 
     def _path(self, key: CacheKey) -> Path:
-        return self.directory / str(key.revision) / f"{key.digest()}.npz"
+        return self.directory / _entry_dir(key.revision, key.collection) / f"{key.digest()}.npz"
 
     def get(self, key: CacheKey) -> ConceptResult | None:
         path = self._path(key)
@@ -107,7 +120,9 @@ class DiskCache:
                     prototypes=data["prototypes"],
                     revision=int(meta["revision"]),
                 )
-        except (OSError, ValueError, KeyError, TypeError) as error:
+                if len(result.visual) != len(result.references) or result.concept != key.concept:
+                    raise ValueError("entry does not match its key")
+        except Exception as error:  # noqa: BLE001 - any unreadable file: BadZipFile, zlib.error…
             logger.warning("dropping unreadable prototype cache file %s: %s", path, error)
             path.unlink(missing_ok=True)
             self.misses += 1
@@ -118,7 +133,7 @@ class DiskCache:
     def put(self, key: CacheKey, result: ConceptResult) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._prune(key.revision)
+        self._prune(key.revision, key.collection)
         meta = {
             "key": key.digest(),
             "concept": result.concept,
@@ -139,8 +154,16 @@ class DiskCache:
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    def _prune(self, revision: int) -> None:
-        """Delete entries of older revisions: they can never be hit again."""
+    def _prune(self, revision: int, collection: str) -> None:
+        """Delete entries of older revisions and of other collections: they can never be hit
+        again."""
         for child in self.directory.iterdir():
-            if child.is_dir() and child.name.isdigit() and int(child.name) < revision:
+            number, _, owner = child.name.partition(".")
+            if not (child.is_dir() and number.isdigit()):
+                continue
+            if owner != collection or int(number) < revision:
                 shutil.rmtree(child, ignore_errors=True)
+
+
+def _entry_dir(revision: int, collection: str) -> str:
+    return f"{revision}.{collection}" if collection else str(revision)

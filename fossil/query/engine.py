@@ -17,7 +17,7 @@ import numpy as np
 from fossil.config import CoverageConfig, RetrievalConfig
 from fossil.db.protocols import Collection
 from fossil.models.protocols import TextEncoder
-from fossil.query.cache import CacheKey, DiskCache, MemoryCache
+from fossil.query.cache import CacheKey, DiskCache, MemoryCache, collection_instance
 from fossil.query.coverage import Coverage, assess_coverage
 from fossil.query.prototypes import batch_prototypes, effective_k
 from fossil.query.retrieval import ConceptResult, Retrieved, retrieve
@@ -114,6 +114,7 @@ class QueryEngine:
         self.use_gpu = use_gpu
         self._memory = MemoryCache(cache_size)
         self._disk = _disk_cache(collection, disk_cache)
+        self._instance = collection_instance(collection)  # cache keys: which collection
         self._revision: int | None = None
         self._lemma_index: LemmaIndex | None = None
         self._lemma_revision: int | None = None
@@ -196,7 +197,8 @@ class QueryEngine:
             ("route", c.route),
             ("route_cover", c.route_cover),
         )
-        return CacheKey(concept, c.N, c.K, options, self.text_encoder.name, revision)
+        name = self.text_encoder.name
+        return CacheKey(concept, c.N, c.K, options, name, revision, self._instance)
 
     def _cached(self, key: CacheKey) -> ConceptResult | None:
         result = self._memory.get(key)

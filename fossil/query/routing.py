@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from fossil.db.protocols import CatalogStore, Collection, ReferenceStore
+from fossil.query.cache import collection_instance
 
 logger = logging.getLogger(__name__)
 
@@ -104,10 +105,15 @@ def route(
 
 
 def save_lemma_index(
-    index: LemmaIndex, path: str | os.PathLike[str], revision: int, encoder: str
+    index: LemmaIndex,
+    path: str | os.PathLike[str],
+    revision: int,
+    encoder: str,
+    collection: str = "",
 ) -> None:
-    """Write ``index`` of collection ``revision`` (TREs of text encoder ``encoder``) to
-    ``path`` atomically (a temporary file renamed over it)."""
+    """Write ``index`` of collection ``revision`` (TREs of text encoder ``encoder``; the
+    collection's instance id ``collection``) to ``path`` atomically (a temporary file renamed
+    over it)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".lemma_index.", suffix=".npz")
@@ -120,6 +126,7 @@ def save_lemma_index(
                 centres=index.centres,
                 revision=np.int64(revision),
                 encoder=np.str_(encoder),
+                collection=np.str_(collection),
             )
         os.replace(tmp, target)
     except BaseException:
@@ -127,20 +134,28 @@ def save_lemma_index(
         raise
 
 
-def load_lemma_index(path: str | os.PathLike[str], encoder: str) -> tuple[LemmaIndex, int] | None:
-    """``(index, revision)`` saved at ``path`` for text encoder ``encoder``; None when there
-    is none, it is unreadable or it was saved for another encoder."""
+def load_lemma_index(
+    path: str | os.PathLike[str], encoder: str, collection: str | None = None
+) -> tuple[LemmaIndex, int] | None:
+    """``(index, revision)`` saved at ``path`` for text encoder ``encoder`` and (unless None)
+    the collection whose instance id is ``collection``; None when there is none or it was
+    saved for another encoder or collection.  An unreadable file (truncated, flipped bytes) is
+    deleted with a warning, so it is rebuilt."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            if str(data["encoder"]) != encoder:
+            saved_for = str(data["collection"]) if "collection" in data.files else ""
+            if str(data["encoder"]) != encoder or collection not in (None, saved_for):
                 return None
             lemmas = tuple(str(lemma) for lemma in data["lemmas"])
             index = LemmaIndex(lemmas, data["counts"].astype(np.int64), data["centres"])
             return index, int(data["revision"])
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError) as error:
-        logger.warning("ignoring the saved lemma index %s: %s", path, error)
+    except Exception as error:  # noqa: BLE001 - any unreadable file: BadZipFile, zlib.error…
+        logger.warning(
+            "ignoring the saved lemma index %s (unreadable: dropped, rebuilt): %s", path, error
+        )
+        Path(path).unlink(missing_ok=True)
         return None
 
 
@@ -152,18 +167,18 @@ def current_lemma_index(
     so only new lemmas are read — and saved for the next process.  Collections without a
     directory (``root`` None) keep it in memory only."""
     path = None
-    encoder = collection.meta.text_encoder
+    encoder, instance = collection.meta.text_encoder, collection_instance(collection)
     if collection.root is not None:
         path = os.path.join(os.fspath(collection.root), LEMMA_INDEX_FILE)
     if previous is None and path is not None:
-        saved = load_lemma_index(path, encoder)
+        saved = load_lemma_index(path, encoder, instance)
         if saved is not None and saved[1] == revision:
             return saved[0]
         previous = None if saved is None else saved[0]
     index = build_lemma_index(collection.refs, collection.catalog, previous=previous)
     if path is not None:
         try:
-            save_lemma_index(index, path, revision, encoder)
+            save_lemma_index(index, path, revision, encoder, instance)
         except OSError as error:  # a read-only store still answers
             logger.warning("cannot save the lemma index to %s: %s", path, error)
     return index
