@@ -12,13 +12,17 @@ Updates go through Edge's write-ahead log, so an acknowledged upsert survives a 
 Measured (``benchmarks/store_bench.py``, 2 cores, 768-d text + 1024-d visual): at 1M
 references ~3.5k upserts/s, reopen ~3 s, 171 × top-150 exact ~9.3 s; restricted to the
 concepts' nearest noun lemmas (``lemmas=``) ~0.8 s at recall@150 0.999 on clustered data;
-fetching the ~25k VREs ~1 s (Edge returns vectors as Python lists).
+fetching the ~25k VREs ~1 s (Edge returns vectors as Python lists).  VREs are read from the
+row file (:mod:`fossil.db.rowfile`), each checked against its point (~0.1 s per 16k 1024-d
+rows); a row that fails falls back to Edge's copy, counted in :attr:`EdgeStore.row_fallbacks`
+and logged.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -79,6 +83,8 @@ class EdgeStore:
 
     Opens the shard there, or creates it when ``create`` (then ``text_dim``/``visual_dim`` are
     required).  ``lock``: a held :class:`StoreLock` this store releases on :meth:`close`.
+    ``row_file``: False opens the store without its VRE row file (every VRE read from Edge,
+    none appended: ``fossil store check`` on a store whose row file is damaged).
     """
 
     def __init__(
@@ -89,12 +95,16 @@ class EdgeStore:
         visual_dim: int | None = None,
         create: bool = False,
         lock: StoreLock | None = None,
+        row_file: bool = True,
     ) -> None:
         self.path = Path(path)
         self._lock = lock
+        self.row_fallbacks = 0  # VREs whose row failed its check and came from Edge instead
+        self._rows: RowFile | None = None
         try:
             self.text_dim, self.visual_dim = self._open(text_dim, visual_dim, create)
-            self._rows = RowFile(visual_file(self.path), self.visual_dim)
+            if row_file:
+                self._rows = RowFile(visual_file(self.path), self.visual_dim)
             # rows named by the hits of the last search: fetch_visual, which follows it in a
             # query, then needs no payload read (forgotten on any write)
             self._searched_rows: dict[str, int] = {}
@@ -150,10 +160,16 @@ class EdgeStore:
             chunk = points[start : start + UPSERT_CHUNK]
             text, visual = point_vectors(chunk, self.text_dim, self.visual_dim)
             self._searched_rows = {}
-            rows, uid = self._rows.append(visual), self._rows.uid
+            payloads = [point_payload(p) for p in chunk]
+            if self._rows is not None:
+                rows, uid = self._rows.append(visual, [p.id for p in chunk]), self._rows.uid
+                for payload, row in zip(payloads, rows, strict=True):
+                    payload[ROW_KEY] = f"{uid}/{row}"
             batch = [
-                qe.Point(p.id, {TEXT: t, VISUAL: v}, {**point_payload(p), ROW_KEY: f"{uid}/{row}"})
-                for p, t, v, row in zip(chunk, text.tolist(), visual.tolist(), rows, strict=True)
+                qe.Point(p.id, {TEXT: t, VISUAL: v}, payload)
+                for p, t, v, payload in zip(
+                    chunk, text.tolist(), visual.tolist(), payloads, strict=True
+                )
             ]
             self._shard.update(qe.UpdateOperation.upsert_points(batch))
 
@@ -215,15 +231,17 @@ class EdgeStore:
     def _row(self, ref: Any) -> int | None:
         """The row of a ``vre_row`` payload value when it names a row of this row file."""
         uid, _, row = str(ref or "").partition("/")
-        if uid == self._rows.uid and row.isdigit() and int(row) < self._rows.rows:
+        rows = self._rows
+        if rows is not None and uid == rows.uid and row.isdigit() and int(row) < rows.rows:
             return int(row)
         return None
 
     def fetch_visual(self, ids: Sequence[str]) -> np.ndarray:
         """(len(ids), visual_dim) float32 raw VREs in the order of ``ids`` (repeats allowed):
         from the row file for points that name a valid row (known from the last search's
-        hits, else read from their payload), from Edge for the others (points of a store
-        written before the row file existed).  Unknown ids raise."""
+        hits, else read from their payload) which passes its check, from Edge for the others
+        (points of a store written before the row file existed, rows that fail their check:
+        counted in :attr:`row_fallbacks` and logged).  Unknown ids raise."""
         keys = [str(i) for i in ids]
         searched = self._searched_rows
         row_of = {k: searched[k] for k in keys if k in searched}
@@ -238,7 +256,20 @@ class EdgeStore:
         rows = np.fromiter((row_of.get(k, -1) for k in keys), np.int64, count=len(keys))
         have = rows >= 0
         out = np.empty((len(keys), self.visual_dim), np.float32)
-        out[have] = self._rows.gather(rows[have])
+        if have.any() and self._rows is not None:
+            named = [k for k, h in zip(keys, have, strict=True) if h]
+            out[have], passed = self._rows.gather(rows[have], named)
+            if not passed.all():
+                failed = int((~passed).sum())
+                self.row_fallbacks += failed
+                logger.warning(
+                    "%d VREs failed their check in the row file %s and were read from Qdrant "
+                    "instead (%d so far): rebuild it with `fossil store check --repair`",
+                    failed,
+                    self._rows.path,
+                    self.row_fallbacks,
+                )
+                have[np.flatnonzero(have)[~passed]] = False
         if not have.all():
             others = [k for k, h in zip(keys, have, strict=True) if not h]
             out[~have] = gather_vectors(
@@ -282,6 +313,77 @@ class EdgeStore:
             if offset is None:
                 return
 
+    def _scroll(self, batch_size: int, with_vector: bool) -> Iterator[list[Any]]:
+        """Every point record (with payload, row-file bookkeeping included), in id order."""
+        offset: Any = None
+        while True:
+            records, offset = self._shard.scroll(
+                qe.ScrollRequest(
+                    offset=offset, limit=batch_size, with_payload=True, with_vector=with_vector
+                )
+            )
+            if records:
+                yield records
+            if offset is None:
+                return
+
+    def point_ids(self) -> set[str]:
+        """The ids of every point."""
+        ids: set[str] = set()
+        for records in self._scroll(RETRIEVE_CHUNK, with_vector=False):
+            ids.update(str(r.id) for r in records)
+        return ids
+
+    def check_rows(self, batch_size: int = 1024) -> dict[str, int]:
+        """Every point's VRE in the row file against Edge's copy: ``ok`` (its row passes its
+        check and equals Edge's vector), ``failed`` (it names a row that does not),
+        ``unnamed`` (it names no row of this file: lost, replaced, or older than it)."""
+        counts = {"ok": 0, "failed": 0, "unnamed": 0}
+        for records in self._scroll(batch_size, with_vector=True):
+            named = [(r, self._row((r.payload or {}).get(ROW_KEY))) for r in records]
+            counts["unnamed"] += sum(at is None for _, at in named)
+            named = [(r, at) for r, at in named if at is not None]
+            if not named or self._rows is None:
+                continue
+            rows = np.array([at for _, at in named], np.int64)
+            vectors, passed = self._rows.gather(rows, [str(r.id) for r, _ in named])
+            truth = np.array([r.vector[VISUAL] for r, _ in named], np.float32)
+            good = passed & (vectors == truth).all(axis=1)
+            counts["ok"] += int(good.sum())
+            counts["failed"] += int((~good).sum())
+        return counts
+
+    def rebuild_rows(self, batch_size: int = UPSERT_CHUNK) -> int:
+        """Write a new row file from Edge's vectors and point every point at its new row;
+        returns the rows written.  The new file replaces the old one only when complete;
+        interrupted, every point reads from Edge (the ids differ) until it is run again."""
+        target = visual_file(self.path)
+        partial = target.with_name(f"{target.name}.rebuild")
+        partial.unlink(missing_ok=True)
+        fresh = RowFile(partial, self.visual_dim)
+        written = 0
+        try:
+            for records in self._scroll(batch_size, with_vector=True):
+                ids = [str(r.id) for r in records]
+                visual = np.array([r.vector[VISUAL] for r in records], np.float32)
+                rows = fresh.append(visual, ids)
+                batch = [
+                    qe.Point(r.id, r.vector, {**(r.payload or {}), ROW_KEY: f"{fresh.uid}/{row}"})
+                    for r, row in zip(records, rows, strict=True)
+                ]
+                self._shard.update(qe.UpdateOperation.upsert_points(batch))
+                written += len(batch)
+            self._shard.flush()
+        finally:
+            fresh.close()
+        if self._rows is not None:
+            self._rows.close()
+        os.replace(partial, target)
+        self._rows = RowFile(target, self.visual_dim)
+        self._searched_rows = {}
+        logger.info("rebuilt the VRE row file %s from Qdrant: %d rows", target, written)
+        return written
+
     def flush(self) -> None:
         self._shard.flush()
 
@@ -291,9 +393,8 @@ class EdgeStore:
             shard.flush()
             shard.close()
             self._shard = None
-        rows = getattr(self, "_rows", None)
-        if rows is not None:
-            rows.close()  # idempotent
+        if self._rows is not None:
+            self._rows.close()  # idempotent
         if self._lock is not None:
             self._lock.release()
             self._lock = None

@@ -1,44 +1,88 @@
-"""An append-only file of float32 rows: the embedded store's fast copy of the Visual Reference
-Embeddings.
+"""An append-only file of float32 rows, each checked on read: the embedded store's fast copy of
+the Visual Reference Embeddings.
 
 Qdrant Edge hands vectors to Python as lists of floats: fetching the 16k VREs of a
 171-concept query (N=95) costs ~1 s of float-object conversion alone.  So
 :class:`~fossil.db.edge.EdgeStore` also appends every upserted VRE here and records its row in
 the point's payload (``vre_row``); reads gather the rows from a memory map in one numpy
 indexing operation.  Edge keeps its own copy of every vector (the truth, used for export and
-whenever a point has no valid row), so this file is an accelerator, never the only copy.
+whenever a row cannot be used), so this file is an accelerator, never the only copy: a lost
+or damaged file is rebuilt from Edge by ``fossil store check --repair``.
+
+Every row carries a 16-byte check, the BLAKE2b digest of its point id and its bytes.
+:meth:`RowFile.gather` recomputes it and reports each row that does not belong to the point
+that asked for it — flipped bytes, or a file truncated (a partial restore) and appended to
+since, so that an older point's row number now holds a newer point's row — and the store
+then reads that VRE from Edge instead.
 
 Crash safety: rows are written and fsynced before the points that name them are upserted;
 a torn last row (a crash mid-write) is cut off on open — no point names it.  Rows of deleted
 or re-upserted points stay behind as unused bytes (a rerun after a crash re-upserts a batch:
 its rows are appended again).
 
-The file starts with a 64-byte header holding a random id (:attr:`RowFile.uid`); points name
-their row together with that id, so a lost or replaced file can never hand a point another
-point's row: the id differs and the reader falls back to Edge.
+The file starts with a 64-byte header: :data:`MAGIC`, a random id (:attr:`RowFile.uid`),
+zero padding.  Points name their row together with that id, so a replaced file never hands a
+point another point's row.  A file of the first format (:data:`MAGIC_V1`: rows without
+checks) cannot be verified: it is started afresh on open (its points read from Edge until
+``fossil store check --repair`` rebuilds it).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+logger = logging.getLogger(__name__)
+
 ITEM = np.dtype("<f4")
-MAGIC = b"fossil-vre-rows\n"
+MAGIC = b"fossil-vre-row2\n"  # rows with a check (this format)
+MAGIC_V1 = b"fossil-vre-rows\n"  # rows without a check: started afresh on open
 HEADER = 64  # bytes: MAGIC, the file's id (32 hex digits), zero padding
+CHECK = 16  # bytes of BLAKE2b per row
+REPAIR_HINT = "it only copies vectors Qdrant holds: rebuild it with `fossil store check --repair`"
+
+
+class RowFileError(ValueError):
+    """A file at the row file's path that is not a fossil VRE row file."""
+
+
+def row_check(point_id: str, row: bytes) -> bytes:
+    """The 16-byte check of ``row`` (a VRE's float32 bytes) stored for point ``point_id``."""
+    key = str(point_id).encode("utf-8")
+    if len(key) > 64:  # BLAKE2b keys hold at most 64 bytes
+        key = hashlib.blake2b(key).digest()
+    return hashlib.blake2b(row, digest_size=CHECK, key=key).digest()
+
+
+def probe(path: str | os.PathLike[str]) -> str:
+    """What is at ``path``: ``"missing"``, ``"ok"`` (this format), ``"v1"`` (rows without
+    checks) or ``"bad"`` (not a row file)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(HEADER)
+    except FileNotFoundError:
+        return "missing"
+    if len(head) < HEADER:
+        return "ok"  # a header torn while the file was created: it holds no row yet
+    return "ok" if head.startswith(MAGIC) else "v1" if head.startswith(MAGIC_V1) else "bad"
 
 
 class RowFile:
-    """Float32 rows of width ``dim`` in the file at ``path`` (created when missing)."""
+    """Float32 rows of width ``dim``, each with its check, in the file at ``path`` (created
+    when missing; a file of the first format is started afresh)."""
 
     def __init__(self, path: str | os.PathLike[str], dim: int) -> None:
         if dim < 1:
             raise ValueError(f"dim ({dim}) must be >= 1")
         self.path, self.dim = Path(path), int(dim)
-        self._row_bytes = self.dim * ITEM.itemsize
+        self._dtype = np.dtype([("v", ITEM, (self.dim,)), ("check", f"V{CHECK}")])
+        self._row_bytes = self._dtype.itemsize
         self._file = open(self.path, "a+b")  # noqa: SIM115 - closed by close()
         self.uid = self._header()
         size = os.fstat(self._file.fileno()).st_size - HEADER
@@ -50,14 +94,22 @@ class RowFile:
 
     def _header(self) -> str:
         """The file's id; a new file (or one whose header write was torn: it holds no row
-        yet) gets a fresh one."""
+        yet, or one of the first format: its rows cannot be checked) gets a fresh one."""
         self._file.seek(0)
         head = self._file.read(HEADER)
         if len(head) == HEADER and head.startswith(MAGIC):
             return head[len(MAGIC) : len(MAGIC) + 32].decode("ascii")
-        if len(head) == HEADER:
+        if len(head) == HEADER and head.startswith(MAGIC_V1):
+            logger.warning(
+                "%s holds VREs without per-row checks: started afresh (those points read "
+                "their VREs from Qdrant until `fossil store check --repair` rebuilds it)",
+                self.path,
+            )
+        elif len(head) == HEADER:
             self._file.close()
-            raise ValueError(f"{self.path} is not a fossil VRE row file (bad header)")
+            raise RowFileError(
+                f"{self.path} is not a fossil VRE row file (bad header); {REPAIR_HINT}"
+            )
         uid = uuid.uuid4().hex
         self._file.truncate(0)
         self._file.write((MAGIC + uid.encode("ascii")).ljust(HEADER, b"\0"))
@@ -65,31 +117,48 @@ class RowFile:
         os.fsync(self._file.fileno())
         return uid
 
-    def append(self, vectors: np.ndarray) -> range:
-        """Write ``vectors`` (n, dim) durably; returns their row numbers."""
+    def append(self, vectors: np.ndarray, ids: Sequence[str]) -> range:
+        """Write ``vectors`` (n, dim), the VREs of points ``ids``, durably; returns their row
+        numbers."""
         array = np.ascontiguousarray(vectors, dtype=ITEM)
         if array.ndim != 2 or array.shape[1] != self.dim:
             raise ValueError(f"vectors must have shape (n, {self.dim}); got {array.shape}")
+        if len(ids) != len(array):
+            raise ValueError(f"got {len(ids)} point ids for {len(array)} vectors")
+        records = np.empty(len(array), self._dtype)
+        records["v"] = array
+        records["check"] = [row_check(i, row.tobytes()) for i, row in zip(ids, array, strict=True)]
         start = self.rows
         self._file.seek(0, os.SEEK_END)
-        self._file.write(array.tobytes())
+        self._file.write(records.tobytes())
         self._file.flush()
         os.fsync(self._file.fileno())
         self.rows += len(array)
         return range(start, self.rows)
 
-    def gather(self, rows: np.ndarray) -> np.ndarray:
-        """(len(rows), dim) float32 copies of ``rows`` (each in ``[0, self.rows)``)."""
+    def gather(self, rows: np.ndarray, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``(vectors (len(rows), dim) float32, ok (len(rows),) bool)``: the rows ``rows``
+        asked for by points ``ids``; ``ok`` is False where a row is outside the file or its
+        check fails (its vector is then not to be used)."""
         index = np.asarray(rows, dtype=np.int64)
-        if index.size and (index.min() < 0 or index.max() >= self.rows):
-            raise IndexError(f"rows outside [0, {self.rows})")
-        if not index.size:
-            return np.zeros((0, self.dim), np.float32)
+        if len(ids) != len(index):
+            raise ValueError(f"got {len(ids)} point ids for {len(index)} rows")
+        ok = (index >= 0) & (index < self.rows)
+        out = np.zeros((len(index), self.dim), np.float32)
+        if not ok.any():
+            return out, ok
         if self._map is None or len(self._map) != self.rows:
             self._map = np.memmap(
-                self.path, dtype=ITEM, mode="r", offset=HEADER, shape=(self.rows, self.dim)
+                self.path, dtype=self._dtype, mode="r", offset=HEADER, shape=(self.rows,)
             )
-        return np.asarray(self._map[index], dtype=np.float32)
+        inside = np.flatnonzero(ok)
+        records = self._map[index[inside]]
+        out[inside] = records["v"]
+        for j, at in enumerate(inside):
+            if row_check(ids[at], out[at].tobytes()) != records["check"][j].tobytes():
+                ok[at] = False
+        out[~ok] = 0.0
+        return out, ok
 
     def close(self) -> None:
         """Release the file (again: no-op)."""
