@@ -12,6 +12,7 @@ from fossil.commands._options import add_server_options
 
 if TYPE_CHECKING:
     from fossil.db.catalog import SqlCatalog
+    from fossil.db.protocols import Collection
 
 
 def add_parser(subparsers: Any) -> None:
@@ -80,13 +81,25 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
         info["references"] = info["catalog_references"]
     else:
         try:
-            assert isinstance(collection.catalog, SqlCatalog)  # failures() is SqlCatalog's
-            info = _catalog_info(collection.catalog, args.top)
-            info["vector_store"] = args.qdrant_url or str(Path(args.store).expanduser() / "qdrant")
-            info["references"] = collection.refs.count()
+            return describe(collection, root, args.qdrant_url, args.top)
         finally:
             collection.close()
     info["store"] = str(root.resolve()) if root is not None else args.qdrant_url
+    info["disk_bytes"] = disk_usage(root) if root is not None else {"total": 0}
+    return info
+
+
+def describe(
+    collection: Collection, root: Path | None, qdrant_url: str | None, top: int = 20
+) -> dict[str, Any]:
+    """What ``info --json`` reports about an open collection (also ``fossil serve``'s /info)."""
+    from fossil.db.catalog import SqlCatalog
+
+    assert isinstance(collection.catalog, SqlCatalog)  # failures() is SqlCatalog's
+    info = _catalog_info(collection.catalog, top)
+    info["vector_store"] = qdrant_url or str(root / "qdrant" if root is not None else None)
+    info["references"] = collection.refs.count()
+    info["store"] = str(root.resolve()) if root is not None else qdrant_url
     info["disk_bytes"] = disk_usage(root) if root is not None else {"total": 0}
     return info
 

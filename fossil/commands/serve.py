@@ -1,0 +1,171 @@
+"""``fossil serve``: segmentation and references in the browser, with the models loaded once."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fossil.commands._options import (
+    add_models_options,
+    add_segmentation_options,
+    add_server_options,
+    open_store,
+    parse_concepts,
+)
+from fossil.config import PRESETS, FossilConfig
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from fossil.db.protocols import Collection
+    from fossil.serve.service import ServeModels
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+API_KEY_ENV = "FOSSIL_API_KEY"
+DEMO = "demo"  # --models demo: the synthetic world's models, for a `fossil demo` store
+
+DESCRIPTION = f"""\
+Serve a reference collection over HTTP: one process loads the models once and keeps the
+collection and the prototype cache open.  Open http://HOST:PORT/ for the page (upload an
+image, type concepts, click a region to see the references that decided it), or use the
+JSON API (documented at /docs): POST /segment, GET /query, GET /references/ID/thumbnail,
+GET /info.  The --n/--k/--gamma/--preset/--no-opencut/--no-crf flags set the defaults that a
+request may override (except --no-crf).
+
+Binds to 127.0.0.1.  Any other --host requires an API key (--api-key or ${API_KEY_ENV};
+prefer the variable: command lines are visible to other users), which every request but the
+page must send as X-API-Key.  Needs the `serve` extra: pip install 'fossil-ovss[serve]'.
+
+--models demo serves a store written by `fossil demo` with the synthetic world's models
+(and its settings: N=40, K=1, scenes resized to 256 px).
+
+example:
+  fossil demo --out demo-out && fossil serve --store demo-out/store --models demo
+"""
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="segmentation and references in the browser (HTTP API + page)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    config = FossilConfig()
+    p.add_argument("--store", metavar="DIR", help="store directory (see `fossil ingest`)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    p.add_argument(
+        "--api-key",
+        default=os.environ.get(API_KEY_ENV),
+        metavar="KEY",
+        help=f"key every request but the page must send (default: ${API_KEY_ENV}); "
+        "required when --host is not local",
+    )
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help=f"default N, K and γ of a benchmark (Table 3); default N={config.retrieval.N}, "
+        f"K={config.retrieval.K}, γ={config.scoring.gamma}",
+    )
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="seconds a model request may queue and run before it gets a 503 (default: "
+        "%(default)s)",
+    )
+    p.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=20.0,
+        metavar="MB",
+        help="largest image upload accepted, in MiB (default: %(default)s)",
+    )
+    add_segmentation_options(p)
+    add_models_options(p)
+    add_server_options(p)
+    p.set_defaults(func=run)
+
+
+def check_binding(host: str, api_key: str | None) -> None:
+    """A non-local address needs an API key."""
+    if host not in LOCAL_HOSTS and not api_key:
+        raise ValueError(
+            f"--host {host} makes the server reachable from other machines: give an API key "
+            f"with ${API_KEY_ENV} (or --api-key)"
+        )
+
+
+def load_serve_models(args: argparse.Namespace) -> tuple[ServeModels, FossilConfig]:
+    """The models of --models and the server's default config: the paper's defaults (or
+    the synthetic world's for ``demo``), then --preset, --n, --k, --gamma, --no-opencut and
+    --no-crf."""
+    from dataclasses import replace
+
+    from fossil.demo.world import demo_fossil_config, demo_models
+    from fossil.serve.service import SegmentOptions, request_config
+
+    base = demo_fossil_config() if args.models == DEMO else FossilConfig()
+    options = SegmentOptions(args.preset, args.n, args.k, args.gamma, args.no_opencut)
+    config = request_config(base, options)  # bad flags fail before any model loads
+    crf = replace(config.opencut.crf, enabled=not args.no_crf)
+    config = replace(config, opencut=replace(config.opencut, crf=crf))
+    models: ServeModels
+    if args.models == DEMO:
+        models = demo_models(device=args.device)
+    else:
+        from fossil.models.loading import load_models
+
+        models = load_models(args.models, device=args.device)
+    return models, config
+
+
+def build_app(args: argparse.Namespace) -> tuple[FastAPI, Collection]:
+    """Flags → the app, with the models loaded and the collection open (close it after)."""
+    try:
+        from fossil.serve.app import ServeSettings, create_app
+        from fossil.serve.service import Service
+    except ImportError as error:
+        raise RuntimeError(
+            f"fossil serve needs the serve extra ({error}): pip install 'fossil-ovss[serve]'"
+        ) from error
+    from fossil.commands.info import describe
+
+    check_binding(args.host, args.api_key)
+    settings = ServeSettings(
+        api_key=args.api_key,
+        time_limit=args.time_limit,
+        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+    )
+    collection = open_store(args)
+    try:
+        models, config = load_serve_models(args)
+        root = Path(args.store).expanduser() if args.store else None
+        service = Service(
+            collection,
+            models,
+            config,
+            parse_concepts=parse_concepts,
+            describe=partial(describe, collection, root, args.qdrant_url),
+        )
+        return create_app(service, settings), collection
+    except BaseException:
+        collection.close()
+        raise
+
+
+def run(args: argparse.Namespace) -> int:
+    app, collection = build_app(args)
+    import uvicorn
+
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=True)
+    finally:
+        collection.close()
+    return 0

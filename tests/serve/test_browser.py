@@ -1,0 +1,180 @@
+"""The page in a real browser: Debian's headless ``chromium`` (driven by selenium through
+Debian's ``chromium-driver``) on a running ``fossil serve --models tiny`` bound to 127.0.0.1.
+
+It uploads a picture, segments it, checks that the overlay and legend appear, clicks a region
+on the picture and checks that reference thumbnails show; it saves a screenshot under
+``tests/artifacts/`` (ignored by git).  Skipped when chromium, chromium-driver or selenium is
+missing, except under ``CI=true`` (``.ci/run`` installs chromium), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.serve.conftest import park
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+CHROMIUM = ("chromium", "chromium-browser")
+DRIVER = "chromedriver"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1")
+
+
+def _unavailable(reason: str) -> None:
+    if in_ci():
+        pytest.fail(f"{reason}; CI=true, so the browser test must run", pytrace=False)
+    pytest.skip(f"{reason} (apt-get install chromium chromium-driver)")
+
+
+def _browser() -> tuple[str, str]:
+    browser = next((p for p in map(shutil.which, CHROMIUM) if p), None)
+    driver = shutil.which(DRIVER) or (
+        "/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None
+    )
+    if browser is None or driver is None:
+        _unavailable("chromium or chromium-driver is not installed")
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        _unavailable("selenium is not installed")
+    assert browser is not None and driver is not None
+    return browser, driver
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``fossil serve`` in its own process; yields its base URL."""
+    _browser()  # skip (or fail in CI) before starting anything
+    port = _free_port()
+    log = tmp_path_factory.mktemp("serve-log") / "serve.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env.pop("FOSSIL_API_KEY", None)
+    argv = [sys.executable, "-m", "fossil.cli", "serve", "--store", str(store)]
+    argv += ["--models", "tiny", "--no-crf", "--port", str(port), "--time-limit", "120"]
+    with log.open("wb") as output:
+        process = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"fossil serve exited ({process.returncode}):\n{log.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"fossil serve did not answer within 120 s:\n{log.read_text()}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver = _browser()
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    options.add_argument("--window-size=1400,1000")
+    chrome = webdriver.Chrome(options=options, service=Service(executable_path=driver))
+    try:
+        yield chrome
+    finally:
+        chrome.quit()
+
+
+def test_segment_a_picture_and_see_the_references_of_a_region(
+    server: str, browser, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    picture = tmp_path / "park.png"
+    Image.fromarray(park(160, 120)).save(picture)
+    browser.get(f"{server}/")
+    WebDriverWait(browser, 20).until(
+        lambda b: "references" in b.find_element(By.ID, "store-info").text
+    )
+    browser.find_element(By.ID, "image").send_keys(str(picture))
+    browser.find_element(By.ID, "concepts").send_keys("dog, car, tree")
+    browser.find_element(By.ID, "segment-button").click()
+    WebDriverWait(browser, 180).until(
+        lambda b: (
+            b.find_element(By.TAG_NAME, "body").get_attribute("data-state")
+            in ("segmented", "error")
+        )
+    )
+    status = browser.find_element(By.ID, "segment-status").text
+    state = browser.find_element(By.TAG_NAME, "body").get_attribute("data-state")
+    assert state == "segmented", status
+
+    # the overlay: the canvas shows the picture's size, coloured by the label map
+    canvas = browser.find_element(By.ID, "view")
+    assert canvas.is_displayed()
+    size = browser.execute_script("return [arguments[0].width, arguments[0].height]", canvas)
+    assert size == [160, 120]
+    legend = browser.find_elements(By.CSS_SELECTOR, "#legend li")
+    assert 1 <= len(legend) <= 3 and browser.find_element(By.ID, "legend-box").is_displayed()
+    assert {item.text.split()[0] for item in legend} <= {"dog", "car", "tree"}
+
+    # click inside a region on the picture
+    regions = browser.find_elements(By.CSS_SELECTOR, "#regions button")
+    assert regions, "the page lists no region"
+    x, y = (int(regions[0].get_attribute(name)) for name in ("data-x", "data-y"))
+    box = canvas.rect
+    dx = (x + 0.5) * box["width"] / 160 - box["width"] / 2  # offsets from the centre
+    dy = (y + 0.5) * box["height"] / 120 - box["height"] / 2
+    actions = ActionChains(browser).move_to_element_with_offset(canvas, round(dx), round(dy))
+    actions.click().perform()
+    assert "region" in browser.find_element(By.ID, "hover").text
+    WebDriverWait(browser, 30).until(
+        lambda b: b.execute_script(
+            "const imgs = document.querySelectorAll('#region-thumbs img');"
+            "return imgs.length > 0 && [...imgs].every(i => i.complete && i.naturalWidth > 0);"
+        )
+    )
+    thumbnails = browser.find_elements(By.CSS_SELECTOR, "#region-thumbs figure")
+    assert thumbnails and all(f.find_element(By.TAG_NAME, "figcaption").text for f in thumbnails)
+    selected = browser.find_elements(By.CSS_SELECTOR, "#regions button.selected")
+    clicked = regions[0].get_attribute("data-region")
+    assert [s.get_attribute("data-region") for s in selected] == [clicked]
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "serve-page.png"
+    assert browser.save_screenshot(str(shot))
+    print(f"screenshot: {shot}")
+    with Image.open(shot) as image:
+        assert image.size[0] >= 1000
