@@ -1,5 +1,6 @@
-"""``fossil store``: maintenance of reference stores — ``export`` moves an embedded store up to
-a Qdrant server (and its catalog to PostgreSQL) for scale-out (§7)."""
+"""``fossil store``: maintenance of reference stores — ``check [--repair]`` cross-checks the
+parts of an embedded store and repairs them (:mod:`fossil.db.check`); ``export`` moves an
+embedded store up to a Qdrant server (and its catalog to PostgreSQL) for scale-out (§7)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,22 @@ and serves the server collection from there: use `--store DIR --qdrant-url URL` 
 The store is locked for the duration: no ingest may run on it.
 """
 
+CHECK_DESCRIPTION = """\
+Cross-check the parts of the embedded store in DIR and report every disagreement, counted:
+the catalog (readable, every page: PRAGMA quick_check), catalogued references against the
+points Qdrant holds, every point's VRE in the row file (DIR/qdrant-visual.f32) against
+Qdrant's copy, thumbnails against the catalog, and the caches.  Exit status 0 when the store
+is healthy, 1 when something disagrees.
+
+--repair does what needs no generation: a damaged catalog is moved aside and rebuilt from
+the points' payloads and DIR/collection_meta.json; references whose points are missing are
+uncatalogued and their captions marked pending (rerun `fossil ingest` to regenerate exactly
+those); points the catalog lost are catalogued again; the row file is rebuilt from Qdrant;
+orphaned thumbnails are deleted; the prototype cache and lemma index are dropped.  What
+cannot be rebuilt is said.  The store is locked meanwhile; a backup of DIR (taken while
+nothing writes to it) is still the surest way back.
+"""
+
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -37,6 +54,16 @@ def add_parser(subparsers: Any) -> None:
         description="Maintenance of reference stores.",
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION")
+    c = actions.add_parser(
+        "check",
+        help="cross-check an embedded store (catalog, vectors, row file, thumbnails); --repair",
+        description=CHECK_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    c.add_argument("--store", required=True, metavar="DIR", help="embedded store directory")
+    c.add_argument("--repair", action="store_true", help="repair what can be (see above)")
+    c.add_argument("--json", action="store_true", help="print the report as JSON")
+    c.set_defaults(func=run_check)
     e = actions.add_parser(
         "export",
         help="copy an embedded store into a Qdrant server collection (and its catalog)",
@@ -91,6 +118,35 @@ def add_parser(subparsers: Any) -> None:
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return 2
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from fossil.db.check import FAULTS, check_store
+
+    report = check_store(args.store, repair=args.repair)
+    after = check_store(args.store) if args.repair else report
+    if args.json:
+        print(json.dumps({"found": report.as_dict(), "after": after.as_dict()}, indent=2))
+        return 0 if after.healthy else 1
+    print(f"store {report.store}: catalog {report.catalog}, row file {report.row_file}")
+    for name, value in report.counts.items():
+        print(f"  {name:<22} {value}")
+    for name, value in report.repairs.items():
+        print(f"  repaired: {name} {value}")
+    for note in report.notes:
+        print(f"  note: {note}")
+    if args.repair:
+        print("after repair: " + ("healthy" if after.healthy else "still disagrees:"))
+        for name, value in after.counts.items():
+            if value and name in FAULTS:
+                print(f"  {name:<22} {value}")
+    elif not report.healthy:
+        print(
+            f"disagreements found: repair with `fossil store check --repair --store {args.store}`"
+        )
+    else:
+        print("healthy")
+    return 0 if after.healthy else 1
 
 
 def run_export(args: argparse.Namespace) -> int:

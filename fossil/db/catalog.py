@@ -30,6 +30,7 @@ import hashlib
 import json
 import logging
 import re
+import sqlite3
 import time
 import unicodedata
 import uuid
@@ -91,7 +92,26 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
         yield items[start : start + size]
 
 
+class CatalogDamagedError(RuntimeError):
+    """The catalog file is not a SQLite database, or one whose pages are damaged."""
+
+
+def damaged_message(where: str, detail: object) -> str:
+    return (
+        f"{where} is not a fossil catalog or is damaged ({detail}): rebuild it from the vector "
+        "store with `fossil store check --repair --store DIR`, or restore it from a backup"
+    )
+
+
 def _sqlite_engine_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> None:
+        error = context.original_exception
+        if isinstance(error, sqlite3.DatabaseError) and not isinstance(
+            error, sqlite3.OperationalError | sqlite3.IntegrityError
+        ):  # "file is not a database", "database disk image is malformed"
+            raise CatalogDamagedError(damaged_message(engine.url.database, error)) from error
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
@@ -171,6 +191,11 @@ class SqlCatalog:
                 conn.execute(delete(schema_version))
                 conn.execute(insert(schema_version).values(version=version))
             logger.info("catalog %s migrated to schema version %d", self.url, version)
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for :mod:`fossil.db.check`'s repairs)."""
+        return self._engine
 
     def schema_version(self) -> int:
         with self._engine.connect() as conn:

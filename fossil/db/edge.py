@@ -327,6 +327,16 @@ class EdgeStore:
             if offset is None:
                 return
 
+    def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Payload per id of ``ids`` that the store holds (the others are absent)."""
+        out: dict[str, dict[str, Any]] = {}
+        keys: list[Any] = [str(i) for i in ids]
+        for start in range(0, len(keys), RETRIEVE_CHUNK):
+            chunk = keys[start : start + RETRIEVE_CHUNK]
+            for record in self._shard.retrieve(chunk, with_payload=True, with_vector=False):
+                out[str(record.id)] = _payload(record.payload)
+        return out
+
     def point_ids(self) -> set[str]:
         """The ids of every point."""
         ids: set[str] = set()

@@ -3,14 +3,24 @@
 Store directory layout::
 
     DIR/qdrant/          Qdrant Edge shard (embedded store; absent with a server)
+    DIR/qdrant-visual.f32  the shard's VRE row file (:mod:`fossil.db.rowfile`)
     DIR/qdrant.lock      single-process lock of the embedded store
     DIR/catalog.sqlite   SQL catalog (unless another catalog URL is given)
+    DIR/collection_meta.json  a copy of the catalog's collection_meta (to rebuild a lost catalog)
     DIR/thumbnails/      optional small previews of generated images and masks
+    DIR/cache/           prototype cache and lemma index (fossil.query; safe to delete)
+
+Opening an embedded store refuses a store whose parts disagree in a way a command would
+answer wrongly from — a catalog missing or empty beside a shard, a shard missing or empty
+beside a catalog that lists references — naming ``fossil store check --repair``
+(:mod:`fossil.db.check`); fewer points than catalogued references is logged as a warning.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from dataclasses import fields
 from pathlib import Path
 
@@ -22,6 +32,13 @@ QDRANT_DIR = "qdrant"
 LOCK_FILE = "qdrant.lock"
 CATALOG_FILE = "catalog.sqlite"
 THUMBNAILS_DIR = "thumbnails"
+META_FILE = "collection_meta.json"
+CACHE_DIR = "cache"
+REPAIR = "`fossil store check --repair --store {root}`"
+
+
+class StoreDamagedError(RuntimeError):
+    """The parts of a store disagree: run ``fossil store check --repair``."""
 
 
 class MetaMismatchError(ValueError):
@@ -79,14 +96,24 @@ def _open_edge(
     qdrant_dir = root / QDRANT_DIR
     exists = stored_dims(qdrant_dir) is not None
     if not exists and not create:
+        if catalog_url is None and (root / CATALOG_FILE).is_file():
+            catalog = SqlCatalog(_catalog_url(root, None))
+            try:
+                _check_vectors_lost(root, catalog, 0)
+            finally:
+                catalog.close()
         raise FileNotFoundError(
             f"no fossil store at {root} (no {QDRANT_DIR}/ shard): create it with "
             f"`fossil ingest SOURCE --store {root}`"
         )
+    if catalog_url is None and exists:
+        _check_catalog_file(root)
     root.mkdir(parents=True, exist_ok=True)
     lock = StoreLock(root / LOCK_FILE)  # first: nothing below runs while another holds it
     try:
         catalog = SqlCatalog(_catalog_url(root, catalog_url))
+        if not exists:
+            _check_vectors_lost(root, catalog, 0)
         checked = _check_meta(catalog, meta, create)
         refs = EdgeStore(
             qdrant_dir,
@@ -98,8 +125,77 @@ def _open_edge(
     except BaseException:
         lock.release()
         raise
-    (root / THUMBNAILS_DIR).mkdir(exist_ok=True)
+    try:
+        if exists:
+            _check_vectors_lost(root, catalog, refs.count())
+        save_meta_copy(root, checked)
+        (root / THUMBNAILS_DIR).mkdir(exist_ok=True)
+    except BaseException:
+        refs.close()
+        raise
     return Collection(refs=refs, catalog=catalog, meta=checked, root=str(root))
+
+
+def _check_catalog_file(root: Path) -> None:
+    """Refuse a shard whose SQLite catalog is missing or empty (0 bytes, no WAL): opening it
+    would silently start a fresh catalog beside vectors it knows nothing of."""
+    from fossil.db.catalog import damaged_message
+
+    path = root / CATALOG_FILE
+    wal = path.with_name(f"{path.name}-wal")
+    if not path.exists():
+        raise StoreDamagedError(
+            f"{path} is missing while {root / QDRANT_DIR} holds the vectors: rebuild it from "
+            f"them with {REPAIR.format(root=root)}, or restore it from a backup"
+        )
+    if path.stat().st_size == 0 and not (wal.exists() and wal.stat().st_size > 0):
+        raise StoreDamagedError(damaged_message(str(path), "empty: 0 bytes"))
+
+
+def _check_vectors_lost(root: Path, catalog: CatalogStore, points: int) -> None:
+    """Refuse a shard that is missing or empty while the catalog lists references (and no
+    corpus removal is under way): ingest would skip their captions as done and queries
+    would find nothing.  Fewer points than references: a warning."""
+    listed = catalog.reference_count()
+    if listed <= points or any(c["removing"] for c in catalog.corpora()):
+        return
+    if points == 0:
+        raise StoreDamagedError(
+            f"the vector store {root / QDRANT_DIR} holds no points but the catalog lists "
+            f"{listed} references (was it deleted?): run {REPAIR.format(root=root)} (their "
+            "captions become pending, so the next ingest regenerates exactly those), or "
+            "restore the store from a backup"
+        )
+    logger.warning(
+        "the vector store %s holds %d points but the catalog lists %d references: run %s",
+        root / QDRANT_DIR,
+        points,
+        listed,
+        REPAIR.format(root=root),
+    )
+
+
+def save_meta_copy(root: Path, meta: CollectionMeta) -> None:
+    """Keep ``DIR/collection_meta.json`` equal to the catalog's meta (written atomically when
+    it differs): what ``store check --repair`` needs to rebuild a lost catalog."""
+    path = root / META_FILE
+    text = json.dumps(meta.as_dict(), indent=2, sort_keys=True) + "\n"
+    try:
+        if path.is_file() and path.read_text() == text:
+            return
+        partial = path.with_name(f".{path.name}.tmp")
+        partial.write_text(text)
+        os.replace(partial, path)
+    except OSError as error:  # a read-only store still answers
+        logger.warning("cannot write %s: %s", path, error)
+
+
+def load_meta_copy(root: Path) -> CollectionMeta | None:
+    """The meta saved by :func:`save_meta_copy` (None: none, or unreadable)."""
+    try:
+        return CollectionMeta(**json.loads((root / META_FILE).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def _open_server(

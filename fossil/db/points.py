@@ -11,7 +11,7 @@ from fossil.records import ReferencePoint
 
 TEXT = "text"  # named vector searched by cosine (TRE)
 VISUAL = "visual"  # named vector stored raw, never searched (VRE), Dot distance
-PAYLOAD_KEYS = ("caption_id", "noun", "noun_lemma", "corpus", "mask_area")
+PAYLOAD_KEYS = ("caption_id", "noun", "noun_lemma", "corpus", "mask_area")  # + "caption" text
 INDEXED_KEYS = ("noun_lemma", "corpus")  # keyword payload indexes
 
 

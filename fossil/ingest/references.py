@@ -249,6 +249,7 @@ def _process_group(
             "noun_lemma": r.noun.lemma,
             "corpus": job.corpus,
             "mask_area": r.area,
+            "caption": job.text,  # so `fossil store check --repair` can rebuild a lost catalog
         }
         refs = outcomes[r.caption]
         refs.points.append(ReferencePoint(pid, text.astype(np.float32), r.visual, payload))

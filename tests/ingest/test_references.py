@@ -42,7 +42,7 @@ def test_process_batch_references_and_counts(models: FakeModels, tmp_path) -> No
     np.testing.assert_allclose(point.text, tre, rtol=1e-6)
     assert point.payload == {
         "caption_id": 1, "noun": "dog", "noun_lemma": "dog", "corpus": "c",
-        "mask_area": pytest.approx(noun_mask("dog").mean()),
+        "mask_area": pytest.approx(noun_mask("dog").mean()), "caption": CAPTIONS[0],
     }  # fmt: skip
     thumb, alpha = read_thumbnail(tmp_path / result.rows[0].thumbnail)
     assert thumb.shape == (128, 128, 3)
