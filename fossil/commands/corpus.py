@@ -15,11 +15,14 @@ DESCRIPTION = """\
   fossil corpus remove NAME --store DIR       delete a corpus, its captions and references
 
 Generated concept corpora (`fossil ingest --concepts`) are named 'concept:<concept>'.
-Removal deletes the corpus's points from the vector store, its thumbnails, then its
-catalog rows in one transaction, so queries stop retrieving it.  It is crash-safe: if it
-is interrupted, `fossil corpus list` shows the corpus as 'removing' and running the same
-remove again finishes it.  Captions are deduplicated across corpora when registered, so a
-caption first registered by another corpus is not part of this one.
+A caption belongs to every corpus that contains it (it is stored and generated once):
+removing a corpus drops only the captions no remaining corpus holds, with their points,
+thumbnails and catalog rows; captions another corpus also holds stay, with their
+references, and now count as that corpus's.  The catalog rows go in one transaction, so
+queries stop retrieving the removed references at once.  It is crash-safe: if it is
+interrupted, `fossil corpus list` shows the corpus as 'removing' and running the same
+remove again finishes it.  Thumbnails are found from the point ids under DIR/thumbnails,
+never from paths recorded in the catalog.
 """
 
 
@@ -34,7 +37,12 @@ def add_parser(subparsers: Any) -> None:
     listing = actions.add_parser("list", help="corpora with their caption and reference counts")
     _common(listing)
     listing.set_defaults(func=run_list)
-    remove = actions.add_parser("remove", help="delete a corpus and its references")
+    remove = actions.add_parser(
+        "remove",
+        help="delete a corpus and the captions (and references) no other corpus holds",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     remove.add_argument("name", metavar="NAME", help="corpus name (see `fossil corpus list`)")
     _common(remove)
     remove.add_argument(
@@ -109,6 +117,7 @@ def run_remove(args: argparse.Namespace) -> int:
         print(
             f"removed corpus {removal.corpus!r}: {removal.references} references, "
             f"{removal.captions} captions, {removal.thumbnails} thumbnails"
+            f"{f' ({removal.kept} captions kept: other corpora hold them)' if removal.kept else ''}"
             f"{' (finished an interrupted removal)' if removal.resumed else ''}; "
             f"the store holds {left} references"
         )

@@ -57,6 +57,7 @@ from fossil.db.schema import (
     INSTANCE_KEY,
     MIGRATIONS,
     caption,
+    caption_corpus,
     catalog_state,
     collection_meta,
     corpus,
@@ -263,13 +264,35 @@ class SqlCatalog:
             ]
             for part in _chunks(rows, 5000):
                 conn.execute(insert(caption), list(part))
+            self._hold(conn, corpus_id, hashes)
         result = AddResult(added=len(rows), duplicates=seen - skipped - len(rows), skipped=skipped)
         logger.info("corpus %r: %s", name, result)
         return result
 
+    @staticmethod
+    def _hold(conn: Connection, corpus_id: int, hashes: Sequence[str]) -> None:
+        """Record that corpus ``corpus_id`` holds the captions of ``hashes`` (new ones and
+        ones another corpus registered first)."""
+        for part in _chunks(list(hashes)):
+            ids = conn.execute(select(caption.c.id).where(caption.c.text_hash.in_(part)))
+            wanted = set(ids.scalars())
+            held = conn.execute(
+                select(caption_corpus.c.caption_id).where(
+                    caption_corpus.c.corpus_id == corpus_id,
+                    caption_corpus.c.caption_id.in_(sorted(wanted)),
+                )
+            )
+            fresh = sorted(wanted - set(held.scalars()))
+            if fresh:
+                conn.execute(
+                    insert(caption_corpus),
+                    [{"caption_id": i, "corpus_id": corpus_id} for i in fresh],
+                )
+
     def corpora(self) -> list[dict[str, Any]]:
-        """Per corpus: ``name``, ``source``, ``added_at``, ``captions`` (owned after dedup),
-        ``references`` and ``removing`` (an unfinished ``fossil corpus remove``)."""
+        """Per corpus: ``name``, ``source``, ``added_at``, ``captions`` (every caption it
+        holds, also those another corpus registered first), ``references`` (of those
+        captions) and ``removing`` (an unfinished ``fossil corpus remove``)."""
         captions = (
             select(
                 corpus.c.id,
@@ -277,16 +300,20 @@ class SqlCatalog:
                 corpus.c.source,
                 corpus.c.added_at,
                 corpus.c.removing,
-                func.count(caption.c.id),
+                func.count(caption_corpus.c.caption_id),
             )
-            .select_from(corpus.outerjoin(caption))
+            .select_from(corpus.outerjoin(caption_corpus))
             .group_by(corpus.c.id)
             .order_by(corpus.c.id)
         )
         references = (
-            select(caption.c.corpus_id, func.count())
-            .select_from(reference.join(caption))
-            .group_by(caption.c.corpus_id)
+            select(caption_corpus.c.corpus_id, func.count())
+            .select_from(
+                reference.join(
+                    caption_corpus, reference.c.caption_id == caption_corpus.c.caption_id
+                )
+            )
+            .group_by(caption_corpus.c.corpus_id)
         )
         with self._engine.connect() as conn:
             counts = {corpus_id: int(n) for corpus_id, n in conn.execute(references)}
@@ -323,7 +350,7 @@ class SqlCatalog:
             marked = conn.execute(select(corpus.c.removing).where(corpus.c.id == corpus_id))
             leased = conn.execute(
                 select(func.count()).where(
-                    caption.c.corpus_id == corpus_id,
+                    caption.c.id.in_(self._held_by(corpus_id)),
                     caption.c.status == "leased",
                     caption.c.lease_expires >= self._clock(),
                 )
@@ -337,38 +364,100 @@ class SqlCatalog:
             conn.execute(update(corpus).where(corpus.c.id == corpus_id).values(removing=1))
         return resumed
 
+    @staticmethod
+    def _held_by(corpus_id: int) -> Any:
+        """SELECT of the ids of the captions corpus ``corpus_id`` holds."""
+        return select(caption_corpus.c.caption_id).where(caption_corpus.c.corpus_id == corpus_id)
+
+    @staticmethod
+    def _only_in(corpus_id: int) -> Any:
+        """SELECT of the ids of the captions that corpus ``corpus_id`` alone holds."""
+        others = select(caption_corpus.c.caption_id).where(caption_corpus.c.corpus_id != corpus_id)
+        return SqlCatalog._held_by(corpus_id).where(caption_corpus.c.caption_id.not_in(others))
+
     def corpus_references(self, name: str) -> list[tuple[str, str | None]]:
-        """``(point_id, thumbnail)`` of every catalogued reference of corpus ``name``."""
+        """``(point_id, thumbnail)`` of every catalogued reference of the captions that corpus
+        ``name`` alone holds (those its removal deletes)."""
         with self._engine.connect() as conn:
             corpus_id = self._corpus_id(conn, name)
             stmt = (
                 select(reference.c.point_id, reference.c.thumbnail)
-                .select_from(reference.join(caption))
-                .where(caption.c.corpus_id == corpus_id)
+                .where(reference.c.caption_id.in_(self._only_in(corpus_id)))
                 .order_by(reference.c.point_id)
             )
             return [(point, thumb) for point, thumb in conn.execute(stmt)]
 
+    def shared_references(self, name: str) -> dict[str, list[str]]:
+        """Points of captions that corpus ``name`` registered first and another corpus also
+        holds, by the corpus they pass to when ``name`` is removed (the first other holder):
+        their payload's ``corpus`` must follow."""
+        with self._engine.connect() as conn:
+            corpus_id = self._corpus_id(conn, name)
+            heir = (
+                select(func.min(caption_corpus.c.corpus_id))
+                .where(
+                    caption_corpus.c.caption_id == caption.c.id,
+                    caption_corpus.c.corpus_id != corpus_id,
+                )
+                .scalar_subquery()
+            )
+            stmt = (
+                select(reference.c.point_id, corpus.c.name)
+                .select_from(reference.join(caption))
+                .join(corpus, corpus.c.id == heir)
+                .where(caption.c.corpus_id == corpus_id)
+            )
+            out: dict[str, list[str]] = {}
+            for point, heir_name in conn.execute(stmt):
+                out.setdefault(heir_name, []).append(point)
+            return out
+
     def finish_removal(self, name: str) -> dict[str, int]:
         """Last step of removing a corpus (after its points left the vector store): one
-        transaction deletes its reference rows, its captions and the corpus, and bumps the
-        revision.  Returns the counts deleted."""
+        transaction deletes the captions it alone holds with their reference rows, passes
+        the captions it shares to the next corpus holding them, deletes the corpus, and
+        bumps the revision.  Returns the counts deleted (and ``kept``: shared captions)."""
         with self._engine.begin() as conn:
             self._serialise(conn, _REGISTER_LOCK)
             corpus_id = self._corpus_id(conn, name)
-            owned = select(caption.c.id).where(caption.c.corpus_id == corpus_id)
-            references = conn.execute(
-                delete(reference).where(reference.c.caption_id.in_(owned))
+            sole = [int(i) for i in conn.execute(self._only_in(corpus_id)).scalars()]
+            references = captions = 0
+            for part in _chunks(sole):
+                references += conn.execute(
+                    delete(reference).where(reference.c.caption_id.in_(part))
+                ).rowcount
+            conn.execute(delete(caption_corpus).where(caption_corpus.c.corpus_id == corpus_id))
+            for part in _chunks(sole):
+                captions += conn.execute(delete(caption).where(caption.c.id.in_(part))).rowcount
+            heir = (
+                select(func.min(caption_corpus.c.corpus_id))
+                .where(caption_corpus.c.caption_id == caption.c.id)
+                .scalar_subquery()
+            )
+            kept = conn.execute(
+                update(caption).where(caption.c.corpus_id == corpus_id).values(corpus_id=heir)
             ).rowcount
-            captions = conn.execute(delete(caption).where(caption.c.corpus_id == corpus_id))
             conn.execute(delete(corpus).where(corpus.c.id == corpus_id))
             self._bump(conn)
         logger.info(
-            "corpus %r removed: %d references, %d captions", name, references, captions.rowcount
+            "corpus %r removed: %d references, %d captions (%d kept: other corpora hold them)",
+            name,
+            references,
+            captions,
+            kept,
         )
-        return {"references": int(references), "captions": int(captions.rowcount)}
+        return {"references": int(references), "captions": int(captions), "kept": int(kept)}
 
     # -- jobs -------------------------------------------------------------------------------
+    @staticmethod
+    def _held_by_any(names: Sequence[str]) -> Any:
+        """SELECT of the ids of the captions any corpus named in ``names`` holds."""
+        return (
+            select(caption_corpus.c.caption_id)
+            .join(corpus, corpus.c.id == caption_corpus.c.corpus_id)
+            .where(corpus.c.name.in_(list(names)))
+        )
+
     def _claimable(self, now: float) -> Any:
         return (corpus.c.removing == 0) & or_(
             caption.c.status == "pending",
@@ -401,7 +490,7 @@ class SqlCatalog:
             .with_for_update(skip_locked=True, of=caption)
         )
         if corpora is not None:
-            stmt = stmt.where(corpus.c.name.in_(list(corpora)))
+            stmt = stmt.where(caption.c.id.in_(self._held_by_any(corpora)))
         with self._engine.begin() as conn:
             picked = conn.execute(stmt).all()
             ids = [row.id for row in picked]
@@ -521,7 +610,7 @@ class SqlCatalog:
         counts = dict.fromkeys(STATUSES, 0)
         stmt = select(caption.c.status, func.count()).group_by(caption.c.status)
         if corpora is not None:
-            stmt = stmt.join(corpus).where(corpus.c.name.in_(list(corpora)))
+            stmt = stmt.where(caption.c.id.in_(self._held_by_any(corpora)))
         with self._engine.connect() as conn:
             for status, n in conn.execute(stmt):
                 counts[status] = int(n)

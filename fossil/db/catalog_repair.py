@@ -15,7 +15,7 @@ from sqlalchemy import delete, insert, select, update
 
 from fossil.db.catalog import SqlCatalog, caption_hash, normalise_caption
 from fossil.db.edge import EdgeStore
-from fossil.db.schema import caption, catalog_state, corpus, reference
+from fossil.db.schema import caption, caption_corpus, catalog_state, corpus, reference
 from fossil.records import ReferencePoint
 
 _CHUNK = 500
@@ -180,6 +180,8 @@ def rebuild_catalog(
             )
         for part in _chunks(list(captions.values())):
             conn.execute(insert(caption), list(part))
+            holders = [{"caption_id": c["id"], "corpus_id": c["corpus_id"]} for c in part]
+            conn.execute(insert(caption_corpus), holders)
         for part in _chunks(rows):
             conn.execute(insert(reference), list(part))
         _bump(conn)

@@ -173,6 +173,13 @@ class EdgeStore:
             ]
             self._shard.update(qe.UpdateOperation.upsert_points(batch))
 
+    def set_corpus(self, ids: Sequence[str], corpus: str) -> None:
+        """Set the ``corpus`` payload of the points ``ids`` (a shared caption passing to
+        another corpus when the one that registered it is removed)."""
+        for start in range(0, len(ids), RETRIEVE_CHUNK):
+            chunk: list[Any] = [str(i) for i in ids[start : start + RETRIEVE_CHUNK]]
+            self._shard.update(qe.UpdateOperation.set_payload(chunk, {"corpus": corpus}))
+
     def delete(self, ids: Sequence[str]) -> None:
         self._searched_rows = {}
         for start in range(0, len(ids), RETRIEVE_CHUNK):

@@ -42,6 +42,7 @@ from fossil.db.protocols import CollectionMeta, ReferenceStore
 from fossil.db.schema import (
     INSTANCE_KEY,
     caption,
+    caption_corpus,
     catalog_state,
     collection_meta,
     corpus,
@@ -210,6 +211,7 @@ def copy_catalog(source: Engine, target: Engine, meta: CollectionMeta) -> dict[s
                 )
             counts["captions"] += len(fresh)
             counts["done"] += len(done)
+            _copy_holders(src, dst, [r["id"] for r in rows])
         for rows in _rows(src, reference, reference.c.point_id):
             have = _existing(dst, reference.c.point_id, [r["point_id"] for r in rows])
             fresh = [r for r in rows if r["point_id"] not in have]
@@ -246,6 +248,15 @@ def _copy_meta(dst: Connection, meta: CollectionMeta) -> None:
     problem = meta_conflict(CollectionMeta(**stored), meta, "the target catalog", "the store")
     if problem:
         raise ValueError(problem)
+
+
+def _copy_holders(src: Connection, dst: Connection, caption_ids: list[int]) -> None:
+    """The ``caption_corpus`` rows of ``caption_ids`` the target lacks."""
+    pairs = select(caption_corpus).where(caption_corpus.c.caption_id.in_(caption_ids))
+    have = {tuple(r) for r in dst.execute(pairs)}
+    fresh = [dict(r._mapping) for r in src.execute(pairs) if tuple(r) not in have]
+    if fresh:
+        dst.execute(insert(caption_corpus), fresh)
 
 
 def _insert(dst: Connection, table: Table, rows: list[dict[str, Any]], what: str) -> None:

@@ -60,6 +60,10 @@ class ReferenceStore(Protocol):
 
     def delete(self, ids: Sequence[str]) -> None: ...
 
+    def set_corpus(self, ids: Sequence[str], corpus: str) -> None:
+        """Set the ``corpus`` payload of points ``ids`` (a shared caption changing hands)."""
+        ...
+
     def count(self) -> int: ...
 
     def iter_points(self, batch_size: int = 1024) -> Iterator[ReferencePoint]: ...
@@ -169,11 +173,18 @@ class CatalogStore(Protocol):
         ...
 
     def corpus_references(self, name: str) -> list[tuple[str, str | None]]:
-        """``(point_id, thumbnail)`` of every reference of corpus ``name``."""
+        """``(point_id, thumbnail)`` of every reference of the captions only corpus
+        ``name`` holds (a caption belongs to every corpus that contains it)."""
+        ...
+
+    def shared_references(self, name: str) -> dict[str, list[str]]:
+        """Point ids of the captions ``name`` registered first that other corpora also hold,
+        by the corpus they pass to when ``name`` is removed."""
         ...
 
     def finish_removal(self, name: str) -> dict[str, int]:
-        """One transaction: delete the corpus, its captions and its reference rows."""
+        """One transaction: delete the corpus, the captions only it holds and their
+        reference rows; its shared captions pass to another holder."""
         ...
 
     def top_lemmas(self, limit: int | None = 20) -> list[tuple[str, int]]:

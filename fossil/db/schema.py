@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     insert,
     inspect,
+    select,
     text,
 )
 
@@ -55,6 +56,15 @@ caption = Table(
     # v2: the noun span to locate, given by whoever registered the caption (`fossil ingest
     # --concepts`): its one reference is of this phrase; None: nouns parsed by spaCy
     Column("phrase", Text),
+)
+# v3: every corpus that holds a caption (a caption is stored once, deduplicated by its hash;
+# caption.corpus_id is the corpus that registered it first).  Removing a corpus drops only
+# the captions no remaining corpus holds.
+caption_corpus = Table(
+    "caption_corpus",
+    metadata,
+    Column("caption_id", Integer, ForeignKey("caption.id"), primary_key=True),
+    Column("corpus_id", Integer, ForeignKey("corpus.id"), primary_key=True, index=True),
 )
 reference = Table(
     "reference",
@@ -104,5 +114,22 @@ def _migrate_2(conn: Connection) -> None:
             conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_1, 2: _migrate_2}
+def _migrate_3(conn: Connection) -> None:
+    """Version 3: ``caption_corpus``, every corpus holding each caption, filled with the
+    corpus that registered each caption (all a catalog before it recorded)."""
+    caption_corpus.create(conn, checkfirst=True)
+    held = select(caption_corpus.c.caption_id)
+    conn.execute(
+        insert(caption_corpus).from_select(
+            ["caption_id", "corpus_id"],
+            select(caption.c.id, caption.c.corpus_id).where(caption.c.id.not_in(held)),
+        )
+    )
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _migrate_1,
+    2: _migrate_2,
+    3: _migrate_3,
+}
 SCHEMA_VERSION = max(MIGRATIONS)

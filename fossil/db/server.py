@@ -140,6 +140,12 @@ class ServerStore:
             ]
             self.client.upsert(self.collection, structs, wait=True)
 
+    def set_corpus(self, ids: Sequence[str], corpus: str) -> None:
+        """Set the ``corpus`` payload of the points ``ids``."""
+        for start in range(0, len(ids), RETRIEVE_CHUNK):
+            chunk: list[Any] = [str(i) for i in ids[start : start + RETRIEVE_CHUNK]]
+            self.client.set_payload(self.collection, {"corpus": corpus}, chunk, wait=True)
+
     def delete(self, ids: Sequence[str]) -> None:
         for start in range(0, len(ids), RETRIEVE_CHUNK):
             chunk: list[Any] = [str(i) for i in ids[start : start + RETRIEVE_CHUNK]]

@@ -54,7 +54,7 @@ def test_corpora_report_references_and_removal_steps(catalog: SqlCatalog, clock:
         catalog.add_corpus("drop", "s", ["more"])
     assert {point for point, _ in catalog.corpus_references("drop")} == drop_ids
     assert catalog.begin_removal("drop")  # a rerun of an interrupted removal: allowed
-    assert catalog.finish_removal("drop") == {"references": 4, "captions": 2}
+    assert catalog.finish_removal("drop") == {"references": 4, "captions": 2, "kept": 0}
     assert [c["name"] for c in catalog.corpora()] == ["keep"]
     assert catalog.reference_count() == 2 and catalog.revision() == revision + 1
     assert catalog.lookup(sorted(drop_ids)) == {}
@@ -101,7 +101,7 @@ def test_version_1_catalog_migrates_in_place(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.executescript(V1_DDL)
     catalog = SqlCatalog(f"sqlite:///{path}")
-    assert catalog.schema_version() == SCHEMA_VERSION == 2
+    assert catalog.schema_version() == SCHEMA_VERSION == 3
     [old] = catalog.corpora()
     assert (old["name"], old["captions"], old["removing"]) == ("old", 1, False)
     [job] = catalog.claim("w", 1, 60)
