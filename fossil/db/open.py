@@ -97,12 +97,8 @@ def _open_edge(
     qdrant_dir = root / QDRANT_DIR
     exists = stored_dims(qdrant_dir) is not None
     if not exists and not create:
-        if catalog_url is None and (root / CATALOG_FILE).is_file():
-            catalog = SqlCatalog(_catalog_url(root, None))
-            try:
-                _check_vectors_lost(root, catalog, 0)
-            finally:
-                catalog.close()
+        if catalog_url is not None or (root / CATALOG_FILE).is_file():
+            return _open_captions_only(root, catalog_url, meta)
         raise FileNotFoundError(
             f"no fossil store at {root} (no {QDRANT_DIR}/ shard): create it with "
             f"`fossil ingest SOURCE --store {root}`"
@@ -135,6 +131,34 @@ def _open_edge(
         refs.close()
         raise
     return Collection(refs=refs, catalog=catalog, meta=checked, root=str(root))
+
+
+def _open_captions_only(
+    root: Path, catalog_url: str | None, meta: CollectionMeta | None
+) -> Collection:
+    """A catalog without a shard (``ingest --register-only``): a collection with no points
+    for the commands that read the catalog; refused when the catalog lists references
+    (the shard was lost) or was built with other settings than ``meta``."""
+    from fossil.db.catalog import SqlCatalog
+    from fossil.db.empty import UNBUILT_META, EmptyStore
+    from fossil.db.lock import StoreLock
+
+    lock = StoreLock(root / LOCK_FILE)
+    try:
+        catalog = SqlCatalog(_catalog_url(root, catalog_url))
+        try:
+            _check_vectors_lost(root, catalog, 0)
+            stored = catalog.get_meta()
+            if stored is not None and meta is not None and meta_mismatch(stored, meta):
+                raise MetaMismatchError(meta_mismatch(stored, meta))
+        except BaseException:
+            catalog.close()
+            raise
+    finally:
+        lock.release()  # nothing to guard: no shard, and the catalog serialises its writers
+    return Collection(
+        refs=EmptyStore(), catalog=catalog, meta=stored or UNBUILT_META, root=str(root)
+    )
 
 
 def _check_catalog_file(root: Path) -> None:

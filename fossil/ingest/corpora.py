@@ -1,11 +1,14 @@
 """Caption corpus readers (§1, §2): COCO captions JSON, JSONL, CSV and plain text.
 
 Every reader returns a :class:`CorpusFile`: the cleaned captions in file order plus what was
-skipped and why.  Bad *items* are skipped and counted (empty lines and lines that are not
-UTF-8); a bad *file* (missing, unreadable, wrong JSON
-shape, missing CSV column) raises :class:`CorpusError` naming the file and what was
-expected.  Files are read completely before anything is registered, so a bad file leaves
-the store untouched.  Gzip is detected from the magic bytes, whatever the file is called.
+skipped and why.  Control and bidi-override characters are removed from every caption
+(:func:`fossil.db.catalog.strip_invisible`) and a UTF-8 byte-order mark is accepted in every
+format.  Bad *items* are skipped and counted (empty lines and lines that are not UTF-8); a
+bad *file* (missing, unreadable, wrong JSON shape, missing CSV column, no caption at all,
+more lines that are not UTF-8 than captions: binary data) raises :class:`CorpusError` naming
+the file and what was expected.  Files are read completely before anything is registered,
+so a bad file leaves the store untouched.  Gzip is detected from the magic bytes, whatever
+the file is called.
 
 Deduplication and the length limit are the catalog's (:mod:`fossil.db.catalog`): it
 normalises, skips over-long captions (counted) and deduplicates by the hash of the normalised
@@ -24,6 +27,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+from fossil.db.catalog import strip_invisible
 
 FORMATS: tuple[str, ...] = ("coco", "jsonl", "csv", "text")
 EXTENSIONS: dict[str, str] = {
@@ -117,6 +122,12 @@ def read_corpus(
             captions = tuple(tally.clean_all(raw))
     except (OSError, EOFError, zlib.error) as error:  # permissions, corrupt gzip, truncated file
         raise CorpusError(f"cannot read corpus file {path}: {error}") from error
+    if not captions or tally.encoding > len(captions):
+        raise CorpusError(
+            f"corpus file {path} does not look like {fmt} captions: {len(captions)} captions "
+            f"read, {tally.encoding} lines not UTF-8, {tally.empty} empty (is it binary or "
+            "empty?); nothing was registered"
+        )
     return CorpusFile(
         name=name or corpus_name(path),
         source=str(path.resolve()),
@@ -135,7 +146,7 @@ class _Tally:
 
     def clean_all(self, raw: Iterable[str | None]) -> Iterator[str]:
         for text in raw:
-            caption = " ".join(text.split()) if text else ""
+            caption = " ".join(strip_invisible(text).split()) if text else ""
             if not caption:
                 self.empty += 1
             elif _UNDECODABLE.search(caption):
@@ -150,7 +161,8 @@ def _open_text(path: Path) -> IO[str]:
     with path.open("rb") as probe:
         gzipped = probe.read(2) == _GZIP_MAGIC
     binary = gzip.GzipFile(path, "rb") if gzipped else path.open("rb")
-    return io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape", newline="")
+    # utf-8-sig: a byte-order mark at the start is dropped, whatever the format
+    return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
 
 
 def _describe(value: Any) -> str:
