@@ -129,10 +129,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"  generator      {meta.get('generator')} [{meta.get('generation_fingerprint')}]")
     print(f"  vectors        {info['vector_store']}")
     print(f"references {info['references']} (catalogued {info['catalog_references']})")
-    if info["references"] != info["catalog_references"]:
+    if info["references"] > info["catalog_references"]:
         print(
             "  (they differ: an ingest was interrupted between its two writes or is running;"
             " rerun `fossil ingest` to complete it)"
+        )
+    elif info["references"] < info["catalog_references"]:  # points lost: a rerun skips them
+        print(
+            "  (the vector store lacks catalogued references: run `fossil store check --repair"
+            f" --store {info['store']}`, then `fossil ingest` regenerates them)"
         )
     captions = info["captions"]
     print("captions " + ", ".join(f"{k} {v}" for k, v in captions.items()))

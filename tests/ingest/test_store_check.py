@@ -202,3 +202,20 @@ def test_stray_thumbnails_and_caches_are_dropped(tmp_path, source, clean, capsys
     assert code == 0 and not stray.exists() and not (store / "cache").exists()
     repairs = report["found"]["repairs"]
     assert repairs["thumbnails_deleted"] == repairs["thumbnails_uncatalogued"] == 1
+
+
+def test_points_lost_in_part_are_named_by_info_and_repaired(
+    tmp_path, source, clean, capsys
+) -> None:
+    store = built(tmp_path, source, capsys)
+    refs = EdgeStore(store / "qdrant")
+    refs.delete(clean["ids"][:3])
+    refs.close()
+    code, out, _ = run(capsys, "info", "--store", str(store))
+    assert code == 0 and "store check --repair" in out and "rerun `fossil ingest`" not in out
+    code, report = check(capsys, store, "--repair")
+    repairs = report["found"]["repairs"]
+    assert code == 0 and repairs["references_uncatalogued"] == 3
+    code, summary, _ = ingest(capsys, store, source)  # exactly the captions of the lost points
+    assert code == 0 and summary["captions_processed"] == repairs["captions_pending"] > 0
+    assert_same(state(store), clean)
