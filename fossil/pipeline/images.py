@@ -1,4 +1,13 @@
-"""Reading user images into (H, W, 3) uint8 RGB arrays, with clear errors (§8)."""
+"""Reading user images into (H, W, 3) uint8 RGB arrays, with clear errors (§8).
+
+An image is measured from its header before anything is decoded, and refused when it would
+cost far more than it looks: over :data:`MAX_PIXELS` pixels; over a budget of decoded memory
+(the decoded pixels plus the RGB copies made from them, :func:`decode_bytes`: a 31 KB 1-bit
+PNG of 16000×16000 px decodes to gigabytes), :data:`MAX_DECODE_MB` megabytes unless the
+``FOSSIL_MAX_IMAGE_MB`` environment variable raises it; or with sides more than
+:data:`MAX_ASPECT` to 1 apart (the segmenter scales the short side up, so a 20000×1 strip
+becomes millions of pixels wide and runs for minutes before failing).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +18,68 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 MAX_PIXELS = 16384 * 16384  # larger images are refused (they are resized to 448 px anyway)
+MAX_DECODE_MB = 512  # default budget of decoded memory, megabytes (FOSSIL_MAX_IMAGE_MB)
+MAX_ASPECT = 20  # long side / short side
+BUDGET_VARIABLE = "FOSSIL_MAX_IMAGE_MB"
+# bytes per pixel of the decoded image, by PIL mode (RGB and friends are stored as 4 bytes)
+_DECODED = {"1": 1, "L": 1, "P": 1, "LA": 4, "PA": 4, "RGB": 4, "RGBA": 4, "CMYK": 4}
+_DECODED |= {"YCbCr": 4, "LAB": 4, "HSV": 4, "I": 4, "F": 4, "I;16": 2, "I;16B": 2, "I;16L": 2}
+
+
+def decode_bytes(width: int, height: int, mode: str) -> int:
+    """Bytes :func:`load_image` holds at its peak for a ``width`` × ``height`` image of PIL
+    ``mode``: the decoded image, its RGB(A) conversion (float64 for 16-bit and float
+    modes) and the returned array."""
+    decoded = _DECODED.get(mode, 4)
+    convert = 9 if mode in ("I", "F") or mode.startswith("I;16") else 4
+    if mode in ("RGBA", "LA", "PA", "P"):
+        convert = 12  # RGBA, a white background, the composite
+    return width * height * (decoded + convert + 3)
+
+
+def decode_budget() -> int:
+    """The decoded-memory budget in bytes: ``$FOSSIL_MAX_IMAGE_MB`` megabytes, or
+    :data:`MAX_DECODE_MB`."""
+    raw = os.environ.get(BUDGET_VARIABLE, "").strip()
+    if not raw:
+        return MAX_DECODE_MB * 2**20
+    try:
+        megabytes = float(raw)
+    except ValueError:
+        raise ValueError(f"{BUDGET_VARIABLE} ({raw!r}) must be a number of megabytes") from None
+    if megabytes <= 0:
+        raise ValueError(f"{BUDGET_VARIABLE} ({raw!r}) must be > 0")
+    return int(megabytes * 2**20)
+
+
+def check_size(name: str, width: int, height: int, mode: str) -> None:
+    """Refuse an image (before decoding it) that is too large, too costly to decode, or too
+    elongated; see the module docstring."""
+    if width * height > MAX_PIXELS:
+        raise ValueError(
+            f"image {name!r} is {width}x{height}; at most {MAX_PIXELS} pixels are accepted — "
+            "downscale it first"
+        )
+    needed, budget = decode_bytes(width, height, mode), decode_budget()
+    if needed > budget:
+        raise ValueError(
+            f"image {name!r} is {width}x{height} ({mode}): decoding it takes ~{needed / 2**20:.0f}"
+            f" MB, over the {budget / 2**20:.0f} MB limit — downscale it first, or raise the "
+            f"limit with the environment variable {BUDGET_VARIABLE}=MB"
+        )
+    if max(width, height) > MAX_ASPECT * max(1, min(width, height)):
+        raise ValueError(
+            f"image {name!r} is {width}x{height}: its sides are more than {MAX_ASPECT}:1 apart "
+            "(the short side is scaled up for segmentation, so the work grows with the ratio)"
+            " — crop it into less elongated pieces first"
+        )
 
 
 def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Read ``path`` as RGB uint8.  Grayscale, palette, RGBA (composited on white) and
     16-bit images are converted; unreadable/corrupt files raise ``ValueError`` naming the
-    file; images over :data:`MAX_PIXELS` pixels are refused."""
+    file; images too large, too costly to decode or too elongated are refused before they
+    are decoded (:func:`check_size`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image {str(path)!r} does not exist")
@@ -22,11 +87,7 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     Image.MAX_IMAGE_PIXELS = None  # our own, explicit limit below
     try:
         with Image.open(path) as image:
-            if image.width * image.height > MAX_PIXELS:
-                raise ValueError(
-                    f"image {str(path)!r} is {image.width}x{image.height}; at most "
-                    f"{MAX_PIXELS} pixels are accepted — downscale it first"
-                )
+            check_size(str(path), image.width, image.height, image.mode)
             image.load()
             return to_rgb(image)
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
