@@ -122,7 +122,7 @@ def load_serve_models(args: argparse.Namespace) -> tuple[ServeModels, FossilConf
     else:
         from fossil.models.loading import load_models
 
-        models = load_models(args.models, device=args.device)
+        models = load_models(args.models or "paper", device=args.device)
     return models, config
 
 

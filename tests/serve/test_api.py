@@ -228,7 +228,10 @@ def test_query_refuses_bad_concepts_and_top(client: TestClient) -> None:
     assert response.status_code == 400 and "top (0) must be >= 1" in response.json()["detail"]
 
 
-def test_an_api_key_guards_everything_but_the_page(service: Service) -> None:
+def test_an_api_key_guards_everything_but_the_page(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
     client = TestClient(create_app(service, ServeSettings(api_key="s3cret")))
     assert client.get("/").status_code == 200
     assert client.get("/static/app.js").status_code == 200
@@ -238,6 +241,7 @@ def test_an_api_key_guards_everything_but_the_page(service: Service) -> None:
     assert post(client, "dog").status_code == 401
     assert client.get("/info", headers={"X-API-Key": "s3cret"}).status_code == 200
     assert client.get("/info", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert caplog.records and "s3cret" not in caplog.text  # requests are logged, the key never
 
 
 def test_a_non_local_host_needs_an_api_key(

@@ -55,7 +55,7 @@ function el(tag, attrs = {}, ...children) {
 }
 
 function percent(x) {
-  return `${(100 * x).toFixed(1)}%`;
+  return x > 0 && x < 0.001 ? "<0.1%" : `${(100 * x).toFixed(1)}%`;
 }
 
 function loadImage(src) {
@@ -67,13 +67,15 @@ function loadImage(src) {
   });
 }
 
-// Show the picture as large as the page allows (at most 4x its pixels, 75% of the window's
-// height), keeping its aspect ratio; clicks are mapped back through the displayed size.
+// Show the picture as large as the window allows below its top (at most 4x its pixels),
+// keeping its aspect ratio; clicks are mapped back through the displayed size.
 function fitCanvas() {
   const canvas = $("view");
   if (!canvas.width || !canvas.height || canvas.hidden) return;
   const room = canvas.parentElement.clientWidth;
-  const scale = Math.min(room / canvas.width, (0.75 * window.innerHeight) / canvas.height, 4);
+  const top = canvas.parentElement.getBoundingClientRect().top + window.scrollY;
+  const tall = Math.max(320, window.innerHeight - top - 48);
+  const scale = Math.min(room / canvas.width, tall / canvas.height, 4);
   canvas.style.width = `${Math.floor(canvas.width * scale)}px`;
   canvas.style.height = `${Math.floor(canvas.height * scale)}px`;
 }
@@ -194,9 +196,15 @@ async function showResult(result) {
 }
 
 function showLegend(result) {
-  const items = [...result.concepts].sort((a, b) => b.pixels - a.pixels).map((c) =>
+  const sorted = [...result.concepts].sort((a, b) => b.pixels - a.pixels);
+  const items = sorted.filter((c) => c.pixels > 0).map((c) =>
     el("li", {}, el("span", { class: "swatch", style: `background:${c.color}` }), c.concept,
       coverageBadge(c.coverage), el("span", { class: "share" }, percent(c.pixels))));
+  const absent = sorted.filter((c) => c.pixels === 0);
+  if (absent.length) {
+    const names = absent.map((c) => (c.coverage && !c.coverage.covered ? `${c.concept} (not covered)` : c.concept));
+    items.push(el("li", { class: "absent" }, `no pixels: ${names.join(", ")}`));
+  }
   $("legend").replaceChildren(...items);
   $("legend-box").hidden = false;
 }
