@@ -24,6 +24,7 @@ Typical flow:
   fossil corpus list --store refs/                  corpora; `corpus remove NAME` drops one
   fossil segment photo.jpg --concepts "dog, grass, sky" --store refs/
   fossil eval pascal_context59 --data VOCdevkit/VOC2010 --store refs/
+  fossil serve --store refs/                        the page and HTTP API on 127.0.0.1:8000
 """
 
 
