@@ -23,6 +23,7 @@ from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFi
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import fossil
 from fossil.config import PRESETS
@@ -81,6 +82,56 @@ class ModelQueue:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
+class BodyTooLarge(Exception):
+    """Raised into the app when a request body passes the limit of :class:`BodyLimit`."""
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes gets a 413, by its Content-Length
+    before it is read, or as soon as the bytes received pass the limit (chunked uploads):
+    reading stops there, and whatever the app answers is replaced by the 413."""
+
+    def __init__(self, app: ASGIApp, limit: int, message: str) -> None:
+        self.app = app
+        self.limit = limit
+        self.message = message
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refusal = JSONResponse({"detail": self.message}, status_code=413)
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.limit:
+            await refusal(scope, receive, send)
+            return
+        received, exceeded, answered = 0, False, False
+
+        async def counted() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    exceeded = True
+                    raise BodyTooLarge(self.message)
+            return message
+
+        async def answer(message: Message) -> None:
+            nonlocal answered
+            if not exceeded:
+                await send(message)
+            elif not answered:
+                answered = True
+                await refusal(scope, receive, send)
+
+        try:
+            await self.app(scope, counted, answer)
+        except BodyTooLarge:
+            if not answered:
+                await refusal(scope, receive, send)
+
+
 def _public(path: str) -> bool:
     return path == "/" or path.startswith("/static/")
 
@@ -123,11 +174,13 @@ def create_app(service: Service, settings: ServeSettings | None = None) -> FastA
                     status_code=401,
                     headers={"WWW-Authenticate": "Bearer"},
                 )
-        length = request.headers.get("content-length", "")
-        # a multipart body carries a little more than the file: refuse the clearly too large
-        if length.isdigit() and int(length) > settings.max_upload_bytes + 65536:
-            return JSONResponse({"detail": _too_large(settings)}, status_code=413)
         return await call_next(request)
+
+    # a multipart body carries a little more than the file: refuse the clearly too large
+    # before it is parsed (the route checks the file itself against the exact limit)
+    app.add_middleware(
+        BodyLimit, limit=settings.max_upload_bytes + 65536, message=_too_large(settings)
+    )
 
     @app.exception_handler(ValueError)
     async def bad_input(_: Request, error: ValueError) -> JSONResponse:

@@ -222,6 +222,27 @@ def test_an_upload_over_the_byte_limit_gets_413(service: Service) -> None:
         assert "over the limit of 1000 bytes" in response.json()["detail"]
 
 
+def test_a_chunked_upload_is_cut_off_at_the_limit(service: Service) -> None:
+    client = TestClient(create_app(service, ServeSettings(max_upload_bytes=1000)))
+    boundary = "fossilboundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="concepts"\r\n\r\ndog\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="big.png"\r\n'
+        "Content-Type: image/png\r\n\r\n"
+    ).encode()
+
+    def body() -> Iterator[bytes]:  # no Content-Length: sent chunked
+        yield head
+        for _ in range(200):
+            yield b"x" * 4096
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
+    response = client.post("/segment", content=body(), headers=headers)
+    assert response.status_code == 413, response.text
+    assert "over the limit of 1000 bytes" in response.json()["detail"]
+
+
 def test_query_refuses_bad_concepts_and_top(client: TestClient) -> None:
     assert "--concepts is empty" in client.get("/query").json()["detail"]
     response = client.get("/query", params={"concepts": "dog", "top": 0})
