@@ -4,15 +4,24 @@ The embedded store is single-process, so only the parent opens it: it claims bat
 them to W worker processes (each loads its own models, e.g. one per GPU) and writes their
 results in the §4 order through the same :class:`~fossil.ingest.worker.BatchWriter` as the
 single-process loop.  Workers are started with ``spawn`` (safe with CUDA and torch threads)
-and ignore SIGINT: Ctrl-C is the parent's to handle.
+and ignore SIGINT: Ctrl-C is the parent's to handle.  A worker exits as soon as its parent
+dies, however it dies (``kill -9`` included): a thread waits on the parent's sentinel, and on
+Linux the kernel sends it SIGKILL too (``PR_SET_PDEATHSIG``).  Workers write thumbnails
+staged; the writer moves them into place after each commit
+(:mod:`fossil.ingest.thumbnails`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing as mp
+import multiprocessing.connection
+import os
 import queue
 import signal
+import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,12 +35,36 @@ from fossil.ingest.references import (
     collection_meta,
     process_batch,
 )
+from fossil.ingest.thumbnails import staging_root
 from fossil.ingest.worker import BatchWriter, Claimer
 
 logger = logging.getLogger(__name__)
 
 _POLL_SECONDS = 0.5
 _JOIN_SECONDS = 10.0
+
+
+_PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
+
+
+def exit_with_parent() -> None:
+    """In a child process: end it the moment its parent dies (see the module docstring)."""
+    parent = mp.parent_process()
+    if parent is None:
+        return
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):  # no prctl: the thread below still watches
+            pass
+
+    def watch() -> None:
+        mp.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="fossil-parent-watch", daemon=True).start()
+    if not parent.is_alive():  # died before the watch began
+        os._exit(1)
 
 
 def _worker_main(
@@ -44,6 +77,7 @@ def _worker_main(
 ) -> None:
     """Worker process: load models, report their meta, then process batches until None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with_parent()
     try:
         models = load()
         results.put(("ready", -1, collection_meta(models, schema_version)))
@@ -78,7 +112,7 @@ class WorkerPool:
         context = mp.get_context("spawn")
         self.tasks = context.Queue()
         self.results = context.Queue()
-        root = None if thumbnail_root is None else str(thumbnail_root)
+        root = None if thumbnail_root is None else str(staging_root(thumbnail_root))
         self.processes = [
             context.Process(
                 target=_worker_main,

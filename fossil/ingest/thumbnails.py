@@ -6,19 +6,77 @@ shows the noun cut out of its image and :func:`read_thumbnail` gives both back. 
 the colour under transparent pixels (``exact=True``).  Paths are stored relative to the
 store directory in ``ReferenceRow.thumbnail``; files are named by point id, so a rerun
 rewrites the same file.
+
+Thumbnails of work not yet committed never sit among the others: ingest writes them under
+``STORE/thumbnails/.staging/`` (:func:`staging_root`) and moves them into place once the
+catalog lists their references (:func:`publish_thumbnails`).  What a killed run left staged
+is swept at the start of the next (:func:`sweep_staging`): published when its reference was
+committed after all, deleted otherwise.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+logger = logging.getLogger(__name__)
+
 THUMBNAIL_SIDE = 128  # pixels, long side
 THUMBNAIL_DIR = "thumbnails"
+STAGING = ".staging"  # under THUMBNAIL_DIR: thumbnails of uncommitted references
 _QUALITY = 80
+
+
+def staging_root(root: str | Path) -> Path:
+    """The root under which ingest writes thumbnails before their references are committed
+    (same relative paths as under ``root``)."""
+    return Path(root) / THUMBNAIL_DIR / STAGING
+
+
+def publish_thumbnails(root: str | Path, relative: Iterable[str | None]) -> int:
+    """Move the staged thumbnails at the store-relative paths ``relative`` into place under
+    ``root`` (their references are committed); returns how many moved."""
+    moved = 0
+    for path in relative:
+        if not path:
+            continue
+        staged, target = staging_root(root) / path, Path(root) / path
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, target)
+            moved += 1
+        except FileNotFoundError:
+            pass
+    return moved
+
+
+def sweep_staging(
+    root: str | Path, committed: Callable[[Sequence[str]], Iterable[str]]
+) -> tuple[int, int]:
+    """What a killed run left staged: thumbnails whose point ``committed(ids)`` names are
+    published, the others deleted.  Returns ``(published, deleted)``."""
+    staged = {p.stem: p for p in staging_root(root).rglob("*.webp")}
+    if not staged:
+        return 0, 0
+    keep = set(committed(sorted(staged)))
+    published = publish_thumbnails(root, [thumbnail_path(i) for i in sorted(keep & set(staged))])
+    deleted = 0
+    for point, path in staged.items():
+        if point not in keep:
+            path.unlink(missing_ok=True)
+            deleted += 1
+    for leftover in staging_root(root).rglob("*.tmp"):
+        leftover.unlink(missing_ok=True)
+    if published or deleted:
+        logger.info(
+            "staged thumbnails of an interrupted run: %d published, %d deleted", published, deleted
+        )
+    return published, deleted
 
 
 def thumbnail_path(point_id: str) -> str:

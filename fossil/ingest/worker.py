@@ -2,9 +2,11 @@
 
 :class:`BatchWriter` persists one batch in the §4 write order (vector upsert first, then one
 catalog transaction), so a crash at any point leaves a state that a rerun completes exactly:
-point ids are deterministic and the upsert is idempotent.  :class:`Claimer` leases batches;
-:func:`run_ingest` is the single-process loop (:mod:`fossil.ingest.pool` runs several
-generator processes for one writer).
+point ids are deterministic and the upsert is idempotent.  Thumbnails are written staged and
+moved into place after the catalog commit (:mod:`fossil.ingest.thumbnails`), so a killed run
+leaves none among the store's; the next run's writer sweeps what it staged.
+:class:`Claimer` leases batches; :func:`run_ingest` is the single-process loop
+(:mod:`fossil.ingest.pool` runs several generator processes for one writer).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from fossil.db.edge import EdgeStore
 from fossil.db.protocols import CaptionJob, Collection
 from fossil.ingest.references import (
     TEMPLATE_WEIGHT,
@@ -27,6 +30,7 @@ from fossil.ingest.references import (
     IngestStats,
     process_batch,
 )
+from fossil.ingest.thumbnails import publish_thumbnails, staging_root, sweep_staging
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +88,9 @@ class BatchWriter:
         self.started = time.monotonic()
         self.bar = tqdm(total=total, unit="caption", disable=not progress, dynamic_ncols=True)
         self._seen: set[int] = set()  # caption ids met in this run: retries do not advance
+        if collection.root is not None and isinstance(collection.refs, EdgeStore):
+            # the embedded store's lock is held: whatever is staged is a dead run's
+            sweep_staging(collection.root, lambda ids: collection.catalog.lookup(ids).keys())
 
     def write(self, result: BatchResult) -> None:
         """Vector upsert, then ONE catalog transaction (captions done + reference rows);
@@ -93,6 +100,8 @@ class BatchWriter:
         self.kill.hit("after-upsert")
         if result.done:
             self.collection.catalog.complete(self.owner, result.done, result.rows)
+            if self.collection.root is not None:
+                publish_thumbnails(self.collection.root, [row.thumbnail for row in result.rows])
         self.kill.hit("after-complete")
         for caption_id, error in result.failed:
             self.collection.catalog.fail(self.owner, caption_id, error)
@@ -179,14 +188,16 @@ def run_ingest(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> IngestStats:
     """Single-process loop until nothing is claimable, the limit is reached or
-    ``should_stop()``; an exception (Ctrl-C included) releases the current batch."""
+    ``should_stop()``; an exception (Ctrl-C included) releases the current batch.
+    ``thumbnail_root``: the store directory (thumbnails are staged under it until written)."""
+    staged = None if thumbnail_root is None else staging_root(thumbnail_root)
     while not should_stop():
         jobs = claimer.claim()
         if not jobs:
             break
         try:
             result = process_batch(
-                models, jobs, template_weight=template_weight, thumbnail_root=thumbnail_root
+                models, jobs, template_weight=template_weight, thumbnail_root=staged
             )
             writer.kill.hit("generate")
             writer.write(result)

@@ -37,5 +37,5 @@ def load_slow_fake_models() -> FakeModels:
 
 
 if __name__ == "__main__":
-    ingest_command._loaders = lambda args: [load_slow_fake_models] * args.workers  # type: ignore[assignment]
+    ingest_command._loaders = lambda args, *_: [load_slow_fake_models] * args.workers  # type: ignore[assignment]
     sys.exit(main())

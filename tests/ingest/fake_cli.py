@@ -10,5 +10,5 @@ from fossil.cli import main
 from tests.ingest.conftest import load_fake_models
 
 if __name__ == "__main__":
-    ingest_command._loaders = lambda args: [load_fake_models] * args.workers  # type: ignore[assignment]
+    ingest_command._loaders = lambda args, *_: [load_fake_models] * args.workers  # type: ignore[assignment]
     sys.exit(main())

@@ -32,7 +32,9 @@ def _captions_200() -> list[str]:
 
 @pytest.fixture
 def fake_models(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ingest_command, "_loaders", lambda args: [load_fake_models] * args.workers)
+    monkeypatch.setattr(
+        ingest_command, "_loaders", lambda args, *_: [load_fake_models] * args.workers
+    )
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict | None, str]:
@@ -74,7 +76,7 @@ def test_ingest_200_rerun_new_corpus_and_info(tmp_path: Path, capsys) -> None:
     assert info["captions"] == {"pending": 0, "leased": 0, "done": 220, "failed": 0}
     assert [(c["name"], c["captions"]) for c in info["corpora"]] == [
         ("captions_train2017", 200),
-        ("second", 20),
+        ("second", 70),  # its 50 captions the first corpus registered are second's too
     ]
     assert [(t["lemma"], t["references"]) for t in info["top_lemmas"][:3]] == [
         ("tree", 83),
@@ -129,12 +131,12 @@ def test_store_built_with_other_encoders_refuses(
 ) -> None:
     corpus, store = tmp_path / "c.txt", tmp_path / "store"
     corpus.write_text("A dog\n")
-    monkeypatch.setattr(ingest_command, "_loaders", lambda args: [load_fake_models])
+    monkeypatch.setattr(ingest_command, "_loaders", lambda args, *_: [load_fake_models])
     assert _ingest(capsys, store, corpus)[0] == 0
     other = tmp_path / "other.txt"
     other.write_text("A cat\n")
     swapped = FakeModels(text=FakeText(name="other-text", dim=32))
-    monkeypatch.setattr(ingest_command, "_loaders", lambda args: [lambda: swapped])
+    monkeypatch.setattr(ingest_command, "_loaders", lambda args, *_: [lambda: swapped])
     code, _, err = _ingest(capsys, store, other)
     assert code == 1
     assert "text_encoder: store has 'fake-text', asked for 'other-text'" in err
@@ -248,7 +250,7 @@ def test_ctrl_c_during_a_batch_prints_the_summary(
         return real(captions, nouns)
 
     models.generator.generate = interrupt_on_cat  # type: ignore[method-assign]
-    monkeypatch.setattr(ingest_command, "_loaders", lambda args: [lambda: models])
+    monkeypatch.setattr(ingest_command, "_loaders", lambda args, *_: [lambda: models])
     code = main(
         [
             "ingest",
@@ -310,7 +312,7 @@ def test_register_only_then_workers_with_no_source(
     assert (store / "catalog.sqlite").is_file() and not (store / "qdrant").exists()
     code, _, _ = _run(capsys, "ingest", "--register-only", str(corpus), "--store", str(store))
     assert code == 0  # idempotent; the plain summary names the next step
-    monkeypatch.setattr(ingest_command, "_loaders", lambda args: [load_fake_models])
+    monkeypatch.setattr(ingest_command, "_loaders", lambda args, *_: [load_fake_models])
     code, summary, _ = _ingest(capsys, store, extra=("--no-thumbnails",))
     assert code == 0 and summary["corpora"] == [] and summary["captions_processed"] == 2
     assert summary["references_written"] == summary["store_references"] == 3
@@ -331,7 +333,7 @@ def test_server_workers_need_no_store_directory(
     _no_models(monkeypatch)
     code, _, _ = _run(capsys, "ingest", "--register-only", *server, str(corpus), "--json")
     assert code == 0
-    monkeypatch.setattr(ingest_command, "_loaders", lambda args: [load_fake_models])
+    monkeypatch.setattr(ingest_command, "_loaders", lambda args, *_: [load_fake_models])
     code, summary, _ = _run(capsys, "ingest", *server, "--no-progress", "--json")
     assert code == 0 and summary["references_written"] == summary["store_references"] == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt", "shared.sqlite"]

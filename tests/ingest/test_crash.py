@@ -48,14 +48,16 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def fake_models(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ingest_command, "_loaders", lambda args: [load_fake_models] * args.workers)
+    monkeypatch.setattr(
+        ingest_command, "_loaders", lambda args, *_: [load_fake_models] * args.workers
+    )
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     store = tmp_path_factory.mktemp("whole") / "store"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ingest_command, "_loaders", lambda args: [load_fake_models])
+        patch.setattr(ingest_command, "_loaders", lambda args, *_: [load_fake_models])
         assert main(_argv(corpus, store)) == 0
     return _state(store)
 

@@ -28,7 +28,9 @@ MORE = [f"A dog number {i} and a cat near a tree" for i in range(12)]
 def test_two_worker_processes_feed_one_writer(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ingest_command, "_loaders", lambda args: [load_fake_models] * args.workers)
+    monkeypatch.setattr(
+        ingest_command, "_loaders", lambda args, *_: [load_fake_models] * args.workers
+    )
     corpus, store = tmp_path / "c.txt", tmp_path / "store"
     corpus.write_text("\n".join([*CAPTIONS, *MORE, "A boom"]) + "\n")
     argv = ["ingest", str(corpus), "--store", str(store), "--workers", "2", "--batch-size", "3"]
