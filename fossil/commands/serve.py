@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 API_KEY_ENV = "FOSSIL_API_KEY"
 DEMO = "demo"  # --models demo: the synthetic world's models, for a `fossil demo` store
+SYNTHETIC = "synthetic-"  # how the synthetic world's dense encoder names begin
 
 DESCRIPTION = f"""\
 Serve a reference collection over HTTP: one process loads the models once and keeps the
@@ -102,7 +103,16 @@ def check_binding(host: str, api_key: str | None) -> None:
         )
 
 
-def load_serve_models(args: argparse.Namespace) -> tuple[ServeModels, FossilConfig]:
+def is_demo(args: argparse.Namespace, collection: Collection) -> bool:
+    """``--models demo``, or no --models for a store `fossil demo` wrote."""
+    if args.models == DEMO:
+        return True
+    return args.models is None and collection.meta.dense_encoder.startswith(SYNTHETIC)
+
+
+def load_serve_models(
+    args: argparse.Namespace, collection: Collection
+) -> tuple[ServeModels, FossilConfig]:
     """The models of --models and the server's default config: the paper's defaults (or
     the synthetic world's for ``demo``), then --preset, --n, --k, --gamma, --no-opencut and
     --no-crf."""
@@ -111,13 +121,14 @@ def load_serve_models(args: argparse.Namespace) -> tuple[ServeModels, FossilConf
     from fossil.demo.world import demo_fossil_config, demo_models
     from fossil.serve.service import SegmentOptions, request_config
 
-    base = demo_fossil_config() if args.models == DEMO else FossilConfig()
+    demo = is_demo(args, collection)
+    base = demo_fossil_config() if demo else FossilConfig()
     options = SegmentOptions(args.preset, args.n, args.k, args.gamma, args.no_opencut)
     config = request_config(base, options)  # bad flags fail before any model loads
     crf = replace(config.opencut.crf, enabled=not args.no_crf)
     config = replace(config, opencut=replace(config.opencut, crf=crf))
     models: ServeModels
-    if args.models == DEMO:
+    if demo:
         models = demo_models(device=args.device)
     else:
         from fossil.models.loading import load_models
@@ -145,7 +156,7 @@ def build_app(args: argparse.Namespace) -> tuple[FastAPI, Collection]:
     )
     collection = open_store(args)
     try:
-        models, config = load_serve_models(args)
+        models, config = load_serve_models(args, collection)
         root = Path(args.store).expanduser() if args.store else None
         service = Service(
             collection,
