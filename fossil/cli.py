@@ -62,8 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
-        # Library errors carry messages written for users (STYLE §7): show them plainly.
+    except (ValueError, OSError, RuntimeError) as error:
+        # Library errors carry messages written for users (STYLE §7): show them plainly;
+        # OSError: unwritable outputs, read-only stores, models that cannot be loaded.
         if args.verbose >= 2:
             raise
         print(f"fossil {args.command}: error: {error}", file=sys.stderr)
