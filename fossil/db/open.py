@@ -109,7 +109,7 @@ def _open_edge(
     lock = StoreLock(root / LOCK_FILE)  # first: nothing below runs while another holds it
     try:
         catalog = SqlCatalog(_catalog_url(root, catalog_url))
-        if not exists:
+        if not exists and catalog_url is None:
             _check_vectors_lost(root, catalog, 0)
         checked = _check_meta(catalog, meta, create)
         refs = EdgeStore(
@@ -123,7 +123,7 @@ def _open_edge(
         lock.release()
         raise
     try:
-        if exists:
+        if exists and catalog_url is None:
             _check_vectors_lost(root, catalog, refs.count())
         save_meta_copy(root, checked)
         (root / THUMBNAILS_DIR).mkdir(exist_ok=True)
@@ -147,7 +147,8 @@ def _open_captions_only(
     try:
         catalog = SqlCatalog(_catalog_url(root, catalog_url))
         try:
-            _check_vectors_lost(root, catalog, 0)
+            if catalog_url is None:
+                _check_vectors_lost(root, catalog, 0)
             stored = catalog.get_meta()
             if stored is not None and meta is not None and meta_mismatch(stored, meta):
                 raise MetaMismatchError(meta_mismatch(stored, meta))
@@ -178,9 +179,10 @@ def _check_catalog_file(root: Path) -> None:
 
 
 def _check_vectors_lost(root: Path, catalog: CatalogStore, points: int) -> None:
-    """Refuse a shard that is missing or empty while the catalog lists references (and no
-    corpus removal is under way): ingest would skip their captions as done and queries
-    would find nothing.  Fewer points than references: a warning."""
+    """Refuse a shard that is missing or empty while the store's own catalog lists
+    references (and no corpus removal is under way): ingest would skip their captions as
+    done and queries would find nothing.  Fewer points than references: a warning.  (A
+    catalog given by URL may be shared by the shards of several workers: not checked.)"""
     listed = catalog.reference_count()
     if listed <= points or any(c["removing"] for c in catalog.corpora()):
         return
