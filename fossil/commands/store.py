@@ -50,7 +50,7 @@ nothing writes to it) is still the surest way back.
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "store",
-        help="maintain reference stores (export an embedded store to a Qdrant server)",
+        help="maintain reference stores (check and repair one; export one to a Qdrant server)",
         description="Maintenance of reference stores.",
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION")
