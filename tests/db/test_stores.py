@@ -64,6 +64,19 @@ def test_exclude_corpora_and_min_score(store: ReferenceStore, rng: np.random.Gen
     assert store.search(query, 5, min_score=1.5) == [[]]
 
 
+def test_set_corpus_relabels_points_for_the_corpus_filter(
+    store: ReferenceStore, rng: np.random.Generator
+) -> None:
+    points = make_points(20, rng, corpora=("coco", "web"))
+    store.upsert(points)
+    moved = [p.id for p in points if p.payload["corpus"] == "coco"][:4]
+    store.set_corpus(moved, "web")  # a shared caption passing on when "coco" is removed
+    hits = store.search(points[0].text[None, :], 20, exclude_corpora=["coco"])[0]
+    assert set(moved) <= {h.id for h in hits} and len(hits) == 14
+    relabelled = {p.id: p.payload["corpus"] for p in store.iter_points() if p.id in moved}
+    assert relabelled == dict.fromkeys(moved, "web")
+
+
 def test_fetch_visual_keeps_raw_values_in_id_order(
     store: ReferenceStore, rng: np.random.Generator
 ) -> None:
