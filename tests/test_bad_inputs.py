@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import struct
 import zlib
 from collections.abc import Iterator
@@ -52,6 +53,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]
         files["bomb"].write_bytes(_bilevel_png(16000, 16000))
         files["toml"] = root / "wrong.toml"
         files["toml"].write_text('[models]\ntext = "tiny"\n[generation]\nsteps = "many"\n')
+        # unwritable like a read-only mount (the tests run as root, where chmod does not
+        # stop writes): the lock file cannot be opened for writing
+        files["locked"] = root / "unlockable"
+        shutil.copytree(store, files["locked"])
+        (files["locked"] / "qdrant.lock").unlink()
+        (files["locked"] / "qdrant.lock").mkdir()
         files["unknown_toml"] = root / "unknown.toml"
         files["unknown_toml"].write_text('[models]\nfrobnicator = "tiny"\n')
         yield files
@@ -177,6 +184,15 @@ CASES: list = [
     ),
     ("demo-out-is-a-file", ("demo", "--out", "{file}", "--captions", "4", "--scenes", "1")),
     ("unknown-command", ("frobnicate",)),
+    ("ingest-unlockable-store", ("ingest", "{source}", "--store", "{locked}", *TINY)),
+    ("query-unlockable-store", ("query", "dog", "--store", "{locked}", *TINY)),
+    (
+        "segment-unlockable-store",
+        ("segment", "{photo}", "--concepts", "dog", "--store", "{locked}"),
+    ),
+    ("info-unlockable-store", ("info", "--store", "{locked}")),
+    ("corpus-list-unlockable-store", ("corpus", "list", "--store", "{locked}")),
+    ("store-check-unlockable-store", ("store", "check", "--store", "{locked}")),
 ]
 
 
@@ -223,4 +239,6 @@ def test_bad_input_is_one_line_nonzero_and_leaves_the_store_alone(
     assert "Traceback" not in err, f"{name}: {err}"
     errors = [line for line in err.splitlines() if "error:" in line]  # argparse adds usage
     assert len(errors) == 1, f"{name}: {err}"
+    if "unlockable" in name:
+        assert "cannot lock the store" in err, f"{name}: {err}"
     assert _snapshot(world["store"]) == before, f"{name} changed the store"

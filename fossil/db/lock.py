@@ -32,7 +32,14 @@ class StoreLock:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self._file: IO[str] | None = open(self.path, "a+")  # noqa: SIM115 - held until release
+        try:
+            self._file: IO[str] | None = open(self.path, "a+")  # noqa: SIM115 - until release
+        except OSError as error:  # a read-only mount, a store owned by another user
+            raise PermissionError(
+                f"cannot lock the store at {self.path.parent} ({error.strerror or error}): "
+                "fossil writes a lock file even to read a store; make the directory writable "
+                "or copy the store to a writable place"
+            ) from error
         try:
             fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
