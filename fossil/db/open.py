@@ -143,6 +143,8 @@ def _open_captions_only(
     from fossil.db.empty import UNBUILT_META, EmptyStore
     from fossil.db.lock import StoreLock
 
+    if catalog_url is None:
+        _check_catalog_file(root)  # never a fresh schema over an emptied catalog
     lock = StoreLock(root / LOCK_FILE)
     try:
         catalog = SqlCatalog(_catalog_url(root, catalog_url))
@@ -169,7 +171,7 @@ def _check_catalog_file(root: Path) -> None:
 
     path = root / CATALOG_FILE
     wal = path.with_name(f"{path.name}-wal")
-    if not path.exists():
+    if not path.exists():  # (only called for a store that has a shard or a catalog file)
         raise StoreDamagedError(
             f"{path} is missing while {root / QDRANT_DIR} holds the vectors: rebuild it from "
             f"them with {REPAIR.format(root=root)}, or restore it from a backup"

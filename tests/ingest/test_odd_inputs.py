@@ -69,3 +69,16 @@ def test_register_only_stores_work_with_info_and_corpus(tmp_path: Path, capsys) 
     assert main(["corpus", "remove", "first", "--store", str(store), "--json"]) == 0
     removal = json.loads(capsys.readouterr().out)
     assert removal["captions"] == 2 and removal["store_references"] == 0
+
+
+def test_an_emptied_captions_only_catalog_is_not_given_a_fresh_schema(
+    tmp_path: Path, capsys
+) -> None:
+    source, store = tmp_path / "first.txt", tmp_path / "store"
+    source.write_text("A dog on a mat\n")
+    assert main(["ingest", str(source), "--store", str(store), "--register-only"]) == 0
+    (store / "catalog.sqlite").write_bytes(b"")
+    capsys.readouterr()
+    assert main(["info", "--store", str(store)]) == 1
+    assert "is not a fossil catalog or is damaged" in capsys.readouterr().err
+    assert (store / "catalog.sqlite").stat().st_size == 0
