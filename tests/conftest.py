@@ -15,7 +15,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @contextlib.contextmanager
 def models_loaded_once() -> Iterator[None]:
     """Within it, ``fossil.models.loading.load_models`` builds each (profile, device,
-    generation) bundle once: CLI tests that run many commands on tiny models test the
+    generation, roles) bundle once: CLI tests that run many commands on tiny models test the
     commands, not model loading."""
     import pytest
 
@@ -23,10 +23,10 @@ def models_loaded_once() -> Iterator[None]:
 
     real, cache = loading.load_models, {}
 
-    def load(profile="paper", *, device=None, generation=None):  # noqa: ANN001, ANN202
-        key = (str(profile), device, generation)
+    def load(profile="paper", *, device=None, generation=None, roles=loading.ROLES):  # noqa: ANN001, ANN202
+        key = (str(profile), device, generation, frozenset(roles))
         if key not in cache:
-            cache[key] = real(profile, device=device, generation=generation)
+            cache[key] = real(profile, device=device, generation=generation, roles=roles)
         return cache[key]
 
     with pytest.MonkeyPatch.context() as patch:

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 from fossil.config import CoverageConfig, FossilConfig, apply_preset
 
 if TYPE_CHECKING:
-    from fossil.db.protocols import Collection
+    from fossil.db.protocols import Collection, CollectionMeta
     from fossil.ingest.references import IngestModels
+    from fossil.models.loading import ModelBundle, ModelProfile
     from fossil.pipeline.extend import Extension
     from fossil.query.coverage import Coverage
     from fossil.query.engine import QueryEngine
@@ -56,12 +57,13 @@ def add_server_options(p: Any) -> None:
 
 
 def add_models_options(p: Any) -> None:
-    """--models PROFILE (default paper), --device."""
+    """--models PROFILE (default: the collection's models), --device."""
     p.add_argument(
         "--models",
-        default="paper",
+        default=None,
         metavar="PROFILE",
-        help="model profile: 'paper' (default), 'tiny' (random, for smoke tests) or a TOML file",
+        help="model profile: 'paper', 'tiny' (random, for smoke tests) or a TOML file "
+        "(default: the models the collection was built with; it must match them)",
     )
     p.add_argument("--device", default=None, metavar="D", help="torch device (default: auto)")
 
@@ -173,6 +175,40 @@ def open_store(args: argparse.Namespace) -> Collection:
         api_key=args.qdrant_api_key,
         catalog_url=args.catalog,
     )
+
+
+def meta_profile(meta: CollectionMeta) -> ModelProfile:
+    """The profile of the models a collection records (its ``collection_meta``)."""
+    from fossil.models.loading import collection_profile
+
+    return collection_profile(
+        {"text": meta.text_encoder, "dense": meta.dense_encoder, "generator": meta.generator}
+    )
+
+
+def load_command_models(
+    args: argparse.Namespace, command: str, collection: Collection | None, *, extend: bool = False
+) -> ModelBundle:
+    """The models ``command`` needs (``fossil.models.loading.COMMAND_ROLES``, plus --extend's),
+    each built on first use: those of --models when given, else those ``collection`` records
+    (else the paper's)."""
+    from fossil.models.loading import command_roles, load_models
+
+    roles = command_roles(command, extend=extend)
+    if args.models is not None or collection is None:
+        return load_models(args.models or "paper", device=args.device, roles=roles)
+    return load_models(meta_profile(collection.meta), device=args.device, roles=roles)
+
+
+def check_dense_encoder(collection: Collection, models: ModelBundle) -> None:
+    """The dense encoder must be the one the collection's VREs come from (name and dim)."""
+    meta, dense = collection.meta, models.dense
+    if dense.name != meta.dense_encoder or int(dense.dim) != meta.visual_dim:
+        raise ValueError(
+            f"dense encoder {dense.name!r} (dim {dense.dim}) does not match the collection, "
+            f"built with {meta.dense_encoder!r} (dim {meta.visual_dim}); use the models it was "
+            "built with (leave out --models, or pass the profile it was built with)"
+        )
 
 
 def release_stale_leases(args: argparse.Namespace, collection: Collection) -> None:

@@ -110,16 +110,16 @@ def open_predictor(
 ) -> Iterator[tuple[CropPredictor, dict[str, Any]]]:
     """Models, store and prototypes of ``class_names`` → the crop predictor (§5.8) and what
     the report records about it (model ids, collection revision, references per class)."""
-    from fossil.commands._options import open_store
+    from fossil.commands._options import check_dense_encoder, load_command_models, open_store
     from fossil.eval.cache import CropCache
-    from fossil.models.loading import load_models
     from fossil.pipeline import build_predictor
     from fossil.query.engine import QueryEngine
 
-    models = load_models(args.models, device=args.device)
     collection = open_store(args)
     try:
+        models = load_command_models(args, "eval", collection)
         results = QueryEngine(collection, models.text, config.retrieval).query(class_names)
+        check_dense_encoder(collection, models)
         cache = None if args.no_cache else CropCache(args.cache_dir or default_cache_dir())
         prototypes = [r.prototypes for r in results]
         predictor = build_predictor(prototypes, models.dense, models.keys, config, cache)

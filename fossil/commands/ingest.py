@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from fossil.ingest.corpora import CorpusFile
     from fossil.ingest.pool import WorkerPool
     from fossil.ingest.references import IngestModels, IngestStats
+    from fossil.models.loading import ModelProfile
 
 logger = logging.getLogger(__name__)
 
@@ -111,10 +112,11 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument(
         "--models",
-        default="paper",
+        default=None,
         metavar="PROFILE",
         help="model profile: 'paper' (SD 2.1 base, DINOv2-L, CLIP-L, §5), 'tiny' "
-        "(random tiny models, for tests), or a TOML file (default: paper)",
+        "(random tiny models, for tests), or a TOML file (default: the models an existing "
+        "store was built with, else paper)",
     )
     p.add_argument(
         "--batch-size",
@@ -293,17 +295,38 @@ def _merge(args: argparse.Namespace, files: list[CorpusFile]) -> list[CorpusFile
     return [merged]
 
 
-def _loaders(args: argparse.Namespace) -> list[Any]:
+def _loaders(args: argparse.Namespace, profile: str | ModelProfile) -> list[Any]:
     """One picklable model loader per worker, devices given out in turn."""
     from functools import partial
 
-    from fossil.models.loading import load_models
+    from fossil.models.loading import command_roles, load_models
 
     devices = [d.strip() for d in args.device.split(",")] if args.device else [None]
+    roles = command_roles("ingest")
     return [
-        partial(load_models, args.models, device=devices[i % len(devices)])
+        partial(load_models, profile, device=devices[i % len(devices)], roles=roles)
         for i in range(args.workers)
     ]
+
+
+def _profile(args: argparse.Namespace) -> str | ModelProfile:
+    """--models, else the models an existing store records, else the paper's."""
+    from fossil.commands._options import meta_profile
+    from fossil.db.catalog import SqlCatalog
+    from fossil.db.open import CATALOG_FILE
+
+    if args.models is not None:
+        return str(args.models)
+    if args.catalog is None and (
+        args.store is None or not (Path(args.store).expanduser() / CATALOG_FILE).is_file()
+    ):
+        return "paper"
+    catalog = SqlCatalog(_catalog_url(args))
+    try:
+        meta = catalog.get_meta()
+    finally:
+        catalog.close()
+    return "paper" if meta is None else meta_profile(meta)
 
 
 def _catalog_url(args: argparse.Namespace) -> str:
@@ -388,10 +411,11 @@ def run(args: argparse.Namespace) -> int:
             )
             print(json.dumps(done, indent=2) if args.json else message)
             return 0
+    profile = _profile(args)
     phrases = [c.phrase for c in corpora if c.phrase]
     if phrases:
-        _warn_without_nouns(args, phrases)
-    loaders = _loaders(args)
+        _warn_without_nouns(profile, phrases)
+    loaders = _loaders(args, profile)
     thumbnails = None if args.no_thumbnails or args.store is None else Path(args.store)
     if args.workers == 1:
         models = loaders[0]()
@@ -406,12 +430,11 @@ def run(args: argparse.Namespace) -> int:
         return _ingest(args, corpora, meta, None, pool, thumbnails)
 
 
-def _warn_without_nouns(args: argparse.Namespace, concepts: list[str]) -> None:
+def _warn_without_nouns(profile: str | ModelProfile, concepts: list[str]) -> None:
     from fossil.ingest.concepts import warn_without_nouns
-    from fossil.models.loading import load_noun_parser, read_profile
+    from fossil.models.loading import load_noun_parser, resolve_profile
 
-    ids, _, _ = read_profile(args.models)
-    warn_without_nouns(load_noun_parser(ids["nouns"]), concepts)
+    warn_without_nouns(load_noun_parser(resolve_profile(profile).ids["nouns"]), concepts)
 
 
 def open_store(args: argparse.Namespace, meta: CollectionMeta) -> Collection:

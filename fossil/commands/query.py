@@ -13,15 +13,13 @@ from fossil.commands._options import (
     add_server_options,
     assess_or_extend,
     coverage_config,
+    load_command_models,
     open_store,
     per_concept,
 )
 from fossil.config import PRESETS, FossilConfig, RetrievalConfig, apply_preset
 
 if TYPE_CHECKING:
-    from fossil.db.protocols import Collection
-    from fossil.models.loading import ModelBundle
-    from fossil.models.protocols import NounParser, TextEncoder
     from fossil.query.coverage import Coverage
     from fossil.query.retrieval import ConceptResult
 
@@ -93,8 +91,8 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         metavar="PROFILE",
         help="model profile to take the text encoder and noun parser from ('paper', 'tiny', a "
-        "TOML file); default: the text encoder the collection was built with.  --extend "
-        "loads the whole profile (default: paper) and must match the collection",
+        "TOML file); default: the models the collection was built with.  It must match "
+        "them; --extend also builds the generator and dense encoder, if it generates",
     )
     p.add_argument("--device", default=None, metavar="D", help="torch device (default: auto)")
     p.add_argument("--json", action="store_true", help="print JSON (references and prototypes)")
@@ -124,23 +122,6 @@ def retrieval_config(args: argparse.Namespace) -> RetrievalConfig:
     )
 
 
-def text_encoder(args: argparse.Namespace, collection: Collection) -> TextEncoder:
-    """The text encoder of ``--models`` (only that role is loaded), or the one named in the
-    collection's meta."""
-    from fossil.models.loading import load_text_encoder, read_profile
-
-    if args.models is not None:
-        ids, _, _ = read_profile(args.models)
-        return load_text_encoder(ids["text"], device=args.device)
-    try:
-        return load_text_encoder(collection.meta.text_encoder, device=args.device)
-    except OSError as error:
-        raise ValueError(
-            f"cannot load the collection's text encoder {collection.meta.text_encoder!r} "
-            f"({error}); pass --models with the profile the store was built with"
-        ) from error
-
-
 def result_dict(result: ConceptResult) -> dict[str, Any]:
     return {
         "concept": result.concept,
@@ -162,17 +143,18 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--top ({args.top}) must be >= 1")
     collection = open_store(args)
     try:
-        models = _models(args) if args.extend else None
-        encoder = models.text if models is not None else text_encoder(args, collection)
-        parser = models.nouns if models is not None else _noun_parser(args)
-        lemmas = concept_lemmas(parser, concepts)
+        models = load_command_models(args, "query", collection, extend=args.extend)
         engine = QueryEngine(
             collection,
-            encoder,
+            models.text,
             config,
             disk_cache=None if args.no_cache or collection.root is None else True,
         )
-        covered, extension = assess_or_extend(args, engine, concepts, lemmas, coverage, models, M)
+        lemmas = concept_lemmas(models.nouns, concepts)
+        extending = models if args.extend else None
+        covered, extension = assess_or_extend(
+            args, engine, concepts, lemmas, coverage, extending, M
+        )
         results = engine.query(concepts)
     finally:
         collection.close()
@@ -198,20 +180,6 @@ def run(args: argparse.Namespace) -> int:
     if args.grid:
         print(f"grid written to {args.grid}", file=sys.stderr)
     return 0
-
-
-def _models(args: argparse.Namespace) -> ModelBundle:
-    from fossil.models.loading import load_models
-
-    return load_models(args.models or "paper", device=args.device)
-
-
-def _noun_parser(args: argparse.Namespace) -> NounParser:
-    """The noun parser of --models (default: the paper's spaCy pipeline): concept lemmas."""
-    from fossil.models.loading import load_noun_parser, read_profile
-
-    ids, _, _ = read_profile(args.models or "paper")
-    return load_noun_parser(ids["nouns"])
 
 
 def _print_table(results: list[ConceptResult], covered: list[Coverage], top: int) -> None:

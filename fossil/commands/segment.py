@@ -16,7 +16,9 @@ from fossil.commands._options import (
     add_server_options,
     assess_or_extend,
     build_config,
+    check_dense_encoder,
     coverage_config,
+    load_command_models,
     parse_concepts,
     per_concept,
 )
@@ -79,7 +81,6 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fossil.commands._options import open_store
-    from fossil.models.loading import load_models
     from fossil.models.nouns import concept_lemmas
     from fossil.pipeline.images import load_image
     from fossil.pipeline.segmenter import ImageAnalyser, segment_image
@@ -93,12 +94,15 @@ def run(args: argparse.Namespace) -> int:
     images = {path: load_image(path) for path in paths}  # fail on a bad image before any work
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    models = load_models(args.models, device=args.device)
     collection = open_store(args)
     try:
+        # built on first use: the generator only if --extend generates (COMMAND_ROLES)
+        models = load_command_models(args, "segment", collection, extend=args.extend)
         engine = QueryEngine(collection, models.text, config.retrieval)
+        check_dense_encoder(collection, models)
         lemmas = concept_lemmas(models.nouns, concepts)
-        covered, _ = assess_or_extend(args, engine, concepts, lemmas, coverage, models, M)
+        extending = models if args.extend else None
+        covered, _ = assess_or_extend(args, engine, concepts, lemmas, coverage, extending, M)
         warn_uncovered(covered)
         analyser = ImageAnalyser(models.dense, models.keys, config)
         reports = []

@@ -31,12 +31,20 @@ TEMPLATE_WEIGHT = TextConfig().template_weight  # §5.5 default, 0.9
 
 
 class IngestModels(Protocol):
-    """What ingest needs of a model bundle (:class:`fossil.models.loading.ModelBundle`)."""
+    """What ingest needs of a model bundle (:class:`fossil.models.loading.ModelBundle`, whose
+    roles are read-only properties built on first use)."""
 
-    generator: Generator
-    nouns: NounParser
-    text: TextEncoder
-    dense: DenseEncoder
+    @property
+    def generator(self) -> Generator: ...
+
+    @property
+    def nouns(self) -> NounParser: ...
+
+    @property
+    def text(self) -> TextEncoder: ...
+
+    @property
+    def dense(self) -> DenseEncoder: ...
 
 
 def collection_meta(models: IngestModels, schema_version: int) -> CollectionMeta:

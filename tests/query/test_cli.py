@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import pytest
 import fossil.commands.query as query_command
 from fossil.cli import main
 from fossil.db.open import open_collection
+from fossil.models.loading import load_noun_parser
 from tests.query.conftest import KeywordEncoder, fill_collection, make_meta, planted_points
 
 CONCEPTS = ["dog", "car"]
@@ -29,8 +31,8 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ]
     fill_collection(collection, "coco", items)
     collection.close()
-    encoder = KeywordEncoder(text)
-    monkeypatch.setattr(query_command, "text_encoder", lambda args, collection: encoder)
+    models = SimpleNamespace(text=KeywordEncoder(text), nouns=load_noun_parser("en_core_web_sm"))
+    monkeypatch.setattr(query_command, "load_command_models", lambda *args, **kwargs: models)
     return root
 
 
