@@ -130,7 +130,8 @@ def kmeans_prototypes(
     if gpu and not gpu_available():
         raise ValueError(
             "use_gpu=True but faiss sees no GPU (faiss-cpu installed, or no CUDA device); "
-            "install faiss-gpu or pass use_gpu=None"
+            "install the GPU build (`pip install 'fossil-ovss[gpu]'`, see README) or pass "
+            "use_gpu=None"
         )
     rng = np.random.default_rng(seed)
     threads = 1 if n * K * dim < _SMALL_PROBLEM else faiss.omp_get_max_threads()

@@ -107,5 +107,18 @@ def test_gpu_request_without_gpu_is_refused() -> None:
     if faiss.get_num_gpus() > 0 and hasattr(faiss, "StandardGpuResources"):
         pytest.skip("a GPU is available")
     visual = np.random.default_rng(2).normal(size=(40, 16)).astype(np.float32)
-    with pytest.raises(ValueError, match="use_gpu=True but faiss sees no GPU"):
+    with pytest.raises(ValueError, match="use_gpu=True but faiss sees no GPU") as raised:
         kmeans_prototypes(visual, 4, use_gpu=True)
+    assert "pip install 'fossil-ovss[gpu]'" in str(raised.value)  # the extra that brings it
+
+
+def test_the_gpu_extra_brings_faiss_gpu() -> None:
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    from pathlib import Path
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
+    assert any(r.startswith("faiss-gpu") for r in extras["gpu"])
