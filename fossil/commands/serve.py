@@ -12,6 +12,8 @@ from fossil.commands._options import (
     add_models_options,
     add_segmentation_options,
     add_server_options,
+    check_dense_encoder,
+    load_command_models,
     open_store,
     parse_concepts,
 )
@@ -40,11 +42,12 @@ Binds to 127.0.0.1.  Any other --host requires an API key (--api-key or ${API_KE
 prefer the variable: command lines are visible to other users), which every request but the
 page must send as X-API-Key.  Needs the `serve` extra: pip install 'fossil-ovss[serve]'.
 
---models demo serves a store written by `fossil demo` with the synthetic world's models
-(and its settings: N=40, K=1, scenes resized to 256 px).
+Without --models it serves with the models the collection was built with; a store written
+by `fossil demo` (or --models demo) gets the synthetic world's models and settings (N=40,
+K=1, scenes resized to 256 px).
 
 example:
-  fossil demo --out demo-out && fossil serve --store demo-out/store --models demo
+  fossil demo --out demo-out && fossil serve --store demo-out/store
 """
 
 
@@ -127,13 +130,12 @@ def load_serve_models(
     config = request_config(base, options)  # bad flags fail before any model loads
     crf = replace(config.opencut.crf, enabled=not args.no_crf)
     config = replace(config, opencut=replace(config.opencut, crf=crf))
-    models: ServeModels
     if demo:
-        models = demo_models(device=args.device)
-    else:
-        from fossil.models.loading import load_models
-
-        models = load_models(args.models or "paper", device=args.device)
+        return demo_models(device=args.device), config
+    # the collection's own models unless --models names others; built now, not on the
+    # first request
+    models = load_command_models(args, "segment", collection).load()
+    check_dense_encoder(collection, models)
     return models, config
 
 

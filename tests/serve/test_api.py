@@ -29,7 +29,8 @@ CONCEPTS = "dog, car, tree"
 
 @pytest.fixture(scope="module")
 def app(store: Path) -> Iterator[FastAPI]:
-    args = build_parser().parse_args(["serve", "--store", str(store), "--models", "tiny"])
+    # no --models: the models the collection records (tiny)
+    args = build_parser().parse_args(["serve", "--store", str(store)])
     args.no_crf = True
     app, collection = build_app(args)
     yield app

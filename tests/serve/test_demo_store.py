@@ -31,7 +31,8 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(demo_store: Path) -> Iterator[TestClient]:
-    args = build_parser().parse_args(["serve", "--store", str(demo_store), "--models", "demo"])
+    # no --models: the store's synthetic dense encoder says it is a demo store
+    args = build_parser().parse_args(["serve", "--store", str(demo_store)])
     app, collection = build_app(args)
     try:
         yield TestClient(app)
