@@ -15,6 +15,27 @@ from typing import Literal
 
 MaskMode = Literal["raw-sigmoid-minmax", "minmax", "zscore-sigmoid"]
 MASK_MODES: tuple[str, ...] = ("raw-sigmoid-minmax", "minmax", "zscore-sigmoid")
+# §5.7 OpenCut: "paper" runs MaskCut on the full patch graph at every tau and refines each new
+# mask (all its connected components) against the accepted ones; "shrinking-graph" (fossil's
+# first OpenCut) removes covered patches from the graph between taus and keeps only the seed's
+# connected component of each cut, so the merge (mu) and discard (rho) rules never fire.
+OpenCutVariant = Literal["paper", "shrinking-graph"]
+OPENCUT_VARIANTS: tuple[str, ...] = ("paper", "shrinking-graph")
+# §5.7 what tau means (fossil.segment.ncut.thresholds): "absolute", a cosine of the
+# L2-normalised keys (the paper's, set on DINO ViT-B/8 keys); "centred", a cosine of the keys
+# minus their per-image mean; "quantile", a fraction of the image's patch pairs: W̄ links the
+# (1 − tau) most similar pairs, whatever the backbone's cosine range
+TauSpace = Literal["absolute", "centred", "quantile"]
+TAU_SPACES: tuple[str, ...] = ("absolute", "centred", "quantile")
+# (foreground, background) schedules.  The paper's tau values are not published; these absolute
+# ones (MaskCut's 0.15 on DINO ViT-B/8 keys, then the background phase) reproduce fossil's
+# reading of the paper with tau_space="absolute" (OpenCutConfig.paper_absolute()).  The
+# quantile ones are fossil's default, chosen on real photos with a real DINOv2-S/14.
+PAPER_ABSOLUTE_TAUS: tuple[tuple[float, ...], tuple[float, ...]] = (
+    (0.15, 0.2, 0.25),
+    (0.6, 0.8, 0.0, -0.1),
+)
+QUANTILE_TAUS: tuple[tuple[float, ...], tuple[float, ...]] = ((0.5, 0.6, 0.7), (0.8, 0.9))
 
 
 def _check_unit(name: str, value: float) -> None:
@@ -148,8 +169,9 @@ class CRFConfig:
 class OpenCutConfig:
     """OpenCut: iterated MaskCut over a threshold schedule, CRF, refinement (§5.7)."""
 
-    tau_foreground: tuple[float, ...] = (0.15, 0.2, 0.25)  # §5.7 foreground phase
-    tau_background: tuple[float, ...] = (0.6, 0.8, 0.0, -0.1)  # §5.7 background phase
+    # §5.7 schedule, in tau_space units; measured on real photos (benchmarks/real_photos.py)
+    tau_foreground: tuple[float, ...] = QUANTILE_TAUS[0]  # foreground phase
+    tau_background: tuple[float, ...] = QUANTILE_TAUS[1]  # background phase
     t: int = 3  # §5.7 masks per tau
     max_iou_previous: float = 0.5  # §5.7 reject a mask with IoU above this vs the previous one
     min_area: float = 0.01  # §5.7 reject a mask covering at most this fraction of the grid
@@ -161,8 +183,18 @@ class OpenCutConfig:
     crf: CRFConfig = field(default_factory=CRFConfig)
     coherent_min_tau: float = 0.5  # §5.7 a coherent remainder counts only at tau >= this
     solver: str = "auto"  # NCut eigensolver: auto | eigsh | torch | dense (reference, slow)
+    variant: OpenCutVariant = "paper"  # §5.7 see OPENCUT_VARIANTS
+    tau_space: TauSpace = "quantile"  # §5.7 see TAU_SPACES
 
     def __post_init__(self) -> None:
+        if self.variant not in OPENCUT_VARIANTS:
+            raise ValueError(
+                f"variant {self.variant!r} unknown; choose one of {', '.join(OPENCUT_VARIANTS)}"
+            )
+        if self.tau_space not in TAU_SPACES:
+            raise ValueError(
+                f"tau_space {self.tau_space!r} unknown; choose one of {', '.join(TAU_SPACES)}"
+            )
         if self.solver not in ("auto", "eigsh", "torch", "dense"):
             raise ValueError(
                 f"solver {self.solver!r} unknown; choose one of auto, eigsh, torch, dense"
@@ -180,6 +212,15 @@ class OpenCutConfig:
     @property
     def taus(self) -> tuple[float, ...]:
         return self.tau_foreground + self.tau_background
+
+    @classmethod
+    def paper_absolute(cls, **overrides: object) -> OpenCutConfig:
+        """The paper's absolute tau schedule on DINO ViT-B/8 keys (:data:`PAPER_ABSOLUTE_TAUS`)."""
+        fg, bg = PAPER_ABSOLUTE_TAUS
+        values: dict[str, object] = {
+            "tau_space": "absolute", "tau_foreground": fg, "tau_background": bg
+        }
+        return cls(**(values | overrides))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

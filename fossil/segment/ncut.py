@@ -1,22 +1,36 @@
 """Normalized Cut bipartition of a patch graph, paper eqs. 1–3 (§5.7).
 
-One NCut step on ``num_patches`` L2-normalised patch features ``F``:
+One NCut step on ``num_patches`` L2-normalised patch features ``F``, numbered as the paper:
 
-1. ``W = cos(F)``; ``W̄ = 1 where W > tau`` (strict) ``else EPSILON_WEIGHT``;
-2. ``D = diag(rowsum W̄)``;
-3. ``x`` = second-smallest generalised eigenvector of ``(D − W̄) x = λ D x``.
+- eq. 1, the threshold: ``W = cos(F)``; ``W̄ = 1 where W > tau`` (strict) ``else EPSILON_WEIGHT``;
+- eq. 2, the eigensystem: ``D = diag(rowsum W̄)``; ``x`` = second-smallest generalised
+  eigenvector of ``(D − W̄) x = λ D x``;
+- eq. 3, the mask: the bipartition ``x > mean(x)``.
 
 The fast solvers work on the symmetric form ``M = D^-½ W̄ D^-½``: its eigenvalues are
 ``1 − λ``, so the second-*largest* eigenvector ``v`` of ``M`` gives ``x = D^-½ v``.  The
 dense ``scipy.linalg.eigh(D − W̄, D)`` solver is the reference used in tests and benchmarks.
 
-The bipartition is ``x > mean(x)``; the seed is ``argmax |x|`` and the partition is flipped
-when the seed lies outside it (optionally also when ≥ 3 of the 4 grid corners lie inside, as
-in MaskCut); only the 4-connected component of the seed is kept.
+The seed is ``argmax |x|`` and the partition is flipped when the seed lies outside it
+(optionally also when ≥ 3 of the 4 grid corners lie inside, as in MaskCut).  MaskCut keeps only
+the 4-connected component of the seed; the paper's OpenCut keeps the whole side (all its
+components, which the refinement then splits, §5.7): ``seed_component_only``.
+
+What ``tau`` means is the ``tau_space`` (:func:`prepare_keys`, :func:`thresholds`):
+
+- ``"absolute"``: a cosine of the L2-normalised keys (the paper's; its values were set on DINO
+  ViT-B/8 keys, MaskCut's tau = 0.15 too);
+- ``"centred"``: a cosine of the keys minus their per-image mean ("more alike than the
+  image's average patch");
+- ``"quantile"``: a fraction of the image's patch pairs: the cosine threshold is the
+  ``tau``-quantile of the off-diagonal cosines of the whole image, so ``W̄`` links the
+  ``1 − tau`` most similar pairs whatever the backbone's cosine range (DINOv2's last-layer
+  keys of one photo all have cosines 0.75–0.96: every absolute tau ≤ 0.7 links every pair).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -24,10 +38,12 @@ import scipy.linalg
 import scipy.ndimage
 import scipy.sparse.linalg
 
+from fossil.config import TAU_SPACES, TauSpace
+
 Solver = Literal["auto", "eigsh", "torch", "dense"]
 SOLVERS: tuple[str, ...] = ("auto", "eigsh", "torch", "dense")
 
-EPSILON_WEIGHT = 1e-5  # eq. 2: weight of an edge whose cosine is at most tau
+EPSILON_WEIGHT = 1e-5  # eq. 1: weight of an edge whose cosine is at most tau
 _MIN_EIGSH_NODES = 64  # below this a dense solve of the symmetric form is cheaper than ARPACK
 _FOUR_CONNECTED = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)
 
@@ -39,9 +55,39 @@ def normalise(features: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     return features / np.maximum(norm, eps)
 
 
+def prepare_keys(keys: np.ndarray, tau_space: TauSpace = "absolute") -> np.ndarray:
+    """The features the graph is built on: ``keys`` (h, w, dim) → L2-normalised (h, w, dim).
+
+    ``"centred"``: the per-image mean of the L2-normalised keys subtracted, then L2-normalised
+    again, so the cosines are spread around 0; otherwise the keys L2-normalised."""
+    if tau_space not in TAU_SPACES:
+        raise ValueError(f"tau_space {tau_space!r} unknown; choose one of {TAU_SPACES}")
+    features = normalise(keys)
+    if tau_space == "centred":
+        flat = features.reshape(-1, features.shape[-1])
+        features = normalise(features - flat.mean(axis=0))
+    return features
+
+
+def thresholds(
+    features: np.ndarray, taus: Sequence[float], tau_space: TauSpace = "absolute"
+) -> list[float]:
+    """The cosine threshold of eq. 1 for each ``tau``, given the prepared ``features``
+    (h, w, dim).  ``"quantile"``: the ``tau``-quantile of the image's off-diagonal cosines
+    (``tau`` in [0, 1]); other spaces: ``tau`` itself."""
+    if tau_space != "quantile":
+        return [float(tau) for tau in taus]
+    if any(not 0.0 <= tau <= 1.0 for tau in taus):
+        raise ValueError(f"quantile taus must be in [0, 1], got {tuple(taus)}")
+    F = features.reshape(-1, features.shape[-1])
+    W = F @ F.T
+    off_diagonal = W[~np.eye(len(F), dtype=bool)]
+    return [float(q) for q in np.quantile(off_diagonal, list(taus))]
+
+
 def affinity(F: np.ndarray, tau: float) -> np.ndarray:
-    """Eq. 2: ``F`` (num_patches, dim) L2-normalised → ``W̄`` (num_patches, num_patches) float64."""
-    W = F @ F.T  # eq. 1, cosine similarities
+    """Eq. 1: ``F`` (num_patches, dim) L2-normalised → ``W̄`` (num_patches, num_patches) float64."""
+    W = F @ F.T  # cosine similarities
     return np.where(W > tau, 1.0, EPSILON_WEIGHT)
 
 
@@ -61,7 +107,7 @@ def graph_state(W_bar: np.ndarray) -> Literal["coherent", "incoherent", "mixed"]
 
 
 def second_eigenvector(W_bar: np.ndarray, solver: Solver = "auto") -> np.ndarray:
-    """Eq. 3: ``W̄`` (num_patches, num_patches) → ``x`` (num_patches,) with ``xᵀ D x = 1``.
+    """Eq. 2: ``W̄`` (num_patches, num_patches) → ``x`` (num_patches,) with ``xᵀ D x = 1``.
 
     ``x`` is the generalised eigenvector of ``(D − W̄) x = λ D x`` with the second-smallest
     eigenvalue.  Its sign is arbitrary; :func:`bipartition` does not depend on it.
@@ -136,15 +182,20 @@ def _corners_inside(partition: np.ndarray) -> int:
 
 
 def bipartition(
-    x: np.ndarray, active: np.ndarray, corner_flip: bool = False
+    x: np.ndarray,
+    active: np.ndarray,
+    corner_flip: bool = False,
+    seed_component_only: bool = True,
 ) -> tuple[np.ndarray, int]:
-    """Split the graph on ``x > mean(x)`` and keep the seed's 4-connected component.
+    """Eq. 3: split the graph on ``x > mean(x)``, the seed's side.
 
     ``x`` (num_patches,) is the NCut vector over the active nodes, in row-major order of
     ``active`` (h, w) bool.  Returns the mask (h, w) bool (inactive patches never belong to
     it) and the seed's flat grid index.  The seed is ``argmax |x|``; the partition is flipped
     when the seed lies outside it, or (``corner_flip``) when ≥ 3 grid corners lie inside it,
-    in which case the seed becomes the extreme node of the flipped side."""
+    in which case the seed becomes the extreme node of the flipped side.  With
+    ``seed_component_only`` (MaskCut) only the seed's 4-connected component is kept; without
+    it (the paper's OpenCut) the whole side, all its components."""
     if x.shape != (int(active.sum()),):
         raise ValueError(f"x has shape {x.shape}, expected ({int(active.sum())},)")
     nodes = np.flatnonzero(active)
@@ -159,8 +210,10 @@ def bipartition(
         seed = int(np.argmax(x))
         partition[:] = False
         partition.flat[nodes[inside]] = True
-    labels, _ = scipy.ndimage.label(partition, structure=_FOUR_CONNECTED)
     seed_cell = int(nodes[seed])
+    if not seed_component_only:
+        return partition, seed_cell
+    labels, _ = scipy.ndimage.label(partition, structure=_FOUR_CONNECTED)
     return labels == labels.flat[seed_cell], seed_cell
 
 
@@ -170,17 +223,19 @@ def ncut(
     tau: float,
     solver: Solver = "auto",
     corner_flip: bool = False,
+    seed_component_only: bool = True,
 ) -> np.ndarray | str:
-    """One NCut step on the active patches of a grid.
+    """One NCut step (eqs. 1–3) on the active patches of a grid.
 
-    ``features`` (h, w, dim) L2-normalised, ``active`` (h, w) bool.  Returns the seed's
-    component (h, w) bool, or the graph state (``"coherent"`` / ``"incoherent"``) when
-    ``W̄`` has no structure to cut (eq. 2 gives all 1 or all ε off the diagonal)."""
+    ``features`` (h, w, dim) L2-normalised, ``active`` (h, w) bool.  Returns the seed's side
+    (h, w) bool (see :func:`bipartition`), or the graph state (``"coherent"`` /
+    ``"incoherent"``) when ``W̄`` has no structure to cut (eq. 1 gives all 1 or all ε off the
+    diagonal)."""
     F = features[active]  # (num_patches, dim)
     W_bar = affinity(F, tau)
     state = graph_state(W_bar)
     if state != "mixed":
         return state
     x = second_eigenvector(W_bar, solver)
-    mask, _ = bipartition(x, active, corner_flip)
+    mask, _ = bipartition(x, active, corner_flip, seed_component_only)
     return mask

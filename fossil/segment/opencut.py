@@ -1,14 +1,27 @@
 """OpenCut (paper §3.4, §5.7): MaskCut over a threshold schedule, CRF and refinement.
 
-For each ``tau`` of ``config.taus`` (foreground phase, then background phase), MaskCut runs on
-the patches no accepted mask covers yet and proposes up to ``t`` raw masks.  Each raw mask is
-upsampled to the output size, passed through the CRF (when an image is given and the CRF is
-enabled) and refined into the accepted, mutually exclusive masks (:mod:`fossil.segment.refine`).
-Accepted masks carry over from one ``tau`` to the next; each ``tau`` is one MaskCut run
-(its "previous mask" for the IoU rejection starts empty), so a raw mask the CRF dropped at one
-``tau`` may be proposed again at the next without blocking it.  When the graph left is
-coherent (every pair similar) at ``tau ≥ coherent_min_tau`` and ``accept_coherent_remainder``
-is on, that remainder is accepted as a final region instead of staying uncovered.  With
+For each ``tau`` of ``config.taus`` (foreground phase, then background phase) MaskCut proposes
+up to ``t`` raw masks (eqs. 1–3 in :mod:`fossil.segment.ncut`).  Each raw mask is upsampled to
+the output size, passed through the CRF (when an image is given and the CRF is enabled) and
+refined against the masks accepted so far (:mod:`fossil.segment.refine`): split into all its
+connected components, components under ``eta`` pixels dropped, each remaining one merged
+(IoU > ``mu``), discarded (more than ``rho`` covered) or accepted minus the covered pixels.
+
+``config.variant`` says which graph each ``tau`` cuts:
+
+- ``"paper"`` (default): every ``tau`` is one MaskCut run on the **full** patch graph, and each
+  cut keeps its whole side (all components).  A later ``tau`` re-finds, merges or discards
+  what an earlier one accepted: that is how the paper's OpenCut "refines these masks during
+  iterations".
+- ``"shrinking-graph"`` (fossil's first OpenCut, kept to measure against): each ``tau`` runs on
+  the patches no accepted mask covers yet and each cut keeps only its seed's component
+  (MaskCut's rule), so a new mask never overlaps an accepted one and ``mu``/``rho`` never fire.
+
+Within one MaskCut run the masks found leave the graph (in both variants); its "previous mask"
+for the IoU rejection starts empty at each ``tau``.  ``config.tau_space`` says what ``tau`` is
+compared with (:func:`fossil.segment.ncut.prepare_keys`).  When the graph left is coherent
+(every pair similar) at ``tau ≥ coherent_min_tau`` and ``accept_coherent_remainder`` is on,
+that remainder is refined like a mask instead of staying uncovered.  With
 ``config.crf.multi_label`` the per-mask CRF is replaced by one multi-label CRF over the final
 masks (measured in ``benchmarks/opencut_bench.py``).
 """
@@ -22,7 +35,7 @@ import numpy as np
 from fossil.config import OpenCutConfig
 from fossil.segment.crf import crf_labels, crf_mask
 from fossil.segment.maskcut import maskcut
-from fossil.segment.ncut import normalise
+from fossil.segment.ncut import prepare_keys, thresholds
 from fossil.segment.refine import Outcome, Regions, refine
 
 ETA_REFERENCE_PIXELS = 480 * 480  # §5.7: eta is in pixels of a 480² crop; scaled to the output
@@ -107,22 +120,26 @@ def run_opencut(
     Masks come back at the image size (with CRF) or, without an image, on the patch grid."""
     config = OpenCutConfig() if config is None else config
     _check_inputs(keys, image)
-    features = normalise(keys)
+    features = prepare_keys(keys, config.tau_space)  # type: ignore[arg-type]
     h, w, _ = features.shape
+    paper = config.variant == "paper"
     acc = _Accumulator((h, w), image, config)
     eigensolves = raw_masks = 0
+    space = config.tau_space
     schedule = [(tau, True) for tau in config.tau_foreground]
     schedule += [(tau, False) for tau in config.tau_background]
-    for tau, foreground in schedule:
+    cosines = thresholds(features, [tau for tau, _ in schedule], space)  # type: ignore[arg-type]
+    for (tau, foreground), cosine in zip(schedule, cosines, strict=True):
         result = maskcut(
             features,
-            tau,
+            cosine,
             config.t,
-            active=acc.active(),
+            active=None if paper else acc.active(),
             max_iou_previous=config.max_iou_previous,
             min_area=config.min_area,
             corner_flip=config.corner_flip and foreground,
             solver=config.solver,  # type: ignore[arg-type]
+            seed_component_only=not paper,
         )
         eigensolves += result.eigensolves
         raw_masks += len(result.masks)

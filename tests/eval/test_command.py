@@ -37,7 +37,8 @@ def test_eval_command_end_to_end(tmp_path, fake_predictor, capsys):
     assert class_names[0] == "road" and len(class_names) == 19
     info = json.loads((tmp_path / "out/results.json").read_text())["config"]
     assert info["preset"] == "cityscapes" and info["K"] == 20 and info["N"] == 95
-    assert info["tau_foreground"] == [0.15, 0.2, 0.25]
+    assert info["tau_foreground"] == [0.5, 0.6, 0.7]
+    assert (info["opencut"]["variant"], info["opencut"]["tau_space"]) == ("paper", "quantile")
     assert info["collection_revision"] == 42 and info["models"] == {"dense": "d"}
     assert "numpy" in info["packages"]
     assert "| collection_revision | `42` |" in (tmp_path / "out/report.md").read_text()

@@ -8,7 +8,9 @@ from fossil.segment.ncut import (
     graph_state,
     ncut,
     normalise,
+    prepare_keys,
     second_eigenvector,
+    thresholds,
 )
 from tests.segment.planted import planted_scene, random_graph
 
@@ -110,3 +112,46 @@ def test_bad_solver_and_shapes_are_rejected():
         second_eigenvector(np.ones((3, 2)))
     with pytest.raises(ValueError, match=r"expected \(4,\)"):
         bipartition(np.ones(3), np.ones((2, 2), bool))
+
+
+def test_bipartition_keeps_every_component_without_the_seed_rule():
+    active = np.ones((1, 7), bool)
+    x = np.array([3.0, 2.0, -1.0, -1.0, 2.0, 2.0, -1.0])  # inside = {0, 1} and {4, 5}
+    seed_only, _ = bipartition(x, active)
+    whole, seed = bipartition(x, active, seed_component_only=False)
+    assert seed == 0
+    assert seed_only.tolist() == [[True, True, False, False, False, False, False]]
+    assert whole.tolist() == [[True, True, False, False, True, True, False]]
+
+
+def test_centred_keys_spread_cosines_around_zero():
+    rng = np.random.default_rng(0)
+    shared = rng.normal(size=64)  # every key shares one strong direction, as DINOv2 keys do
+    keys = (5 * shared + rng.normal(size=(8, 8, 64))).astype(np.float32)
+    absolute = prepare_keys(keys, "absolute").reshape(64, -1)
+    centred = prepare_keys(keys, "centred").reshape(64, -1)
+    off_diagonal = ~np.eye(64, dtype=bool)
+    assert (absolute @ absolute.T)[off_diagonal].min() > 0.8  # all alike: any tau <= 0.8 is 1
+    cos = (centred @ centred.T)[off_diagonal]
+    assert abs(float(cos.mean())) < 0.05 and cos.min() < -0.2 and cos.max() > 0.2
+    np.testing.assert_allclose(np.linalg.norm(centred, axis=-1), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="tau_space"):
+        prepare_keys(keys, "relative")  # type: ignore[arg-type]
+
+
+def test_quantile_taus_are_fractions_of_the_image_pairs():
+    rng = np.random.default_rng(1)
+    features = normalise(rng.normal(size=(6, 5, 16)))
+    F = features.reshape(30, 16)
+    W = (F @ F.T)[~np.eye(30, dtype=bool)]
+    low, high = thresholds(features, [0.25, 0.9], "quantile")
+    assert np.mean(W <= low) == pytest.approx(0.25, abs=0.01)
+    assert np.mean(W > high) == pytest.approx(0.1, abs=0.01)
+    # a shared direction moves every cosine up; the fraction of linked pairs stays put
+    shifted = normalise(features.reshape(30, 16) + 2.0 * normalise(rng.normal(size=16)))
+    (tau,) = thresholds(shifted.reshape(6, 5, 16), [0.25], "quantile")
+    Ws = (shifted @ shifted.T)[~np.eye(30, dtype=bool)]
+    assert np.mean(Ws > tau) == pytest.approx(0.75, abs=0.01) and tau > low
+    assert thresholds(features, [0.15, -0.1], "absolute") == [0.15, -0.1]
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        thresholds(features, [-0.1], "quantile")

@@ -8,6 +8,14 @@ from fossil.segment import opencut
 from fossil.segment.opencut import run_opencut
 from tests.segment.planted import planted_scene
 
+# The planted scenes model DINO ViT-B/8 keys, on which the paper set its absolute tau values
+# (background parts share a direction, objects are orthogonal to everything): the tests of the
+# schedule's logic run with that schedule.  The default (quantile tau space) is tested below on
+# keys that all share one strong direction (as DINOv2's do) and on real DINOv2 keys
+# (tests/segment/test_opencut_real.py).
+ABSOLUTE = OpenCutConfig.paper_absolute()
+VARIANTS = ["paper", "shrinking-graph"]
+
 
 def _best_iou(masks: np.ndarray, region: np.ndarray) -> float:
     inter = (masks & region).sum(axis=(1, 2))
@@ -23,27 +31,30 @@ def _check_regions_recovered(masks: np.ndarray, labels: np.ndarray) -> None:
         assert _best_iou(masks, labels == k) >= 0.9, f"region {k} not recovered"
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("objects", [0, 1, 2])  # 3, 4 and 5 planted regions
-def test_planted_regions_come_back_on_the_patch_grid(objects):
+def test_planted_regions_come_back_on_the_patch_grid(objects, variant):
     scene = planted_scene(np.random.default_rng(10 + objects), objects=objects)
-    masks = opencut(scene.keys)
+    masks = opencut(scene.keys, config=replace(ABSOLUTE, variant=variant))
     assert len(masks) == objects + len(scene.background)
     _check_regions_recovered(masks, scene.labels)
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("multi_label", [False, True])
-def test_planted_regions_come_back_at_image_resolution_with_crf(multi_label):
+def test_planted_regions_come_back_at_image_resolution_with_crf(multi_label, variant):
     scene = planted_scene(np.random.default_rng(3), objects=2)
-    config = OpenCutConfig(crf=CRFConfig(multi_label=multi_label))
+    config = replace(ABSOLUTE, variant=variant, crf=CRFConfig(multi_label=multi_label))
     result = run_opencut(scene.keys, scene.image, config)
     labels = np.repeat(np.repeat(scene.labels, 8, axis=0), 8, axis=1)
-    assert result.masks.shape == (5, 480, 480) and result.crf_dropped == 0
+    assert result.masks.shape == (5, 480, 480)
     _check_regions_recovered(result.masks, labels)
 
 
-def test_foreground_first_background_last():
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_foreground_first_background_last(variant):
     scene = planted_scene(np.random.default_rng(4), objects=2)
-    config = OpenCutConfig()
+    config = replace(ABSOLUTE, variant=variant)
     result = run_opencut(scene.keys, config=config)
     region_of = [int(np.bincount(scene.labels[m]).argmax()) for m in result.masks]
     # objects are cut out at a low tau, where the whole background is one coherent block ...
@@ -59,9 +70,15 @@ def test_foreground_first_background_last():
         assert _best_iou(only_background, scene.labels == k) < 0.5
 
 
-def test_coherent_remainder_is_optional():
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_coherent_remainder_is_optional(variant):
     scene = planted_scene(np.random.default_rng(5), objects=1)
-    config = OpenCutConfig(accept_coherent_remainder=False)
+    # tau 0.0 and -0.1 are left out: the planted objects have cosine exactly 0 with the
+    # background, so at tau 0 their edges are noise, and on the full graph (paper variant)
+    # the noisy cut's speckles would become regions of the uncovered part
+    config = replace(
+        ABSOLUTE, variant=variant, accept_coherent_remainder=False, tau_background=(0.6, 0.8)
+    )
     masks = opencut(scene.keys, config=config)
     assert len(masks) == 3  # the last background part stays uncovered
     uncovered = ~masks.any(0)
@@ -70,14 +87,62 @@ def test_coherent_remainder_is_optional():
 
 def test_accepted_masks_carry_over_between_taus():
     scene = planted_scene(np.random.default_rng(6), objects=2)
-    config = OpenCutConfig(tau_foreground=(0.15, 0.15), tau_background=())
+    config = replace(
+        ABSOLUTE, variant="shrinking-graph", tau_foreground=(0.15, 0.15), tau_background=()
+    )
     result = run_opencut(scene.keys, config=config)
     assert len(result.masks) == 2 and result.eigensolves == 2  # the second 0.15 finds nothing
+    assert result.outcomes == {"accepted": 2}  # mu and rho can never fire on a shrunk graph
+
+
+def test_paper_variant_refines_a_later_tau_against_accepted_masks():
+    """Every tau cuts the full graph and each cut keeps its whole side: at the first 0.15 one
+    cut holds both objects (two components, both accepted); the second 0.15 finds them again
+    and the refinement merges them into the accepted masks (IoU > mu)."""
+    scene = planted_scene(np.random.default_rng(6), objects=2)
+    config = replace(ABSOLUTE, tau_foreground=(0.15, 0.15), tau_background=())
+    assert config.variant == "paper"  # the default
+    result = run_opencut(scene.keys, config=config)
+    assert len(result.masks) == 2 and result.raw_masks == 2 and result.eigensolves == 2
+    assert result.outcomes == {"accepted": 2, "merged": 2}
+    for k in scene.foreground:
+        assert _best_iou(result.masks, scene.labels == k) >= 0.9
+
+
+def test_paper_variant_discards_a_mask_mostly_covered():
+    """A background cut that mostly re-covers accepted masks is discarded (rho), not merged:
+    at 0.6 the full graph splits into bands; one band plus an object it holds overlaps the
+    band accepted before by more than rho without an IoU above mu."""
+    scene = planted_scene(np.random.default_rng(4), objects=2)
+    result = run_opencut(scene.keys, config=ABSOLUTE)
+    assert result.outcomes.get("discarded", 0) + result.outcomes.get("merged", 0) > 0
+    shrinking = run_opencut(scene.keys, config=replace(ABSOLUTE, variant="shrinking-graph"))
+    assert set(shrinking.outcomes) == {"accepted"}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_default_taus_cut_keys_that_all_look_alike(variant):
+    """Keys sharing one strong direction (DINOv2's last-layer keys of one photo have cosines
+    0.75-0.96): every absolute tau of the paper's foreground phase links every pair and
+    OpenCut returns one mask; quantile taus (the default) still cut the planted objects out."""
+    scene = planted_scene(np.random.default_rng(11), objects=2, background_cos=0.5)
+    shared = np.random.default_rng(12).normal(size=scene.keys.shape[-1]).astype(np.float32)
+    keys = scene.keys + 3.0 * shared / np.linalg.norm(shared)
+    flat = keys.reshape(-1, keys.shape[-1]) / np.linalg.norm(keys, axis=-1).reshape(-1, 1)
+    assert (flat @ flat.T).min() > 0.8
+    absolute = opencut(keys, config=replace(ABSOLUTE, variant=variant))
+    assert len(absolute) == 1 and absolute[0].all()
+    config = OpenCutConfig(variant=variant)
+    assert config.tau_space == "quantile"  # the default
+    masks = opencut(keys, config=config)
+    assert masks.sum(0).max() <= 1
+    for k in scene.foreground:
+        assert _best_iou(masks, scene.labels == k) >= 0.9, f"object {k} not recovered"
 
 
 def test_without_crf_masks_are_the_upsampled_cut():
     scene = planted_scene(np.random.default_rng(7), objects=1)
-    config = OpenCutConfig(crf=CRFConfig(enabled=False))
+    config = replace(ABSOLUTE, crf=CRFConfig(enabled=False))
     masks = opencut(scene.keys, scene.image, config)
     labels = np.repeat(np.repeat(scene.labels, 8, axis=0), 8, axis=1)
     _check_regions_recovered(masks, labels)
@@ -95,3 +160,7 @@ def test_bad_inputs_are_rejected():
         opencut(keys, np.zeros((32, 32), np.uint8))
     with pytest.raises(ValueError, match="solver"):
         OpenCutConfig(solver="lobpcg")
+    with pytest.raises(ValueError, match="variant"):
+        OpenCutConfig(variant="recursive")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="tau_space"):
+        OpenCutConfig(tau_space="relative")  # type: ignore[arg-type]
