@@ -112,3 +112,23 @@ def test_dense_encoder_check_names_both_sides() -> None:
         ValueError, match=r"'facebook/dinov2-large' \(dim 1024\).*'fossil-tiny/dense' \(dim 32\)"
     ):
         check_dense_encoder(collection, other)  # type: ignore[arg-type]
+
+
+def test_ingest_into_an_existing_store_uses_its_models(
+    tmp_path: Path, built: list[tuple[str, str]], capsys
+) -> None:
+    first, second, store = tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "store"
+    first.write_text("A dog on the grass\n")
+    second.write_text("A cat on a sofa\n")
+    common = ["--store", str(store), "--no-progress", "--json"]
+    assert main(["ingest", str(first), *common, "--models", "tiny"]) == 0
+    built.clear()
+    capsys.readouterr()
+    assert main(["ingest", str(second), *common]) == 0  # no --models: the store's own
+    assert json.loads(capsys.readouterr().out)["captions_processed"] == 1
+    assert sorted(built) == [
+        ("dense", "tiny"),
+        ("generator", "tiny"),
+        ("nouns", "en_core_web_sm"),
+        ("text", "tiny"),
+    ]
