@@ -3,6 +3,7 @@ one JSON object with mIoU with and without OpenCut and per-stage timings (ingest
 query seconds, segmentation seconds per image).
 
     python benchmarks/demo_bench.py [--captions 500] [--scenes 30] [--seed 0] [--keep DIR]
+        [--variant paper|shrinking-graph] [--paper-absolute-taus]
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import argparse
 import json
 import platform
 import tempfile
+from dataclasses import asdict, replace
 from pathlib import Path
 
+from fossil.config import OPENCUT_VARIANTS, OpenCutConfig
 from fossil.demo.world import DemoConfig, run_demo
 
 
@@ -23,8 +26,16 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=defaults.scenes)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--keep", type=Path, default=None, help="write the world here instead")
+    parser.add_argument("--variant", choices=OPENCUT_VARIANTS, default=OpenCutConfig().variant)
+    parser.add_argument(
+        "--paper-absolute-taus",
+        action="store_true",
+        help="the paper's absolute tau schedule instead of the default quantile one",
+    )
     args = parser.parse_args()
-    config = DemoConfig(captions=args.captions, scenes=args.scenes, seed=args.seed)
+    opencut = OpenCutConfig.paper_absolute() if args.paper_absolute_taus else OpenCutConfig()
+    fossil = replace(defaults.fossil, opencut=replace(opencut, variant=args.variant))
+    config = DemoConfig(captions=args.captions, scenes=args.scenes, seed=args.seed, fossil=fossil)
     with tempfile.TemporaryDirectory() as tmp:
         out = args.keep or Path(tmp) / "demo"
         result = run_demo(out, config, progress=False)
@@ -37,6 +48,11 @@ def main() -> None:
         "N": config.fossil.retrieval.N,
         "K": config.fossil.retrieval.K,
         "gamma": config.fossil.scoring.gamma,
+        "opencut": {
+            k: v
+            for k, v in asdict(config.fossil.opencut).items()
+            if k in ("variant", "tau_space", "tau_foreground", "tau_background")
+        },
         "references": result.references,
         "miou": {k: round(100 * v, 2) for k, v in result.miou.items()},
         "timings": {k: round(v, 3) for k, v in result.timings.items()},

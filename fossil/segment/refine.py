@@ -31,13 +31,19 @@ class Regions:
     shape: tuple[int, int]
     masks: list[np.ndarray] = field(default_factory=list)
     covered: np.ndarray = field(init=False)  # (H, W) bool: union of ``masks``
+    owner: np.ndarray = field(init=False)  # (H, W) int: index of the mask holding a pixel, -1
+    areas: list[int] = field(init=False)  # pixels per mask
 
     def __post_init__(self) -> None:
         self.covered = np.zeros(self.shape, bool)
-        for mask in self.masks:
+        self.owner = np.full(self.shape, -1, np.int32)
+        self.areas = []
+        for index, mask in enumerate(self.masks):
             if (mask & self.covered).any():
                 raise ValueError("initial masks must be mutually exclusive")
             self.covered |= mask
+            self.owner[mask] = index
+            self.areas.append(int(np.count_nonzero(mask)))
 
     def stack(self) -> np.ndarray:
         """(L, H, W) bool."""
@@ -57,23 +63,31 @@ def components(mask: np.ndarray, eta: float) -> list[np.ndarray]:
 def add_component(
     regions: Regions, component: np.ndarray, eta: float, mu: float, rho: float
 ) -> Outcome:
-    """Apply the merge / discard / accept rules to one component (H, W) bool, in place."""
+    """Apply the merge / discard / accept rules to one component (H, W) bool, in place.
+
+    The overlaps with every accepted mask come from one count over the component's pixels of
+    ``regions.owner``, so a component costs its own size, not the image's times the masks."""
     size = np.count_nonzero(component)
-    for index, accepted in enumerate(regions.masks):
-        intersection = np.count_nonzero(accepted & component)
-        union = size + np.count_nonzero(accepted) - intersection
+    owners = regions.owner[component]
+    overlap = np.bincount(owners + 1, minlength=len(regions.masks) + 1)  # [uncovered, mask 0, ...]
+    for index, intersection in enumerate(overlap[1:]):
+        union = size + regions.areas[index] - intersection
         if union and intersection / union > mu:
-            others = regions.covered & ~accepted
-            addition = component & ~others
-            regions.masks[index] = accepted | addition
+            addition = component & (regions.owner < 0)  # pixels no other mask owns
+            regions.masks[index] = regions.masks[index] | addition
             regions.covered |= addition
+            regions.owner[addition] = index
+            regions.areas[index] += int(np.count_nonzero(addition))
             return "merged"
-    if np.count_nonzero(component & regions.covered) > rho * size:
+    if size - overlap[0] > rho * size:
         return "discarded"
     fresh = component & ~regions.covered
-    if np.count_nonzero(fresh) < max(eta, 1):
+    area = int(np.count_nonzero(fresh))
+    if area < max(eta, 1):
         return "too_small"
+    regions.owner[fresh] = len(regions.masks)
     regions.masks.append(fresh)
+    regions.areas.append(area)
     regions.covered |= fresh
     return "accepted"
 
