@@ -5,7 +5,11 @@ single-CRF alternative (time and agreement with the per-mask CRF), the number of
 and the fast solver (eigsh) against the dense ``scipy.linalg.eigh`` reference, run side by side
 on the same crops (end to end, masks compared) and on the same graphs (solver only).
 
-    python benchmarks/opencut_bench.py [--crops 3] [--dim 768] [--graphs 2]
+The planted keys model DINO ViT-B/8 keys (background parts share a direction, objects are
+orthogonal), so the paper's absolute tau schedule is used (``OpenCutConfig.paper_absolute()``);
+``--variant`` picks the OpenCut variant (real-photo quality: ``benchmarks/real_photos.py``).
+
+    python benchmarks/opencut_bench.py [--crops 3] [--dim 768] [--graphs 2] [--variant paper]
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.segment.planted
 
-from fossil.config import CRFConfig, OpenCutConfig  # noqa: E402
+from fossil.config import OPENCUT_VARIANTS, CRFConfig, OpenCutConfig  # noqa: E402
 from fossil.segment.ncut import affinity, graph_state, normalise, second_eigenvector  # noqa: E402
 from fossil.segment.opencut import run_opencut  # noqa: E402
 from tests.segment.planted import planted_scene  # noqa: E402
@@ -69,11 +73,13 @@ def _same_set(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and key(a) == key(b)
 
 
-def bench_crop(seed: int, dim: int, objects: int, graphs: int) -> dict[str, object]:
+def bench_crop(
+    seed: int, dim: int, objects: int, graphs: int, variant: str
+) -> dict[str, object]:
     scene = planted_scene(
         np.random.default_rng(seed), dim=dim, objects=objects, noise=0.3, background_cos=0.45
     )
-    base = OpenCutConfig(solver="eigsh")
+    base = OpenCutConfig.paper_absolute(solver="eigsh", variant=variant)
     no_crf = replace(base, crf=CRFConfig(enabled=False))
     fast, t_fast = _timed(run_opencut, scene.keys, scene.image, no_crf)
     dense, t_dense = _timed(run_opencut, scene.keys, scene.image, replace(no_crf, solver="dense"))
@@ -109,11 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crops", type=int, default=3, help="planted crops (1/2/0 objects)")
     parser.add_argument("--dim", type=int, default=768, help="key dimension")
     parser.add_argument("--graphs", type=int, default=2, help="solver-only graphs per crop")
+    parser.add_argument("--variant", choices=OPENCUT_VARIANTS, default=OpenCutConfig().variant)
     args = parser.parse_args(argv)
     warm_keys = np.random.default_rng(0).normal(size=(8, 8, 16)).astype(np.float32)
     run_opencut(warm_keys, np.zeros((64, 64, 3), np.uint8))  # warm-up: imports torch, pydensecrf
     crops = [
-        bench_crop(seed, args.dim, (2, 1, 0)[seed % 3], args.graphs) for seed in range(args.crops)
+        bench_crop(seed, args.dim, (2, 1, 0)[seed % 3], args.graphs, args.variant)
+        for seed in range(args.crops)
     ]
 
     def mean(key: str) -> float:
@@ -122,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     solver_fast = sum(c["solver_only"]["fast_s"] for c in crops)
     solver_dense = sum(c["solver_only"]["dense_s"] for c in crops)
     summary = {
-        "crop": f"480x480 image, keys 60x60x{args.dim}, default tau schedule",
+        "crop": f"480x480 image, keys 60x60x{args.dim}, the paper's absolute tau schedule",
+        "variant": args.variant,
         "crops": len(crops),
         "mean_no_crf_s": mean("no_crf_s"),
         "mean_per_mask_crf_s": mean("per_mask_crf_s"),

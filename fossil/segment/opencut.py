@@ -125,10 +125,9 @@ def run_opencut(
     paper = config.variant == "paper"
     acc = _Accumulator((h, w), image, config)
     eigensolves = raw_masks = 0
-    space = config.tau_space
     schedule = [(tau, True) for tau in config.tau_foreground]
     schedule += [(tau, False) for tau in config.tau_background]
-    cosines = thresholds(features, [tau for tau, _ in schedule], space)  # type: ignore[arg-type]
+    cosines = thresholds(features, config.taus, config.tau_space)  # type: ignore[arg-type]
     for (tau, foreground), cosine in zip(schedule, cosines, strict=True):
         result = maskcut(
             features,
