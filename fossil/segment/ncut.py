@@ -45,6 +45,8 @@ SOLVERS: tuple[str, ...] = ("auto", "eigsh", "torch", "dense")
 
 EPSILON_WEIGHT = 1e-5  # eq. 1: weight of an edge whose cosine is at most tau
 _MIN_EIGSH_NODES = 64  # below this a dense solve of the symmetric form is cheaper than ARPACK
+_EIGSH_NCV = 20  # ARPACK's Krylov space (default 2k + 1 = 5)
+_EIGSH_MAXITER = 60  # ARPACK restarts before falling back to the dense solve
 _FOUR_CONNECTED = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)
 
 
@@ -154,8 +156,13 @@ def _second_largest_eigsh(W_bar: np.ndarray, d_inv_sqrt: np.ndarray) -> np.ndarr
     )
     v0 = np.random.default_rng(0).uniform(0.5, 1.5, num_patches)  # deterministic start
     try:
-        values, vectors = scipy.sparse.linalg.eigsh(M, k=2, which="LA", v0=v0)
-    except scipy.sparse.linalg.ArpackNoConvergence:  # rare; the dense solve is exact
+        # near-degenerate spectra (a graph of several disconnected cliques, as quantile taus
+        # give) made ARPACK's defaults run thousands of matvecs (62 s at 1024 nodes): a wider
+        # Krylov space converges there, and the iterations are bounded, the dense solve after
+        values, vectors = scipy.sparse.linalg.eigsh(
+            M, k=2, which="LA", v0=v0, ncv=min(num_patches - 1, _EIGSH_NCV), maxiter=_EIGSH_MAXITER
+        )
+    except scipy.sparse.linalg.ArpackNoConvergence:  # the dense solve is exact
         M_dense = _symmetric_form(W_bar, d_inv_sqrt)
         return scipy.linalg.eigh(M_dense, subset_by_index=[num_patches - 2] * 2)[1][:, 0]
     return vectors[:, np.argsort(values)[0]]
