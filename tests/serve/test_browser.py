@@ -2,8 +2,9 @@
 Debian's ``chromium-driver``) on a running ``fossil serve --models tiny`` bound to 127.0.0.1.
 
 It uploads a picture, segments it, checks that the overlay and legend appear, clicks a region
-on the picture and checks that reference thumbnails show; it saves a screenshot under
-``tests/artifacts/`` (ignored by git).  Skipped when chromium, chromium-driver or selenium is
+on the picture and checks that reference thumbnails show, saves a screenshot under
+``tests/artifacts/`` (ignored by git), then lists two concepts' references in the References
+tab.  Skipped when chromium, chromium-driver or selenium is
 missing, except under ``CI=true`` (``.ci/run`` installs chromium), where that is a failure.
 """
 
@@ -178,3 +179,23 @@ def test_segment_a_picture_and_see_the_references_of_a_region(
     print(f"screenshot: {shot}")
     with Image.open(shot) as image:
         assert image.size[0] >= 1000
+
+    # the references tab: what a concept retrieves, with its coverage verdict
+    browser.find_element(By.ID, "tab-references").click()
+    assert browser.find_element(By.ID, "panel-references").is_displayed()
+    assert not browser.find_element(By.ID, "panel-segment").is_displayed()
+    browser.find_element(By.ID, "query-concepts").send_keys("dog, car")
+    browser.find_element(By.ID, "query-button").click()
+    WebDriverWait(browser, 300).until(
+        lambda b: b.execute_script(
+            "const imgs = document.querySelectorAll('#query-results img');"
+            "return imgs.length > 0 && [...imgs].every(i => i.complete && i.naturalWidth > 0);"
+        )
+    )
+    blocks = browser.find_elements(By.CSS_SELECTOR, "#query-results .concept-result")
+    assert [b.find_element(By.TAG_NAME, "h2").text.split()[0] for b in blocks] == ["dog", "car"]
+    for block in blocks:
+        badge = block.find_element(By.CSS_SELECTOR, ".badge").text
+        assert badge in ("covered", "not covered")
+        assert "references (N 150)" in block.text
+    assert browser.save_screenshot(str(ARTIFACTS / "serve-references.png"))
