@@ -62,9 +62,16 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def chromium() -> tuple[str, str]:
+    """(browser, driver) paths; skips (or fails in CI) before any store is built."""
+    return _browser()
+
+
+@pytest.fixture(scope="module")
+def server(
+    chromium: tuple[str, str], store: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """``fossil serve`` in its own process; yields its base URL."""
-    _browser()  # skip (or fail in CI) before starting anything
     port = _free_port()
     log = tmp_path_factory.mktemp("serve-log") / "serve.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -99,11 +106,11 @@ def server(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
 
 
 @pytest.fixture
-def browser() -> Iterator[object]:
+def browser(chromium: tuple[str, str]) -> Iterator[object]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    binary, driver = _browser()
+    binary, driver = chromium
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
