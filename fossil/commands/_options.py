@@ -9,7 +9,13 @@ import os
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from fossil.config import CoverageConfig, FossilConfig, apply_preset
+from fossil.config import (
+    OPENCUT_VARIANTS,
+    CoverageConfig,
+    FossilConfig,
+    OpenCutConfig,
+    apply_preset,
+)
 
 if TYPE_CHECKING:
     from fossil.db.protocols import Collection, CollectionMeta
@@ -69,7 +75,8 @@ def add_models_options(p: Any) -> None:
 
 
 def add_segmentation_options(p: Any) -> None:
-    """--n, --k, --gamma, --no-opencut, --no-crf (read by :func:`build_config`)."""
+    """--n, --k, --gamma, --no-opencut, --no-crf, --opencut-variant, --paper-taus (read by
+    :func:`build_config`)."""
     p.add_argument("--n", type=int, default=None, metavar="N", help="references per concept, N")
     p.add_argument("--k", type=int, default=None, metavar="K", help="prototypes per concept, K")
     p.add_argument(
@@ -79,6 +86,19 @@ def add_segmentation_options(p: Any) -> None:
         "--no-opencut", action="store_true", help="label every patch on its own (Fig. 3 ablation)"
     )
     p.add_argument("--no-crf", action="store_true", help="skip OpenCut's CRF (faster)")
+    p.add_argument(
+        "--opencut-variant",
+        choices=OPENCUT_VARIANTS,
+        default=None,
+        help="paper (default): every τ cuts the full patch graph and refines against the "
+        "accepted masks; shrinking-graph: covered patches leave the graph between τ values",
+    )
+    p.add_argument(
+        "--paper-taus",
+        action="store_true",
+        help="the paper's absolute τ schedule (set on DINO ViT-B/8 keys) instead of the default "
+        "quantile one, which carries across backbones (README: OpenCut on real photos)",
+    )
 
 
 def add_coverage_options(p: Any) -> None:
@@ -159,7 +179,12 @@ def build_config(args: argparse.Namespace, preset: str | None) -> FossilConfig:
         gamma=config.scoring.gamma if args.gamma is None else args.gamma,
         opencut=not args.no_opencut,
     )
-    opencut = replace(config.opencut, crf=replace(config.opencut.crf, enabled=not args.no_crf))
+    opencut = OpenCutConfig.paper_absolute() if args.paper_taus else config.opencut
+    opencut = replace(
+        opencut,
+        crf=replace(opencut.crf, enabled=not args.no_crf),
+        variant=args.opencut_variant or opencut.variant,
+    )
     return replace(config, retrieval=retrieval, scoring=scoring, opencut=opencut)
 
 

@@ -49,6 +49,13 @@ def preprocess(
     return torch.stack(batch).to(device=device, dtype=dtype)
 
 
+def _interpolation_kwargs(model: Any) -> dict[str, bool]:
+    """ViT needs ``interpolate_pos_encoding=True`` at any side but its config's; DINOv2
+    always interpolates and takes no such argument."""
+    forward = inspect.signature(model.forward).parameters
+    return {"interpolate_pos_encoding": True} if "interpolate_pos_encoding" in forward else {}
+
+
 def _batches(n: int, size: int) -> Iterator[slice]:
     for start in range(0, n, size):
         yield slice(start, min(start + size, n))
@@ -69,6 +76,7 @@ class PatchFeatureEncoder:
         self.dim = int(config.hidden_size)
         self.grid = input_size // config.patch_size
         self.skip = 1 + int(getattr(config, "num_register_tokens", 0) or 0)  # CLS + registers
+        self.forward_kwargs = _interpolation_kwargs(model)
 
     @torch.inference_mode()
     def features(self, images: Sequence[np.ndarray]) -> np.ndarray:
@@ -77,7 +85,8 @@ class PatchFeatureEncoder:
         param = next(self.model.parameters())
         for part in _batches(len(images), self.batch_size):
             pixels = preprocess(images[part], self.input_size, param.device, param.dtype)
-            tokens = self.model(pixel_values=pixels).last_hidden_state[:, self.skip :]
+            output = self.model(pixel_values=pixels, **self.forward_kwargs)
+            tokens = output.last_hidden_state[:, self.skip :]
             grid = tokens.reshape(len(pixels), self.grid, self.grid, self.dim)
             out[part] = grid.float().cpu().numpy()
         return out
@@ -108,10 +117,7 @@ class KeyFeatureEncoder:
         self.dim = int(self.key_module.out_features)
         self.grid = input_size // config.patch_size
         self.skip = 1 + int(getattr(config, "num_register_tokens", 0) or 0)
-        forward = inspect.signature(model.forward).parameters
-        self.forward_kwargs = (
-            {"interpolate_pos_encoding": True} if "interpolate_pos_encoding" in forward else {}
-        )
+        self.forward_kwargs = _interpolation_kwargs(model)
 
     @torch.inference_mode()
     def features(self, images: Sequence[np.ndarray]) -> np.ndarray:

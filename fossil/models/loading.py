@@ -190,6 +190,11 @@ def _hint(role: str, ident: str) -> str:
             f"The tiny {role} model is built from a config, with no download: this points "
             "at an incomplete install (`pip install fossil-ovss` brings all it needs)."
         )
+    if _looks_like_path(ident) and Path(ident).expanduser().exists():
+        return (
+            f"Point '{role}' at a transformers model folder (config.json and the weights) of a "
+            f"kind this role accepts."
+        )
     return (
         f"Download it once where the hub is reachable (`huggingface-cli download {ident}`), "
         f"or point '{role}' in the [models] table of a profile TOML "
@@ -254,7 +259,8 @@ def load_dense_encoder(ident: str, device: str) -> DenseEncoder:
         else:
             model, name = load_dino_backbone(_path_or_id(ident)), ident
         model = model.to(device=device, dtype=_dtype(device))
-        return PatchFeatureEncoder(model, name, input_size=DENSE_INPUT_SIZE)
+        side = input_size_for_patch(int(model.config.patch_size), DENSE_INPUT_SIZE)
+        return PatchFeatureEncoder(model, name, input_size=side)
 
     return _build("dense", ident, build)
 
@@ -282,7 +288,13 @@ def load_key_encoder(ident: str, device: str) -> DenseEncoder:
 def keys_input_size(patch_size: int) -> int:
     """Input side of the keys role for a backbone of ``patch_size`` (:data:`KEYS_INPUT_SIZES`;
     other patch sizes: the largest multiple of the patch not above 518)."""
-    return KEYS_INPUT_SIZES.get(patch_size, 518 - 518 % patch_size)
+    return KEYS_INPUT_SIZES.get(patch_size, input_size_for_patch(patch_size, DENSE_INPUT_SIZE))
+
+
+def input_size_for_patch(patch_size: int, side: int) -> int:
+    """``side`` when the patch divides it (DINOv2's 518 at /14), else the largest multiple of
+    the patch below it (a /8 or /16 backbone in the dense role: 512)."""
+    return side - side % patch_size
 
 
 def load_dino_backbone(path_or_id: str) -> Any:

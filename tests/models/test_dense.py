@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -90,3 +92,58 @@ def test_bad_images_and_sizes() -> None:
     with pytest.raises(ValueError, match="multiple of the patch size"):
         PatchFeatureEncoder(tiny_dinov2(), "tiny", input_size=512)
     assert encoder.features([]).shape == (0, 37, 37, encoder.dim)
+
+
+def _save(model: object, folder: Path) -> str:
+    model.save_pretrained(folder)  # type: ignore[attr-defined]
+    return str(folder)
+
+
+@pytest.mark.parametrize("family", ["vit", "dinov2", "dinov2_with_registers"])
+def test_keys_and_dense_roles_load_every_dino_family_folder(family: str, tmp_path: Path) -> None:
+    """Detected from the folder's config; the input sides follow the patch size (keys /8:
+    480 → 60×60, /14: 518 → 37×37; dense 518 at /14, 512 at /8); register tokens are
+    skipped in both roles."""
+    import transformers
+
+    from fossil.models.loading import load_dense_encoder, load_key_encoder
+
+    common = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2)
+    if family == "vit":
+        model = transformers.ViTModel(
+            transformers.ViTConfig(**common, intermediate_size=64, patch_size=8, image_size=224),
+            add_pooling_layer=False,
+        )
+        side, grid = 480, 60
+    elif family == "dinov2":
+        model = transformers.Dinov2Model(transformers.Dinov2Config(**common, patch_size=14))
+        side, grid = 518, 37
+    else:
+        config = transformers.Dinov2WithRegistersConfig(
+            **common, patch_size=14, num_register_tokens=4
+        )
+        model = transformers.Dinov2WithRegistersModel(config)
+        side, grid = 518, 37
+    folder = _save(model, tmp_path / family)
+    keys = load_key_encoder(folder, "cpu")
+    dense = load_dense_encoder(folder, "cpu")
+    image = np.random.default_rng(0).integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    assert (keys.input_size, keys.grid) == (side, grid)
+    assert keys.features([image]).shape == (1, grid, grid, 32)
+    skip = 1 + (4 if family == "dinov2_with_registers" else 0)
+    assert keys.skip == dense.skip == skip
+    dense_grid = 64 if family == "vit" else 37
+    assert dense.features([image]).shape == (1, dense_grid, dense_grid, 32)
+
+
+def test_a_non_dino_folder_is_refused_with_the_supported_types(tmp_path: Path) -> None:
+    import transformers
+
+    from fossil.models.loading import ModelLoadError, load_key_encoder
+
+    config = transformers.BertConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
+    folder = _save(transformers.BertModel(config), tmp_path / "bert")
+    with pytest.raises(ModelLoadError, match="dinov2_with_registers"):
+        load_key_encoder(folder, "cpu")

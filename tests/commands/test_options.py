@@ -1,0 +1,35 @@
+"""The segmentation flags shared by segment, eval, query and serve reach the OpenCut config."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from fossil.commands._options import add_segmentation_options, build_config
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_segmentation_options(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_defaults_are_the_paper_variant_with_quantile_taus():
+    opencut = build_config(_args(), None).opencut
+    assert (opencut.variant, opencut.tau_space, opencut.crf.enabled) == ("paper", "quantile", True)
+
+
+def test_variant_and_paper_taus_flags():
+    opencut = build_config(
+        _args("--opencut-variant", "shrinking-graph", "--paper-taus", "--no-crf"), "ade"
+    ).opencut
+    assert opencut.variant == "shrinking-graph" and opencut.tau_space == "absolute"
+    assert opencut.taus == (0.15, 0.2, 0.25, 0.6, 0.8, 0.0, -0.1)
+    assert not opencut.crf.enabled
+
+
+def test_unknown_variant_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        _args("--opencut-variant", "recursive")
+    assert "invalid choice" in capsys.readouterr().err
