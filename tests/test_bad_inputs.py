@@ -99,11 +99,6 @@ CASES: list = [
         "ingest-toml-wrong-type",
         ("ingest", "{source}", "--store", "{root}/s2", "--models", "{toml}"),
         id="ingest-toml-wrong-type",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="a TypeError from GenerationConfig's validation escapes "
-            "(fossil/models/loading.py, fossil/config.py: not this change's files)",
-        ),
     ),
     (
         "ingest-toml-unknown-role",
@@ -120,11 +115,6 @@ CASES: list = [
         "query-grid-unwritable",
         ("query", "dog", "--store", "{store}", *TINY, "--grid", "{under_file}/g.png"),
         id="query-grid-unwritable",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="--grid is checked only after the work, which writes the prototype cache "
-            "(fossil/commands/query.py: not this change's files)",
-        ),
     ),
     ("query-paper-models-offline", ("query", "dog", "--store", "{store}", "--models", "paper")),
     (

@@ -7,6 +7,7 @@ import argparse
 import logging
 import os
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fossil.config import (
@@ -165,6 +166,18 @@ def per_concept(args: argparse.Namespace, N: int) -> int:
     return M
 
 
+def check_output_file(path: str | os.PathLike[str], flag: str) -> None:
+    """Refuse, before any work, an output file whose folder cannot be made or written."""
+    folder = Path(path).expanduser().absolute().parent
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{flag} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path}: the folder {existing} is not writable")
+
+
 def build_config(args: argparse.Namespace, preset: str | None) -> FossilConfig:
     """The paper's defaults, the Table 3 ``preset`` when given, then the overrides of
     :func:`add_segmentation_options`."""
@@ -179,13 +192,19 @@ def build_config(args: argparse.Namespace, preset: str | None) -> FossilConfig:
         gamma=config.scoring.gamma if args.gamma is None else args.gamma,
         opencut=not args.no_opencut,
     )
-    opencut = OpenCutConfig.paper_absolute() if args.paper_taus else config.opencut
-    opencut = replace(
+    return replace(
+        config, retrieval=retrieval, scoring=scoring, opencut=opencut_config(args, config.opencut)
+    )
+
+
+def opencut_config(args: argparse.Namespace, base: OpenCutConfig) -> OpenCutConfig:
+    """``base`` with --paper-taus, --opencut-variant and --no-crf applied."""
+    opencut = OpenCutConfig.paper_absolute() if args.paper_taus else base
+    return replace(
         opencut,
         crf=replace(opencut.crf, enabled=not args.no_crf),
         variant=args.opencut_variant or opencut.variant,
     )
-    return replace(config, retrieval=retrieval, scoring=scoring, opencut=opencut)
 
 
 def open_store(args: argparse.Namespace) -> Collection:

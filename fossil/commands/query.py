@@ -12,6 +12,7 @@ from fossil.commands._options import (
     add_coverage_options,
     add_server_options,
     assess_or_extend,
+    check_output_file,
     coverage_config,
     load_command_models,
     open_store,
@@ -141,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
     M = per_concept(args, config.N) if args.extend else None
     if args.top < 1:
         raise ValueError(f"--top ({args.top}) must be >= 1")
+    if args.grid:
+        check_output_file(args.grid, "--grid")
     collection = open_store(args)
     try:
         models = load_command_models(args, "query", collection, extend=args.extend)

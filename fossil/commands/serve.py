@@ -15,6 +15,7 @@ from fossil.commands._options import (
     check_dense_encoder,
     load_command_models,
     open_store,
+    opencut_config,
     parse_concepts,
 )
 from fossil.config import PRESETS, FossilConfig
@@ -35,8 +36,8 @@ Serve a reference collection over HTTP: one process loads the models once and ke
 collection and the prototype cache open.  Open http://HOST:PORT/ for the page (upload an
 image, type concepts, click a region to see the references that decided it), or use the
 JSON API (documented at /docs): POST /segment, GET /query, GET /references/ID/thumbnail,
-GET /info.  The --n/--k/--gamma/--preset/--no-opencut/--no-crf flags set the defaults that a
-request may override (except --no-crf).
+GET /info.  The --n/--k/--gamma/--preset/--no-opencut flags set the defaults that a request
+may override; --no-crf, --opencut-variant and --paper-taus hold for every request.
 
 Binds to 127.0.0.1.  Any other --host requires an API key (--api-key or ${API_KEY_ENV};
 prefer the variable: command lines are visible to other users), which every request but the
@@ -117,8 +118,8 @@ def load_serve_models(
     args: argparse.Namespace, collection: Collection
 ) -> tuple[ServeModels, FossilConfig]:
     """The models of --models and the server's default config: the paper's defaults (or
-    the synthetic world's for ``demo``), then --preset, --n, --k, --gamma, --no-opencut and
-    --no-crf."""
+    the synthetic world's for ``demo``), then --preset, --n, --k, --gamma, --no-opencut,
+    --no-crf, --opencut-variant and --paper-taus."""
     from dataclasses import replace
 
     from fossil.demo.world import demo_fossil_config, demo_models
@@ -128,8 +129,7 @@ def load_serve_models(
     base = demo_fossil_config() if demo else FossilConfig()
     options = SegmentOptions(args.preset, args.n, args.k, args.gamma, args.no_opencut)
     config = request_config(base, options)  # bad flags fail before any model loads
-    crf = replace(config.opencut.crf, enabled=not args.no_crf)
-    config = replace(config, opencut=replace(config.opencut, crf=crf))
+    config = replace(config, opencut=opencut_config(args, config.opencut))
     if demo:
         return demo_models(device=args.device), config
     # the collection's own models unless --models names others; built now, not on the

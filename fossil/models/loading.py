@@ -362,6 +362,14 @@ def _generation_overrides(base: GenerationConfig, table: Mapping[str, Any]) -> G
     if unknown:
         raise ValueError(f"unknown [generation] keys {unknown}; known: {sorted(known)}")
     values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
+    for key, value in values.items():
+        expected = type(getattr(base, key))
+        ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
+        if not ok or (isinstance(value, bool) and expected is not bool):
+            raise ValueError(
+                f"[generation] {key} must be a {expected.__name__}, got {value!r} "
+                f"(default: {getattr(base, key)!r})"
+            )
     return replace(base, **values)
 
 
