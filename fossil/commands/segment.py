@@ -72,6 +72,9 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--out", default="fossil-out", metavar="DIR", help="output directory")
     p.add_argument("--json", action="store_true", help="write and print per-region JSON")
+    p.add_argument(
+        "--no-progress", action="store_true", help="hide the per-crop bar on long images"
+    )
     add_segmentation_options(p)
     add_coverage_options(p)
     add_models_options(p)
@@ -108,7 +111,13 @@ def run(args: argparse.Namespace) -> int:
         reports = []
         for path, image in images.items():
             result = segment_image(
-                image, concepts, collection, config, engine=engine, analyser=analyser
+                image,
+                concepts,
+                collection,
+                config,
+                engine=engine,
+                analyser=analyser,
+                progress=not args.no_progress,
             )
             reports.append(write_outputs(path, image, result, out, args.json))
     finally:

@@ -15,11 +15,18 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from fossil.config import FossilConfig
 from fossil.db.protocols import Collection
 from fossil.eval.cache import CropCache, array_sha1, config_fingerprint
-from fossil.eval.protocol import resize_image, resized_size, slide_inference, upsample_argmax
+from fossil.eval.protocol import (
+    resize_image,
+    resized_size,
+    slide_inference,
+    sliding_windows,
+    upsample_argmax,
+)
 from fossil.models.protocols import DenseEncoder
 from fossil.query.engine import QueryEngine, validate_concepts
 from fossil.query.retrieval import ConceptResult
@@ -188,12 +195,14 @@ def segment_image(
     engine: QueryEngine,
     analyser: ImageAnalyser,
     explain: int = 3,
+    progress: bool = False,
 ) -> SegmentationResult:
     """Label every pixel of ``image`` (H, W, 3) uint8 with one of ``concepts``.
 
     ``engine`` retrieves prototypes from ``collection`` (its cache makes repeated concept
     lists free); ``analyser`` computes features and OpenCut masks per crop.  ``explain``:
-    references kept per region for the explanation (0 for none)."""
+    references kept per region for the explanation (0 for none).  ``progress``: a bar over
+    the sliding-window crops when there are several (a long image has many)."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
     if engine.collection is not collection:
@@ -204,7 +213,14 @@ def segment_image(
     height, width = image.shape[:2]
     ev = config.eval
     resized = resize_image(image, resized_size(width, height, ev.long_side, ev.short_side))
-    scores = slide_inference(resized, scorer, ev.crop, ev.stride, on_window=scorer.set_window)
+    windows = len(sliding_windows(*resized.shape[:2], ev.crop, ev.stride))
+    with tqdm(total=windows, desc="crops", unit="crop", disable=not progress or windows < 2) as bar:
+
+        def on_window(window: tuple[int, int, int, int]) -> None:
+            scorer.set_window(window)
+            bar.update(1)
+
+        scores = slide_inference(resized, scorer, ev.crop, ev.stride, on_window=on_window)
     labels = upsample_argmax(torch.as_tensor(scores), (height, width)).numpy()
     explanations = [_explain(region, results, explain) for region in scorer.regions]
     return SegmentationResult(concepts, labels, scores, results, explanations)

@@ -110,3 +110,18 @@ def test_unreadable_image_is_refused_before_any_model_loads(
     assert segment(store, str(image), str(broken), "--concepts", "dog", "--out", str(out)) == 1
     assert "broken.jpg" in capsys.readouterr().err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_long_image_shows_per_crop_progress(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """90×900 → resized to 2048 wide (long-side cap), 205 high: 9 crops, each counted on
+    stderr (a 20000×20 image ran 314 s without a word)."""
+    path = tmp_path / "long.png"
+    Image.fromarray(np.full((90, 900, 3), 120, np.uint8)).save(path)
+    argv = [str(path), "--concepts", "dog, car", "--out", str(tmp_path / "out"), "--no-opencut"]
+    assert segment(store, *argv) == 0
+    err = capsys.readouterr().err
+    assert "crops" in err and "9/9" in err
+    assert segment(store, *argv, "--no-progress") == 0
+    assert "crops" not in capsys.readouterr().err
