@@ -23,6 +23,7 @@ from fossil.commands._options import (
     per_concept,
 )
 from fossil.config import PRESETS, FossilConfig
+from fossil.pipeline.images import BUDGET_VARIABLE, MAX_DECODE_MB
 
 if TYPE_CHECKING:
     import numpy as np
@@ -75,6 +76,14 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--no-progress", action="store_true", help="hide the per-crop bar on long images"
     )
+    p.add_argument(
+        "--max-image-mb",
+        type=float,
+        default=None,
+        metavar="MB",
+        help="refuse images whose decoding needs more memory than this, before decoding "
+        f"(default: ${BUDGET_VARIABLE} or {MAX_DECODE_MB})",
+    )
     add_segmentation_options(p)
     add_coverage_options(p)
     add_models_options(p)
@@ -94,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
     coverage = coverage_config(args)
     M = per_concept(args, config.retrieval.N) if args.extend else None
     paths = [Path(p) for p in args.images]
-    images = {path: load_image(path) for path in paths}  # fail on a bad image before any work
+    # fail on a bad image before any work
+    images = {path: load_image(path, args.max_image_mb) for path in paths}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     collection = open_store(args)

@@ -37,9 +37,13 @@ def decode_bytes(width: int, height: int, mode: str) -> int:
     return width * height * (decoded + convert + 3)
 
 
-def decode_budget() -> int:
-    """The decoded-memory budget in bytes: ``$FOSSIL_MAX_IMAGE_MB`` megabytes, or
-    :data:`MAX_DECODE_MB`."""
+def decode_budget(max_mb: float | None = None) -> int:
+    """The decoded-memory budget in bytes: ``max_mb`` megabytes when given (``fossil segment
+    --max-image-mb``), else ``$FOSSIL_MAX_IMAGE_MB``, else :data:`MAX_DECODE_MB`."""
+    if max_mb is not None:
+        if not max_mb > 0:
+            raise ValueError(f"--max-image-mb ({max_mb}) must be > 0")
+        return int(max_mb * 2**20)
     raw = os.environ.get(BUDGET_VARIABLE, "").strip()
     if not raw:
         return MAX_DECODE_MB * 2**20
@@ -52,7 +56,7 @@ def decode_budget() -> int:
     return int(megabytes * 2**20)
 
 
-def check_size(name: str, width: int, height: int, mode: str) -> None:
+def check_size(name: str, width: int, height: int, mode: str, max_mb: float | None = None) -> None:
     """Refuse an image (before decoding it) that is too large, too costly to decode, or too
     elongated; see the module docstring."""
     if width * height > MAX_PIXELS:
@@ -60,12 +64,12 @@ def check_size(name: str, width: int, height: int, mode: str) -> None:
             f"image {name!r} is {width}x{height}; at most {MAX_PIXELS} pixels are accepted — "
             "downscale it first"
         )
-    needed, budget = decode_bytes(width, height, mode), decode_budget()
+    needed, budget = decode_bytes(width, height, mode), decode_budget(max_mb)
     if needed > budget:
         raise ValueError(
             f"image {name!r} is {width}x{height} ({mode}): decoding it takes ~{needed / 2**20:.0f}"
             f" MB, over the {budget / 2**20:.0f} MB limit — downscale it first, or raise the "
-            f"limit with the environment variable {BUDGET_VARIABLE}=MB"
+            f"limit with --max-image-mb MB (or the environment variable {BUDGET_VARIABLE}=MB)"
         )
     if max(width, height) > MAX_ASPECT * max(1, min(width, height)):
         raise ValueError(
@@ -75,11 +79,12 @@ def check_size(name: str, width: int, height: int, mode: str) -> None:
         )
 
 
-def load_image(path: str | os.PathLike[str]) -> np.ndarray:
+def load_image(path: str | os.PathLike[str], max_mb: float | None = None) -> np.ndarray:
     """Read ``path`` as RGB uint8.  Grayscale, palette, RGBA (composited on white) and
     16-bit images are converted; unreadable/corrupt files raise ``ValueError`` naming the
     file; images too large, too costly to decode or too elongated are refused before they
-    are decoded (:func:`check_size`)."""
+    are decoded (:func:`check_size`; ``max_mb``: the decoded-memory budget, see
+    :func:`decode_budget`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image {str(path)!r} does not exist")
@@ -87,7 +92,7 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     Image.MAX_IMAGE_PIXELS = None  # our own, explicit limit below
     try:
         with Image.open(path) as image:
-            check_size(str(path), image.width, image.height, image.mode)
+            check_size(str(path), image.width, image.height, image.mode, max_mb)
             image.load()
             return to_rgb(image)
     except (UnidentifiedImageError, OSError, SyntaxError) as error:

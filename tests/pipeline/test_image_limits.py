@@ -44,7 +44,8 @@ def test_a_tiny_file_that_decodes_to_gigabytes_is_refused_from_its_header(
     path = bilevel_png(tmp_path / "bomb.png", 16000, 16000)
     assert path.stat().st_size < 100_000
     with pytest.raises(
-        ValueError, match=r"bomb.png.*16000x16000 \(1\).*MB limit.*FOSSIL_MAX_IMAGE_MB"
+        ValueError,
+        match=r"bomb.png.*16000x16000 \(1\).*MB limit.*--max-image-mb.*FOSSIL_MAX_IMAGE_MB",
     ):
         load_image(path)
 
@@ -60,6 +61,23 @@ def test_the_budget_follows_the_environment(tmp_path: Path, monkeypatch) -> None
     monkeypatch.setenv("FOSSIL_MAX_IMAGE_MB", "lots")
     with pytest.raises(ValueError, match="must be a number of megabytes"):
         load_image(path)
+
+
+def test_the_flag_overrides_the_environment(tmp_path: Path, monkeypatch, capsys) -> None:
+    """`fossil segment --max-image-mb` reaches load_image and wins over the variable."""
+    from fossil.cli import main
+
+    path = bilevel_png(tmp_path / "big.png", 2000, 2000)
+    needed_mb = decode_bytes(2000, 2000, "1") / 2**20
+    monkeypatch.setenv("FOSSIL_MAX_IMAGE_MB", str(needed_mb * 2))
+    with pytest.raises(ValueError, match="--max-image-mb"):
+        load_image(path, max_mb=needed_mb / 2)
+    assert load_image(path, max_mb=needed_mb * 2).shape == (2000, 2000, 3)
+    with pytest.raises(ValueError, match=r"--max-image-mb \(0.0\) must be > 0"):
+        load_image(path, max_mb=0.0)
+    argv = ["segment", str(path), "--concepts", "dog", "--store", str(tmp_path / "none")]
+    assert main([*argv, "--max-image-mb", str(needed_mb / 2)]) == 1
+    assert "big.png" in capsys.readouterr().err  # the image is refused, before the store is
 
 
 @pytest.mark.parametrize("size", [(20000, 1), (20000, 20), (5, 400)])
