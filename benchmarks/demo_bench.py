@@ -3,7 +3,10 @@ one JSON object with mIoU with and without OpenCut and per-stage timings (ingest
 query seconds, segmentation seconds per image).
 
     python benchmarks/demo_bench.py [--captions 500] [--scenes 30] [--seed 0] [--keep DIR]
-        [--variant paper|shrinking-graph] [--paper-absolute-taus]
+        [--variant paper|shrinking-graph] [--paper-absolute-taus] [--world DIR]
+
+``--world DIR`` evaluates a world already built (``fossil demo --out DIR`` or ``--keep DIR``)
+with OpenCut under the given variant and taus only: no ingest, so settings compare on one store.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from fossil.config import OPENCUT_VARIANTS, OpenCutConfig
-from fossil.demo.world import DemoConfig, run_demo
+from fossil.demo.world import DemoConfig, demo_models, evaluate_world, open_world, run_demo
 
 
 def main() -> None:
@@ -32,10 +35,14 @@ def main() -> None:
         action="store_true",
         help="the paper's absolute tau schedule instead of the default quantile one",
     )
+    parser.add_argument("--world", type=Path, default=None, help="evaluate this built world")
     args = parser.parse_args()
     opencut = OpenCutConfig.paper_absolute() if args.paper_absolute_taus else OpenCutConfig()
     fossil = replace(defaults.fossil, opencut=replace(opencut, variant=args.variant))
     config = DemoConfig(captions=args.captions, scenes=args.scenes, seed=args.seed, fossil=fossil)
+    if args.world is not None:
+        print(json.dumps(evaluate_built_world(args.world, config), indent=2))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         out = args.keep or Path(tmp) / "demo"
         result = run_demo(out, config, progress=False)
@@ -59,6 +66,34 @@ def main() -> None:
         "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
     }
     print(json.dumps(report, indent=2))
+
+
+def evaluate_built_world(world: Path, config: DemoConfig) -> dict[str, object]:
+    """OpenCut mIoU and seconds per image of ``config`` on the world built under ``world``."""
+    models = demo_models()
+    collection = open_world(world, models)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            evaluation = evaluate_world(
+                Path(tmp),
+                collection,
+                models,
+                config,
+                world / "scenes",
+                runs=("opencut",),
+                progress=False,
+            )
+        finally:
+            collection.close()
+    opencut = asdict(config.fossil.opencut)
+    return {
+        "benchmark": "demo_bench",
+        "synthetic": True,
+        "world": str(world),
+        "opencut": {k: opencut[k] for k in ("variant", "tau_space", "tau_foreground")},
+        "miou": {k: round(100 * v, 2) for k, v in evaluation.miou.items()},
+        "timings": {k: round(v, 3) for k, v in evaluation.timings.items()},
+    }
 
 
 if __name__ == "__main__":
