@@ -300,3 +300,28 @@ def apply_preset(config: FossilConfig, name: str) -> FossilConfig:
         retrieval=replace(config.retrieval, N=preset.N, K=preset.K),
         scoring=replace(config.scoring, gamma=preset.gamma),
     )
+
+
+def with_overrides(
+    config: FossilConfig,
+    preset: str | None = None,
+    *,
+    N: int | None = None,
+    K: int | None = None,
+    gamma: float | None = None,
+    opencut: bool | None = None,
+) -> FossilConfig:
+    """``config``, then the Table 3 ``preset`` when given, then N, K, γ and the OpenCut switch
+    where given (``None`` keeps the value).  Invalid values raise the configs' ``ValueError``."""
+    config = config if preset is None else apply_preset(config, preset)
+    retrieval = replace(
+        config.retrieval,
+        N=config.retrieval.N if N is None else N,
+        K=config.retrieval.K if K is None else K,
+    )
+    scoring = replace(
+        config.scoring,
+        gamma=config.scoring.gamma if gamma is None else gamma,
+        opencut=config.scoring.opencut if opencut is None else opencut,
+    )
+    return replace(config, retrieval=retrieval, scoring=scoring)

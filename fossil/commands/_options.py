@@ -15,7 +15,7 @@ from fossil.config import (
     CoverageConfig,
     FossilConfig,
     OpenCutConfig,
-    apply_preset,
+    with_overrides,
 )
 
 if TYPE_CHECKING:
@@ -181,20 +181,15 @@ def check_output_file(path: str | os.PathLike[str], flag: str) -> None:
 def build_config(args: argparse.Namespace, preset: str | None) -> FossilConfig:
     """The paper's defaults, the Table 3 ``preset`` when given, then the overrides of
     :func:`add_segmentation_options`."""
-    config = FossilConfig() if preset is None else apply_preset(FossilConfig(), preset)
-    retrieval = replace(
-        config.retrieval,
-        N=config.retrieval.N if args.n is None else args.n,
-        K=config.retrieval.K if args.k is None else args.k,
+    config = with_overrides(
+        FossilConfig(),
+        preset,
+        N=args.n,
+        K=args.k,
+        gamma=args.gamma,
+        opencut=False if args.no_opencut else None,
     )
-    scoring = replace(
-        config.scoring,
-        gamma=config.scoring.gamma if args.gamma is None else args.gamma,
-        opencut=not args.no_opencut,
-    )
-    return replace(
-        config, retrieval=retrieval, scoring=scoring, opencut=opencut_config(args, config.opencut)
-    )
+    return replace(config, opencut=opencut_config(args, config.opencut))
 
 
 def opencut_config(args: argparse.Namespace, base: OpenCutConfig) -> OpenCutConfig:

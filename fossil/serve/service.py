@@ -11,13 +11,13 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from fossil.config import CoverageConfig, FossilConfig, RetrievalConfig, apply_preset
+from fossil.config import CoverageConfig, FossilConfig, RetrievalConfig, with_overrides
 from fossil.pipeline.segmenter import CropAnalysis, ImageAnalyser, Region, segment_image
 from fossil.query.engine import QueryEngine
 
@@ -61,18 +61,14 @@ class SegmentOptions:
 def request_config(base: FossilConfig, options: SegmentOptions) -> FossilConfig:
     """``base`` (the server's config), then the request's preset, then its N, K, γ and
     OpenCut switch.  Invalid values raise the configs' own ``ValueError`` (e.g. K > N)."""
-    config = base if options.preset is None else apply_preset(base, options.preset)
-    retrieval = replace(
-        config.retrieval,
-        N=config.retrieval.N if options.n is None else options.n,
-        K=config.retrieval.K if options.k is None else options.k,
+    return with_overrides(
+        base,
+        options.preset,
+        N=options.n,
+        K=options.k,
+        gamma=options.gamma,
+        opencut=False if options.no_opencut else None,
     )
-    scoring = replace(
-        config.scoring,
-        gamma=config.scoring.gamma if options.gamma is None else options.gamma,
-        opencut=config.scoring.opencut and not options.no_opencut,
-    )
-    return replace(config, retrieval=retrieval, scoring=scoring)
 
 
 class MaskRecorder(ImageAnalyser):
