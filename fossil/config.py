@@ -181,7 +181,7 @@ class OpenCutConfig:
     mu: float = 0.8  # §5.7 merge into an accepted mask when IoU > mu (checked first)
     rho: float = 0.7  # §5.7 discard when more than rho of the mask is already covered
     crf: CRFConfig = field(default_factory=CRFConfig)
-    coherent_min_tau: float = 0.5  # §5.7 a coherent remainder counts only at tau >= this
+    coherent_min_tau: float = 0.5  # §5.7 a coherent remainder counts at tau >= this (tau units)
     solver: str = "auto"  # NCut eigensolver: auto | eigsh | torch | dense (reference, slow)
     variant: OpenCutVariant = "paper"  # §5.7 see OPENCUT_VARIANTS
     tau_space: TauSpace = "quantile"  # §5.7 see TAU_SPACES
@@ -194,6 +194,11 @@ class OpenCutConfig:
         if self.tau_space not in TAU_SPACES:
             raise ValueError(
                 f"tau_space {self.tau_space!r} unknown; choose one of {', '.join(TAU_SPACES)}"
+            )
+        if self.tau_space == "quantile" and not all(0.0 <= tau <= 1.0 for tau in self.taus):
+            raise ValueError(
+                f"quantile taus must be fractions in [0, 1], got {self.taus}; the paper's "
+                "absolute schedule needs tau_space='absolute' (OpenCutConfig.paper_absolute())"
             )
         if self.solver not in ("auto", "eigsh", "torch", "dense"):
             raise ValueError(
@@ -217,9 +222,8 @@ class OpenCutConfig:
     def paper_absolute(cls, **overrides: object) -> OpenCutConfig:
         """The paper's absolute tau schedule on DINO ViT-B/8 keys (:data:`PAPER_ABSOLUTE_TAUS`)."""
         fg, bg = PAPER_ABSOLUTE_TAUS
-        values: dict[str, object] = {
-            "tau_space": "absolute", "tau_foreground": fg, "tau_background": bg
-        }
+        values: dict[str, object] = {"tau_space": "absolute", "tau_foreground": fg}
+        values["tau_background"] = bg
         return cls(**(values | overrides))  # type: ignore[arg-type]
 
 

@@ -67,3 +67,9 @@ def test_presets_table3():
     assert (config.retrieval.N, config.retrieval.K, config.scoring.gamma) == (95, 30, 0.55)
     with pytest.raises(ValueError, match="valid presets: context, cocostuff, ade, cityscapes"):
         get_preset("voc")
+
+
+def test_quantile_taus_must_be_fractions():
+    with pytest.raises(ValueError, match=r"quantile taus must be fractions in \[0, 1\]"):
+        OpenCutConfig(tau_background=(0.6, 0.8, 0.0, -0.1))
+    assert OpenCutConfig(tau_space="absolute", tau_background=(-0.1,)).taus[-1] == -0.1
