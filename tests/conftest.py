@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 # Set before anything imports huggingface_hub: an accidental download fails loudly.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -32,3 +33,19 @@ def models_loaded_once() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(loading, "load_models", load)
         yield
+
+
+TINY_CAPTIONS = ["A dog running on the beach", "A red car parked near a tree", "A cat on a couch"]
+
+
+def build_tiny_store(tmp: Path) -> Path:
+    """``fossil ingest --models tiny`` of :data:`TINY_CAPTIONS` (written to
+    ``tmp/captions.txt``) into the store ``tmp/store``, returned."""
+    from fossil.cli import main
+
+    source = tmp / "captions.txt"
+    source.write_text("\n".join(TINY_CAPTIONS) + "\n")
+    store = tmp / "store"
+    argv = ["ingest", str(source), "--store", str(store), "--models", "tiny", "--no-progress"]
+    assert main(argv) == 0
+    return store

@@ -17,21 +17,16 @@ import pytest
 from PIL import Image
 
 from fossil.cli import main
-from tests.conftest import models_loaded_once
-
-CAPTIONS = ["A dog running on the beach", "A red car parked near a tree", "A cat on a couch"]
+from tests.conftest import build_tiny_store, models_loaded_once
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
     """A tiny store and the files the bad inputs name."""
     root = tmp_path_factory.mktemp("bad")
-    source = root / "captions.txt"
-    source.write_text("\n".join(CAPTIONS) + "\n")
-    store = root / "store"
     with models_loaded_once():
-        argv = ["ingest", str(source), "--store", str(store), "--models", "tiny", "--no-progress"]
-        assert main(argv) == 0
+        store = build_tiny_store(root)
+        source = root / "captions.txt"
         files = {"root": root, "store": store, "source": source}
         files["file"] = root / "plain-file"
         files["file"].write_text("not a directory")

@@ -16,20 +16,12 @@ from PIL import Image
 import fossil.models.loading as loading
 from fossil.cli import main
 from fossil.commands._options import check_dense_encoder
-from tests.conftest import models_loaded_once
-
-CAPTIONS = ["A dog running on the beach", "A red car parked near a tree", "A cat on a couch"]
+from tests.conftest import build_tiny_store, models_loaded_once
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("command_models")
-    source = tmp / "captions.txt"
-    source.write_text("\n".join(CAPTIONS) + "\n")
-    store = tmp / "store"
-    argv = ["ingest", str(source), "--store", str(store), "--models", "tiny", "--no-progress"]
-    assert main(argv) == 0
-    return store
+    return build_tiny_store(tmp_path_factory.mktemp("command_models"))
 
 
 @pytest.fixture

@@ -12,19 +12,12 @@ from PIL import Image
 
 from fossil.cli import main
 from fossil.db.open import open_collection
-
-CAPTIONS = ["A dog running on the beach", "A red car parked near a tree", "A cat on a couch"]
+from tests.conftest import build_tiny_store
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("segment")
-    source = tmp / "captions.txt"
-    source.write_text("\n".join(CAPTIONS) + "\n")
-    store = tmp / "store"
-    argv = ["ingest", str(source), "--store", str(store), "--models", "tiny", "--no-progress"]
-    assert main(argv) == 0
-    return store
+    return build_tiny_store(tmp_path_factory.mktemp("segment"))
 
 
 @pytest.fixture

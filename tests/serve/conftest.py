@@ -11,18 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fossil.cli import main
-
-CAPTIONS = ["A dog running on the beach", "A red car parked near a tree", "A cat on a couch"]
-
-
-def build_store(tmp: Path) -> Path:
-    source = tmp / "captions.txt"
-    source.write_text("\n".join(CAPTIONS) + "\n")
-    store = tmp / "store"
-    argv = ["ingest", str(source), "--store", str(store), "--models", "tiny", "--no-progress"]
-    assert main(argv) == 0
-    return store
+from tests.conftest import build_tiny_store
 
 
 def park(width: int = 130, height: int = 90) -> np.ndarray:
@@ -42,4 +31,4 @@ def png(pixels: np.ndarray) -> bytes:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_store(tmp_path_factory.mktemp("serve"))
+    return build_tiny_store(tmp_path_factory.mktemp("serve"))
