@@ -11,27 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from fossil.models.generator import hooked_layers, record_cross_attention
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.paper_models
 
-# unet/config.json of stabilityai/stable-diffusion-2-1-base
-SD21_BASE_UNET = {
-    "act_fn": "silu",
-    "attention_head_dim": [5, 10, 20, 20],
-    "block_out_channels": [320, 640, 1280, 1280],
-    "cross_attention_dim": 1024,
-    "down_block_types": ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"],
-    "in_channels": 4,
-    "layers_per_block": 2,
-    "norm_num_groups": 32,
-    "out_channels": 4,
-    "sample_size": 64,
-    "up_block_types": ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3,
-    "use_linear_projection": True,
-}
+from benchmarks.paper_models import SD21_BASE_UNET  # noqa: E402
+from fossil.models.generator import hooked_layers, record_cross_attention  # noqa: E402
+
 RESOLUTIONS = (64, 32, 16)
 
 

@@ -149,12 +149,12 @@ class ModelBundle:
 
     @property
     def dense(self) -> DenseEncoder:
-        """The DINOv2 role: VREs and region features (input_size 518)."""
+        """The DINOv2 role: VREs and region features (518² at /14, see load_dense_encoder)."""
         return self.model("dense")  # type: ignore[no-any-return]
 
     @property
     def keys(self) -> DenseEncoder:
-        """The OpenCut keys role (DINO ViT-B/8 in the paper), unit-norm keys."""
+        """The OpenCut keys role (DINO ViT-B/8 in the paper; any DINO-family), unit-norm."""
         return self.model("keys")  # type: ignore[no-any-return]
 
 
