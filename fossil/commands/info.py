@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any
 from fossil.commands._options import add_server_options
 
 if TYPE_CHECKING:
-    from fossil.db.catalog import SqlCatalog
-    from fossil.db.protocols import Collection
+    from fossil.db.protocols import CatalogStore, Collection
 
 
 def add_parser(subparsers: Any) -> None:
@@ -55,7 +54,7 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
     """Everything ``info`` reports, as plain data."""
     from fossil.db.catalog import SqlCatalog
     from fossil.db.lock import StoreLockedError
-    from fossil.db.open import CATALOG_FILE, open_collection
+    from fossil.db.open import open_collection, store_catalog_url
 
     if args.top < 0:
         raise ValueError(f"--top ({args.top}) must be >= 0")
@@ -72,7 +71,7 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
     except StoreLockedError:
         assert root is not None  # only an embedded store is locked
         # An ingest holds the embedded store: the catalog (SQLite WAL) can still be read.
-        catalog = SqlCatalog(args.catalog or f"sqlite:///{root / CATALOG_FILE}")
+        catalog = SqlCatalog(args.catalog or store_catalog_url(root))
         try:
             info = _catalog_info(catalog, args.top)
         finally:
@@ -93,9 +92,6 @@ def describe(
     collection: Collection, root: Path | None, qdrant_url: str | None, top: int = 20
 ) -> dict[str, Any]:
     """What ``info --json`` reports about an open collection (also ``fossil serve``'s /info)."""
-    from fossil.db.catalog import SqlCatalog
-
-    assert isinstance(collection.catalog, SqlCatalog)  # failures() is SqlCatalog's
     info = _catalog_info(collection.catalog, top)
     info["vector_store"] = qdrant_url or str(root / "qdrant" if root is not None else None)
     info["references"] = collection.refs.count()
@@ -104,7 +100,7 @@ def describe(
     return info
 
 
-def _catalog_info(catalog: SqlCatalog, top: int) -> dict[str, Any]:
+def _catalog_info(catalog: CatalogStore, top: int) -> dict[str, Any]:
     meta = catalog.get_meta()
     return {
         "meta": meta.as_dict() if meta else None,

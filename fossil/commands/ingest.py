@@ -330,11 +330,11 @@ def _profile(args: argparse.Namespace) -> str | ModelProfile:
 
 
 def _catalog_url(args: argparse.Namespace) -> str:
-    from fossil.db.open import CATALOG_FILE
+    from fossil.db.open import store_catalog_url
 
     if args.catalog:
         return str(args.catalog)
-    return f"sqlite:///{Path(args.store).expanduser() / CATALOG_FILE}"
+    return store_catalog_url(args.store)
 
 
 def _pending_check(args: argparse.Namespace) -> dict[str, int] | None:

@@ -45,6 +45,7 @@ from fossil.db.open import (
     THUMBNAILS_DIR,
     load_meta_copy,
     save_meta_copy,
+    store_catalog_url,
 )
 from fossil.db.protocols import CollectionMeta
 from fossil.db.rowfile import probe
@@ -107,7 +108,7 @@ def _check_locked(root: Path, report: StoreCheck, repair: bool) -> None:
     report.row_file = probe(visual_file(root / QDRANT_DIR))
     meta = None
     if report.catalog == "ok":
-        catalog = SqlCatalog(f"sqlite:///{root / CATALOG_FILE}")
+        catalog = SqlCatalog(store_catalog_url(root))
         meta = catalog.get_meta()
         catalog.close()
     meta = meta or load_meta_copy(root)
@@ -127,7 +128,7 @@ def _check_locked(root: Path, report: StoreCheck, repair: bool) -> None:
     if repair and report.row_file == "bad":
         _move_aside(visual_file(root / QDRANT_DIR), report)
     refs = _open_shard(root, meta, report, repair)
-    catalog = SqlCatalog(f"sqlite:///{root / CATALOG_FILE}")
+    catalog = SqlCatalog(store_catalog_url(root))
     try:
         if repair and report.catalog != "ok":
             _rebuild_catalog(root, catalog, refs, meta, report)

@@ -295,6 +295,10 @@ class EdgeStore:
 
         return retrieve
 
+    def present(self, ids: Sequence[str]) -> set[str]:
+        """The ids of ``ids`` that the shard holds."""
+        return set(self.payloads(ids))
+
     def count(self) -> int:
         return int(self._shard.count(qe.CountRequest(exact=True)))
 

@@ -41,6 +41,9 @@ class EmptyStore:
     def fetch_text(self, ids: Sequence[str]) -> np.ndarray:
         return self.fetch_visual(ids)
 
+    def present(self, ids: Sequence[str]) -> set[str]:
+        return set()
+
     def delete(self, ids: Sequence[str]) -> None:
         return None
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from fossil.db.open import meta_mismatch, open_collection, store_catalog_url
 from fossil.db.protocols import CollectionMeta, ReferenceStore
 from fossil.db.schema import (
     INSTANCE_KEY,
@@ -48,6 +49,7 @@ from fossil.db.schema import (
     corpus,
     reference,
 )
+from fossil.records import ReferencePoint
 
 logger = logging.getLogger(__name__)
 
@@ -74,23 +76,21 @@ class ExportResult:
     references_added: int = 0
 
 
-def meta_conflict(
+def _refuse_other_settings(
     target: CollectionMeta, source: CollectionMeta, target_name: str, source_name: str
-) -> str | None:
-    """A message naming every field where ``target`` and ``source`` differ, or None."""
-    diffs = [
-        f"{f.name}: {target_name} has {getattr(target, f.name)!r}, "
-        f"{source_name} has {getattr(source, f.name)!r}"
-        for f in fields(CollectionMeta)
-        if getattr(target, f.name) != getattr(source, f.name)
-    ]
-    if not diffs:
-        return None
-    return (
-        f"{target_name} was built with other settings than {source_name} ("
-        + "; ".join(diffs)
-        + "): export into another collection (--collection) or an empty catalog"
+) -> None:
+    """Raise ValueError naming every field where ``target`` and ``source`` differ."""
+    problem = meta_mismatch(
+        target,
+        source,
+        stored_has=f"{target_name} has",
+        given_has=f"{source_name} has",
+        subject=f"{target_name} was built with other settings than {source_name}",
+        fix="export into another collection (--collection) or an empty catalog",
+        schema=True,
     )
+    if problem:
+        raise ValueError(problem)
 
 
 def collection_label(client: Any, name: str) -> CollectionMeta | None:
@@ -104,19 +104,20 @@ def collection_label(client: Any, name: str) -> CollectionMeta | None:
 
 def copy_points(
     source: ReferenceStore,
-    target: Any,
+    target: ReferenceStore,
     *,
     batch_size: int = 256,
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[int, int]:
-    """Every point of ``source`` into ``target`` (a :class:`~fossil.db.server.ServerStore`),
-    ``batch_size`` per scroll and upsert.  Points whose id ``target`` holds already are skipped
-    unless ``overwrite``.  ``progress(n)`` after each batch.  Returns (copied, skipped)."""
+    """Every point of ``source`` into ``target`` (a :class:`~fossil.db.server.ServerStore` in
+    an export), ``batch_size`` per scroll and upsert.  Points whose id ``target`` holds
+    already are skipped unless ``overwrite``.  ``progress(n)`` after each batch.  Returns
+    (copied, skipped)."""
     if batch_size < 1:
         raise ValueError(f"batch_size ({batch_size}) must be >= 1")
     copied = skipped = 0
-    batch = []
+    batch: list[ReferencePoint] = []
     for point in source.iter_points(batch_size):
         batch.append(point)
         if len(batch) == batch_size:
@@ -133,14 +134,9 @@ def copy_points(
     return copied, skipped
 
 
-def _copy_batch(target: Any, batch: Sequence[Any], overwrite: bool) -> int:
+def _copy_batch(target: ReferenceStore, batch: Sequence[ReferencePoint], overwrite: bool) -> int:
     if not overwrite:
-        present = {
-            str(r.id)
-            for r in target.client.retrieve(
-                target.collection, [p.id for p in batch], with_payload=False, with_vectors=False
-            )
-        }
+        present = target.present([p.id for p in batch])
         batch = [p for p in batch if p.id not in present]
     if batch:
         target.upsert(batch)
@@ -245,9 +241,7 @@ def _copy_meta(dst: Connection, meta: CollectionMeta) -> None:
             [{"key": k, "value": json.dumps(v)} for k, v in meta.as_dict().items()],
         )
         return
-    problem = meta_conflict(CollectionMeta(**stored), meta, "the target catalog", "the store")
-    if problem:
-        raise ValueError(problem)
+    _refuse_other_settings(CollectionMeta(**stored), meta, "the target catalog", "the store")
 
 
 def _copy_holders(src: Connection, dst: Connection, caption_ids: list[int]) -> None:
@@ -309,14 +303,13 @@ def export_store(
     from qdrant_client import QdrantClient
     from tqdm import tqdm
 
-    from fossil.db.open import CATALOG_FILE, open_collection
     from fossil.db.server import ServerStore
 
     source = open_collection(root)  # embedded: the lock keeps writers away
     client: Any = None
     try:
         meta = source.meta
-        source_catalog = f"sqlite:///{Path(root).expanduser() / CATALOG_FILE}"
+        source_catalog = store_catalog_url(root)
         if isinstance(to, str):
             url = to
             client = QdrantClient(to) if to == ":memory:" else QdrantClient(to, api_key=api_key)
@@ -325,9 +318,7 @@ def export_store(
         target_name = f"collection {collection!r} on {url}"
         label = collection_label(client, collection)
         if label is not None:
-            problem = meta_conflict(label, meta, target_name, f"the store {root}")
-            if problem:
-                raise ValueError(problem)
+            _refuse_other_settings(label, meta, target_name, f"the store {root}")
         copy_catalog_too = catalog_url is not None and not _same_catalog(
             catalog_url, source_catalog
         )
@@ -335,11 +326,9 @@ def export_store(
             assert catalog_url is not None
             stored = _target_catalog_meta(catalog_url)
             if stored is not None:
-                problem = meta_conflict(
+                _refuse_other_settings(
                     stored, meta, f"the target catalog {catalog_url}", f"the store {root}"
                 )
-                if problem:
-                    raise ValueError(problem)
         target = ServerStore(
             client, collection, text_dim=meta.text_dim, visual_dim=meta.visual_dim, create=True
         )
@@ -390,5 +379,4 @@ __all__ = [
     "copy_catalog",
     "copy_points",
     "export_store",
-    "meta_conflict",
 ]

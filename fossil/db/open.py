@@ -45,28 +45,42 @@ class MetaMismatchError(ValueError):
     """The collection was built with other encoders or generation settings."""
 
 
-def meta_mismatch(stored: CollectionMeta, given: CollectionMeta) -> str | None:
-    """A message naming every differing field (stored vs given), or None when they agree."""
+def meta_mismatch(
+    stored: CollectionMeta,
+    given: CollectionMeta,
+    *,
+    stored_has: str = "store has",
+    given_has: str = "asked for",
+    subject: str = "this collection was built with other settings",
+    fix: str = "use the encoders it was built with, or build a new store for these",
+    schema: bool = False,
+) -> str | None:
+    """A message naming every field where ``stored`` and ``given`` differ, or None when they
+    agree: ``"{subject} ({field}: {stored_has} X, {given_has} Y; ...): {fix}"``.
+    ``schema``: compare ``schema_version`` too (opening a store does not: the catalog's own
+    migrations bring it up to date)."""
+    pairs = [(f.name, getattr(stored, f.name), getattr(given, f.name)) for f in fields(stored)]
     diffs = [
-        f"{f.name}: store has {getattr(stored, f.name)!r}, asked for {getattr(given, f.name)!r}"
-        for f in fields(CollectionMeta)
-        if f.name != "schema_version"  # the catalog's own migrations bring it up to date
-        and getattr(stored, f.name) != getattr(given, f.name)
+        f"{name}: {stored_has} {a!r}, {given_has} {b!r}"
+        for name, a, b in pairs
+        if a != b and (schema or name != "schema_version")
     ]
     if not diffs:
         return None
-    return (
-        "this collection was built with other settings (" + "; ".join(diffs) + "): use the "
-        "encoders it was built with, or build a new store for these"
-    )
+    return f"{subject} (" + "; ".join(diffs) + f"): {fix}"
 
 
-def _catalog_url(root: Path | None, catalog_url: str | None) -> str:
-    if catalog_url:
-        return catalog_url
+def store_catalog_url(root: str | Path) -> str:
+    """The SQLAlchemy URL of the SQLite catalog inside store directory ``root``."""
+    return f"sqlite:///{Path(root).expanduser() / CATALOG_FILE}"
+
+
+def _catalog_url(root: Path | None, given: str | None) -> str:
+    if given:
+        return given
     if root is None:
         raise ValueError("a catalog is needed: give a store directory (root) or catalog_url")
-    return f"sqlite:///{root / CATALOG_FILE}"
+    return store_catalog_url(root)
 
 
 def _check_meta(catalog: CatalogStore, meta: CollectionMeta | None, create: bool) -> CollectionMeta:

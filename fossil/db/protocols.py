@@ -58,6 +58,10 @@ class ReferenceStore(Protocol):
         """(len(ids), text_dim) float32 TREs, in the order of ``ids``."""
         ...
 
+    def present(self, ids: Sequence[str]) -> set[str]:
+        """The ids of ``ids`` that the store holds (an export skips those)."""
+        ...
+
     def delete(self, ids: Sequence[str]) -> None: ...
 
     def set_corpus(self, ids: Sequence[str], corpus: str) -> None:
@@ -134,6 +138,10 @@ class CatalogStore(Protocol):
         ...
 
     def fail(self, owner: str, caption_id: int, error: str) -> None: ...
+
+    def failures(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Failed captions (most attempts first): ``id``, ``text``, ``attempts``, ``error``."""
+        ...
 
     def release(self, owner: str, caption_ids: Sequence[int]) -> None:
         """Give leased captions back (clean shutdown)."""

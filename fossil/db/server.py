@@ -210,6 +210,17 @@ class ServerStore:
 
         return retrieve
 
+    def present(self, ids: Sequence[str]) -> set[str]:
+        """The ids of ``ids`` that the collection holds."""
+        found: set[str] = set()
+        for start in range(0, len(ids), RETRIEVE_CHUNK):
+            chunk: list[Any] = [str(i) for i in ids[start : start + RETRIEVE_CHUNK]]
+            records = self.client.retrieve(
+                self.collection, chunk, with_payload=False, with_vectors=False
+            )
+            found.update(str(r.id) for r in records)
+        return found
+
     def count(self) -> int:
         return int(self.client.count(self.collection, exact=True).count)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -57,6 +58,20 @@ def make_meta(**changes: object) -> CollectionMeta:
     )
     values.update(changes)
     return CollectionMeta(**values)
+
+
+class ProtocolOnly:
+    """Forwards to ``inner`` only the methods ``protocol`` declares: a caller that needs
+    anything else of the store fails with AttributeError naming it."""
+
+    def __init__(self, inner: Any, protocol: type) -> None:
+        self._inner, self._protocol = inner, protocol
+        self._names = {n for n, v in vars(protocol).items() if callable(v) and n[0] != "_"}
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self._names:
+            raise AttributeError(f"{name!r} is not in {self._protocol.__name__}")
+        return getattr(self._inner, name)
 
 
 def open_backend(kind: str, tmp_path: Path) -> ReferenceStore:

@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fossil.db.open import MetaMismatchError, open_collection
+from fossil.db.catalog import SqlCatalog
+from fossil.db.open import (
+    CATALOG_FILE,
+    MetaMismatchError,
+    meta_mismatch,
+    open_collection,
+    store_catalog_url,
+)
 from tests.db.conftest import make_meta, make_points
 
 
@@ -53,6 +60,38 @@ def test_meta_mismatch_names_both_sides(tmp_path: Path) -> None:
     assert "text_dim: store has 16, asked for 512" in message
     assert "dense_encoder" not in message  # only differing fields are named
     open_collection(tmp_path, meta=make_meta()).close()  # the lock was released on refusal
+
+
+def test_meta_mismatch_labels_and_schema_version() -> None:
+    stored, given = make_meta(), make_meta(schema_version=2, generator="other-sd")
+    default = meta_mismatch(stored, given)
+    assert default is not None and "schema_version" not in default  # migrations catch up
+    assert "generator: store has 'tiny-sd', asked for 'other-sd'" in default
+    assert meta_mismatch(stored, make_meta(schema_version=2)) is None
+    labelled = meta_mismatch(
+        stored,
+        given,
+        stored_has="A has",
+        given_has="B has",
+        subject="A differs",
+        fix="fix it",
+        schema=True,
+    )
+    assert labelled == (
+        "A differs (generator: A has 'tiny-sd', B has 'other-sd'; "
+        "schema_version: A has 1, B has 2): fix it"
+    )
+
+
+def test_store_catalog_url_is_the_catalog_a_store_opens(tmp_path: Path) -> None:
+    open_collection(tmp_path / "store", meta=make_meta(), create=True).close()
+    catalog = SqlCatalog(store_catalog_url(tmp_path / "store"))
+    try:
+        assert catalog.get_meta() == make_meta()
+    finally:
+        catalog.close()
+    home = Path("~").expanduser()
+    assert store_catalog_url("~/s") == f"sqlite:///{home / 's' / CATALOG_FILE}"
 
 
 def test_second_process_is_refused_with_the_server_hint(tmp_path: Path) -> None:

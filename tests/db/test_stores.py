@@ -25,6 +25,14 @@ def test_satisfies_protocol(store: ReferenceStore) -> None:
     assert isinstance(store, ReferenceStore)
 
 
+def test_present_names_the_held_ids_only(store: ReferenceStore, rng: np.random.Generator) -> None:
+    points = make_points(10, rng)
+    store.upsert(points[:6])
+    asked = [p.id for p in points[3:]]  # 3 held, 4 not
+    assert store.present(asked) == {p.id for p in points[3:6]}
+    assert store.present([]) == set()
+
+
 def test_search_order_equals_exact_numpy_cosine(
     store: ReferenceStore, rng: np.random.Generator
 ) -> None:
