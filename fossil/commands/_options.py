@@ -30,14 +30,11 @@ logger = logging.getLogger(__name__)
 
 
 def parse_concepts(text: str) -> list[str]:
-    """``--concepts "a, b"`` → the concepts, stripped; an empty list or entry is an error."""
-    concepts = [c.strip() for c in text.split(",")]
-    if not any(concepts):
-        raise ValueError('--concepts is empty: give comma-separated concepts, e.g. "dog, grass"')
-    empty = [i for i, c in enumerate(concepts) if not c]
-    if empty:
-        raise ValueError(f"--concepts {text!r} has an empty concept at position {empty[0] + 1}")
-    return concepts
+    """``--concepts "a, b"`` → the concepts (:func:`fossil.concepts.parse_concepts`, whose
+    messages then name the flag)."""
+    from fossil.concepts import parse_concepts as parse
+
+    return parse(text, "--concepts")
 
 
 def add_server_options(p: Any) -> None:

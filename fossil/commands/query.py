@@ -133,11 +133,12 @@ def result_dict(result: ConceptResult) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fossil.concepts import check_concepts
     from fossil.models.nouns import concept_lemmas
-    from fossil.query.engine import QueryEngine, validate_concepts
+    from fossil.query.engine import QueryEngine
 
     config = retrieval_config(args)
-    concepts = validate_concepts(args.concepts)
+    concepts = check_concepts(args.concepts)
     coverage = coverage_config(args)
     M = per_concept(args, config.N) if args.extend else None
     if args.top < 1:

@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from fossil.concepts import check_concepts, concept_key
 from fossil.ingest.corpora import CorpusFile
 from fossil.models.protocols import NounParser
 
 logger = logging.getLogger(__name__)
 
 CORPUS_PREFIX = "concept:"
-MAX_CONCEPT_CHARS = 80  # a concept is a short noun phrase; CLIP reads 77 tokens of caption
 
 # "the" fits singular, plural and mass nouns alike ("the sky", "the solar panels").
 FRAMINGS: tuple[str, ...] = (
@@ -61,25 +61,6 @@ CONTEXTS: tuple[str, ...] = (
 MAX_PER_CONCEPT = len(FRAMINGS) * len(CONTEXTS)  # distinct captions available: 200
 
 
-def validate_concept(concept: str) -> str:
-    """The concept with whitespace collapsed and lowercased (CLIP's tokenizer lowercases
-    anyway); rejects non-strings, empty concepts, commas (``--concepts`` separates with them)
-    and concepts over :data:`MAX_CONCEPT_CHARS` characters."""
-    if not isinstance(concept, str):
-        raise ValueError(f"a concept must be a string, got {type(concept).__name__}")
-    text = " ".join(concept.split()).lower()
-    if not text:
-        raise ValueError(f"concept {concept!r} is empty; give a noun phrase, e.g. 'solar panel'")
-    if "," in text:
-        raise ValueError(f"concept {text!r} contains a comma: give one concept per entry")
-    if len(text) > MAX_CONCEPT_CHARS:
-        raise ValueError(
-            f"concept {text[:40]!r}... has {len(text)} characters; a concept is a short noun "
-            f"phrase of at most {MAX_CONCEPT_CHARS} characters"
-        )
-    return text
-
-
 def concept_captions(concept: str, M: int) -> list[str]:
     """``M`` distinct captions for ``concept`` (already validated), the same every time.
 
@@ -99,13 +80,11 @@ def corpus_name(concept: str) -> str:
 
 
 def concept_corpora(concepts: Sequence[str], M: int) -> list[CorpusFile]:
-    """One concept corpus per distinct concept (validated), each with ``M`` captions and
-    the concept as phrase."""
-    if isinstance(concepts, str):
-        raise TypeError("concepts must be a sequence of strings, not one string")
-    cleaned = list(dict.fromkeys(validate_concept(c) for c in concepts))
-    if not cleaned:
-        raise ValueError("no concepts given")
+    """One concept corpus per concept (:func:`fossil.concepts.check_concepts`: a concept
+    given twice is refused), each with ``M`` captions and the concept as phrase.  Corpora,
+    captions and phrases use the concept's identity (:func:`fossil.concepts.concept_key`,
+    lowercased), so the same concept spelt otherwise adds nothing."""
+    cleaned = [concept_key(c) for c in check_concepts(concepts)]
     return [
         CorpusFile(
             name=corpus_name(concept),

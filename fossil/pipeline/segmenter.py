@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from fossil.concepts import check_concepts
 from fossil.config import FossilConfig
 from fossil.db.protocols import Collection
 from fossil.eval.cache import CropCache, array_sha1, config_fingerprint
@@ -28,7 +29,7 @@ from fossil.eval.protocol import (
     upsample_argmax,
 )
 from fossil.models.protocols import DenseEncoder
-from fossil.query.engine import QueryEngine, validate_concepts
+from fossil.query.engine import QueryEngine
 from fossil.query.retrieval import ConceptResult
 from fossil.segment.opencut import opencut
 from fossil.segment.pooling import region_pool
@@ -175,17 +176,6 @@ class SegmentationResult:
     explanations: list[Explanation]
 
 
-def _check_concepts(concepts: Sequence[str]) -> list[str]:
-    cleaned = validate_concepts(concepts)
-    lowered = [c.lower() for c in cleaned]
-    duplicates = sorted({c for c in lowered if lowered.count(c) > 1})
-    if duplicates:
-        raise ValueError(
-            f"duplicate concepts: {', '.join(map(repr, duplicates))}; give each concept once"
-        )
-    return cleaned
-
-
 def segment_image(
     image: np.ndarray,
     concepts: Sequence[str],
@@ -207,7 +197,7 @@ def segment_image(
         raise ValueError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
     if engine.collection is not collection:
         raise ValueError("engine was built for another collection")
-    concepts = _check_concepts(concepts)
+    concepts = check_concepts(concepts)
     results = engine.query(concepts)
     scorer = CropScorer(analyser, [r.prototypes for r in results], config, record=explain > 0)
     height, width = image.shape[:2]

@@ -19,7 +19,6 @@ _EXPORTS = {
     "QueryEngine": "fossil.query.engine",
     "query": "fossil.query.engine",
     "NoReferencesError": "fossil.query.engine",
-    "validate_concepts": "fossil.query.engine",
     "check_text_encoder": "fossil.query.engine",
     "Coverage": "fossil.query.coverage",
     "assess_coverage": "fossil.query.coverage",
@@ -46,7 +45,6 @@ __all__ = [
     "mean_prototype",
     "query",
     "retrieve",
-    "validate_concepts",
 ]
 
 if TYPE_CHECKING:
@@ -56,7 +54,6 @@ if TYPE_CHECKING:
         QueryEngine,
         check_text_encoder,
         query,
-        validate_concepts,
     )
     from fossil.query.grid import draw_grid
     from fossil.query.prototypes import concept_prototypes, kmeans_prototypes, mean_prototype

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fossil.concepts import check_concepts
 from fossil.config import CoverageConfig, RetrievalConfig
 from fossil.db.protocols import Collection
 from fossil.models.protocols import TextEncoder
@@ -59,24 +60,6 @@ class CacheStats:
     entries: int
 
 
-def validate_concepts(concepts: Sequence[str]) -> list[str]:
-    """Concept texts with surrounding whitespace removed; rejects an empty list, non-strings
-    and empty or whitespace-only concepts."""
-    if isinstance(concepts, str):
-        raise ValueError(f"concepts must be a list of strings, got the string {concepts!r}")
-    concepts = list(concepts)
-    if not concepts:
-        raise ValueError("concepts is empty: give at least one concept text")
-    cleaned = []
-    for i, concept in enumerate(concepts):
-        if not isinstance(concept, str):
-            raise ValueError(f"concepts[{i}] must be a string, got {type(concept).__name__}")
-        if not concept.strip():
-            raise ValueError(f"concepts[{i}] ({concept!r}) is empty; give a non-empty text")
-        cleaned.append(concept.strip())
-    return cleaned
-
-
 def check_text_encoder(collection: Collection, text_encoder: TextEncoder) -> None:
     """Refuse an encoder other than the one the collection's TREs were computed with."""
     meta = collection.meta
@@ -120,13 +103,14 @@ class QueryEngine:
         self._lemma_revision: int | None = None
 
     def query(self, concepts: Sequence[str]) -> list[ConceptResult]:
-        """One :class:`ConceptResult` per concept, in the order given (duplicates allowed)."""
-        cleaned = validate_concepts(concepts)
+        """One :class:`ConceptResult` per concept, in the order given; the concepts are
+        checked by :func:`fossil.concepts.check_concepts` (a concept given twice is refused)."""
+        cleaned = check_concepts(concepts)
         revision = int(self.collection.catalog.revision())
         if revision != self._revision:  # entries of other revisions can never hit again
             self._memory.clear()
             self._revision = revision
-        keys = {c: self._key(c, revision) for c in dict.fromkeys(cleaned)}
+        keys = {c: self._key(c, revision) for c in cleaned}
         found = {c: r for c, r in ((c, self._cached(k)) for c, k in keys.items()) if r is not None}
         missing = [c for c in keys if c not in found]
         if missing:
@@ -147,7 +131,7 @@ class QueryEngine:
         the same (cached) retrieval as :meth:`query`.  ``lemmas``: per concept, its own noun
         lemmas (:func:`fossil.models.nouns.concept_lemmas`; default: the lowercased concept).
         A concept with no references at all is uncovered (no error)."""
-        cleaned = validate_concepts(concepts)
+        cleaned = check_concepts(concepts)
         if lemmas is None:
             lemmas = [frozenset({" ".join(c.lower().split())}) for c in cleaned]
         if len(lemmas) != len(cleaned):

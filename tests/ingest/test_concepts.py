@@ -8,14 +8,13 @@ from typing import Any
 
 import pytest
 
+from fossil.concepts import MAX_CONCEPT_CHARS, check_concept, concept_key
 from fossil.db.catalog import caption_hash
 from fossil.db.protocols import CaptionJob
 from fossil.ingest.concepts import (
-    MAX_CONCEPT_CHARS,
     MAX_PER_CONCEPT,
     concept_captions,
     concept_corpora,
-    validate_concept,
     warn_without_nouns,
 )
 from fossil.ingest.references import job_nouns
@@ -42,7 +41,7 @@ def test_captions_are_distinct_deterministic_and_name_the_concept() -> None:
 
 
 def test_validate_concept() -> None:
-    assert validate_concept("  Solar   Panel ") == "solar panel"
+    assert concept_key(check_concept("  Solar   Panel ")) == "solar panel"
     for bad, match in [
         ("", "empty"),
         ("   ", "empty"),
@@ -50,17 +49,20 @@ def test_validate_concept() -> None:
         ("x" * 300, f"at most {MAX_CONCEPT_CHARS}"),
     ]:
         with pytest.raises(ValueError, match=match):
-            validate_concept(bad)
+            check_concept(bad)
     with pytest.raises(ValueError, match="string"):
-        validate_concept(3)  # type: ignore[arg-type]
+        check_concept(3)
 
 
-def test_concept_corpora_are_named_and_deduplicated() -> None:
-    corpora = concept_corpora(["Axolotl", "axolotl", "solar panel"], 5)
+def test_concept_corpora_are_named_by_the_lowercased_concept() -> None:
+    corpora = concept_corpora(["Axolotl", "solar  panel"], 5)
     assert [c.name for c in corpora] == ["concept:axolotl", "concept:solar panel"]
     assert all(c.phrase == c.name.removeprefix("concept:") for c in corpora)
     assert all(len(c.captions) == 5 for c in corpora)
-    with pytest.raises(TypeError):
+    # fossil.concepts' one rule: a concept given twice (whatever its case) is refused
+    with pytest.raises(ValueError, match="duplicate concepts: 'axolotl'"):
+        concept_corpora(["Axolotl", "axolotl", "solar panel"], 5)
+    with pytest.raises(ValueError, match="list of strings"):
         concept_corpora("axolotl", 5)  # type: ignore[arg-type]
 
 

@@ -32,11 +32,14 @@ def test_prototypes_recover_planted_centres(planted_world: PlantedWorld) -> None
 
 def test_one_search_for_all_concepts_and_results_in_given_order(planted_world: PlantedWorld):
     w = planted_world
-    results = engine(w, N=20, K=2).query([" tree", "dog", "tree "])
-    assert [r.concept for r in results] == ["tree", "dog", "tree"]
+    results = engine(w, N=20, K=2).query([" tree", "dog"])
+    assert [r.concept for r in results] == ["tree", "dog"]
     assert w.store.calls == {"search": 1, "fetch_visual": 1}
-    assert w.store.queries_per_search == [2]  # duplicates computed once
-    assert results[0] is results[2]
+    assert w.store.queries_per_search == [2]
+    # one rule for every entry point (fossil.concepts): a concept given twice is refused
+    with pytest.raises(ValueError, match="duplicate concepts: 'tree'"):
+        engine(w, N=20, K=2).query(["tree", "dog", "Tree "])
+    assert w.store.calls == {"search": 1, "fetch_visual": 1}
 
 
 def test_cache_hits_then_invalidates_on_new_revision(planted_world: PlantedWorld) -> None:
