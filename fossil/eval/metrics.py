@@ -8,6 +8,7 @@ Pixels labelled ``ignore_index`` (255) count nowhere, neither in the prediction'
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -23,6 +24,23 @@ class ImageCounts:
     @property
     def union(self) -> np.ndarray:
         return self.pred_area + self.label_area - self.intersection
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Dataset-level numbers of one evaluation (what :mod:`fossil.eval.runner` returns and
+    :mod:`fossil.eval.report` writes)."""
+
+    dataset: str
+    class_names: tuple[str, ...]
+    iou: np.ndarray  # (C,) fractions, NaN for classes with no union
+    miou: float
+    aacc: float
+    num_images: int
+    skipped: tuple[tuple[str, str], ...]  # (image name, reason)
+    counts: ImageCounts  # summed over the dataset
+    resumed: int = 0  # images whose results were read back from an earlier run
+    reports: dict[str, Path] = field(default_factory=dict)
 
 
 def intersect_and_union(

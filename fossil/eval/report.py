@@ -11,10 +11,9 @@ import math
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from fossil.eval.runner import EvalResult
+from fossil.eval.metrics import EvalResult
 
 PACKAGES = (
     "fossil-ovss", "numpy", "torch", "transformers", "diffusers", "qdrant-client",

@@ -20,7 +20,7 @@ import json
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from fossil.config import EvalConfig
 from fossil.eval.cache import config_fingerprint
 from fossil.eval.datasets import Sample, SegmentationDataset
-from fossil.eval.metrics import ImageCounts, IoUAccumulator, intersect_and_union
+from fossil.eval.metrics import EvalResult, ImageCounts, IoUAccumulator, intersect_and_union
 from fossil.eval.protocol import CropPredictor, predict_label_map
 from fossil.eval.report import write_reports
 
@@ -40,22 +40,6 @@ logger = logging.getLogger(__name__)
 RUN_FILE = "run.json"
 RESULTS_FILE = "per_image.jsonl"
 UNFINGERPRINTED = ("packages", "limit", "data", "device")  # may change between resumed runs
-
-
-@dataclass(frozen=True)
-class EvalResult:
-    """Dataset-level numbers of one evaluation."""
-
-    dataset: str
-    class_names: tuple[str, ...]
-    iou: np.ndarray  # (C,) fractions, NaN for classes with no union
-    miou: float
-    aacc: float
-    num_images: int
-    skipped: tuple[tuple[str, str], ...]  # (image name, reason)
-    counts: ImageCounts  # summed over the dataset
-    resumed: int = 0  # images whose results were read back from an earlier run
-    reports: dict[str, Path] = field(default_factory=dict)
 
 
 def evaluate(

@@ -3,9 +3,8 @@ import json
 import numpy as np
 from PIL import Image
 
-from fossil.eval.metrics import ImageCounts
+from fossil.eval.metrics import EvalResult, ImageCounts
 from fossil.eval.report import markdown_report, package_versions, results_json, write_reports
-from fossil.eval.runner import EvalResult
 
 
 def make_result() -> EvalResult:
