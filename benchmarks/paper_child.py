@@ -78,9 +78,9 @@ def run_child(report_path: Path, argv: list[str]) -> int:
     load_s: dict[str, float] = {}
     real_load = loading._load_role
 
-    def load_role(role: str, ident: str, generation: Any, device: str) -> Any:
+    def load_role(role: str, ident: str, generation: Any, device: str, *rest: Any) -> Any:
         started = time.perf_counter()
-        model = real_load(role, ident, generation, device)
+        model = real_load(role, ident, generation, device, *rest)
         load_s[role] = round(time.perf_counter() - started, 2)
         if role == "generator":
             timers.hook(model.pipeline.unet, "unet_call")

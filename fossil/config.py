@@ -247,21 +247,30 @@ class EvalConfig:
     long_side: int = 2048
     crop: int = 448  # sliding-window crop side
     stride: int = 224  # sliding-window stride
-    dense_size: int = 518  # DINOv2 input side per crop (37×37 patches)
-    key_size: int = 480  # DINO ViT-B/8 input side per crop (60×60 patches)
+    # §9 input sides per crop (fossil.models.loading builds the encoders at them); None
+    # follows the backbone's patch size: dense 518 at /14 (DINOv2, 37×37 patches), else the
+    # largest multiple of the patch below 518; keys 480 at /8 (DINO ViT-B/8, 60×60) and /16,
+    # 518 at /14.  A side must be a multiple of the backbone's patch size.
+    dense_size: int | None = None
+    key_size: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("short_side", "long_side", "crop", "stride", "dense_size", "key_size"):
-            _check_positive(name, getattr(self, name))
+            value = getattr(self, name)
+            if value is not None:
+                _check_positive(name, value)
 
 
 @dataclass(frozen=True)
 class FossilConfig:
-    """Everything fossil needs, composed."""
+    """Everything a query, a segmentation or an evaluation reads, composed.
 
-    models: ModelIds = field(default_factory=ModelIds)
-    generation: GenerationConfig = field(default_factory=GenerationConfig)
-    text: TextConfig = field(default_factory=TextConfig)
+    How the references were built is not configured here: the models and the generation
+    settings are the model profile's (``fossil.models.loading.ModelProfile``: ``ModelIds`` per
+    role, ``GenerationConfig`` from its ``[generation]`` table, fingerprinted into point ids),
+    and the TRE weight is :class:`TextConfig`'s, read by ingest.
+    """
+
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     coverage: CoverageConfig = field(default_factory=CoverageConfig)
     opencut: OpenCutConfig = field(default_factory=OpenCutConfig)

@@ -24,10 +24,10 @@ def models_loaded_once() -> Iterator[None]:
 
     real, cache = loading.load_models, {}
 
-    def load(profile="paper", *, device=None, generation=None, roles=loading.ROLES):  # noqa: ANN001, ANN202
-        key = (str(profile), device, generation, frozenset(roles))
+    def load(profile="paper", *, device=None, generation=None, roles=loading.ROLES, **sizes):  # noqa: ANN001, ANN003, ANN202
+        key = (str(profile), device, generation, frozenset(roles), tuple(sorted(sizes.items())))
         if key not in cache:
-            cache[key] = real(profile, device=device, generation=generation, roles=roles)
+            cache[key] = real(profile, device=device, generation=generation, roles=roles, **sizes)
         return cache[key]
 
     with pytest.MonkeyPatch.context() as patch:

@@ -9,6 +9,7 @@ from fossil.config import (
     OpenCutConfig,
     RetrievalConfig,
     ScoringConfig,
+    TextConfig,
     apply_preset,
     get_preset,
 )
@@ -23,9 +24,10 @@ def test_paper_defaults():
         0.8,
         0.7,
     )
-    assert config.generation.heatmap_threshold == 0.45
-    assert config.text.template_weight == 0.9
-    assert config.text.caption_weight == pytest.approx(0.1)
+    # what builds references: the model profile's and ingest's configs, not FossilConfig's
+    assert GenerationConfig().heatmap_threshold == 0.45
+    assert TextConfig().template_weight == 0.9
+    assert TextConfig().caption_weight == pytest.approx(0.1)
     # OpenCut: the paper's variant, quantile taus measured on real photos (§5.7) ...
     assert (config.opencut.variant, config.opencut.tau_space) == ("paper", "quantile")
     assert config.opencut.taus == (0.5, 0.6, 0.7, 0.8, 0.9)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from fossil.config import (
     OPENCUT_VARIANTS,
     CoverageConfig,
+    EvalConfig,
     FossilConfig,
     OpenCutConfig,
     with_overrides,
@@ -223,17 +224,30 @@ def meta_profile(meta: CollectionMeta) -> ModelProfile:
 
 
 def load_command_models(
-    args: argparse.Namespace, command: str, collection: Collection | None, *, extend: bool = False
+    args: argparse.Namespace,
+    command: str,
+    collection: Collection | None,
+    *,
+    extend: bool = False,
+    sizes: EvalConfig | None = None,
 ) -> ModelBundle:
     """The models ``command`` needs (``fossil.models.loading.COMMAND_ROLES``, plus --extend's),
     each built on first use: those of --models when given, else those ``collection`` records
-    (else the paper's)."""
+    (else the paper's); the dense and keys encoders at the input sides of ``sizes``."""
     from fossil.models.loading import command_roles, load_models
 
     roles = command_roles(command, extend=extend)
-    if args.models is not None or collection is None:
-        return load_models(args.models or "paper", device=args.device, roles=roles)
-    return load_models(meta_profile(collection.meta), device=args.device, roles=roles)
+    sides = sizes if sizes is not None else EvalConfig()
+    profile = args.models or "paper"
+    if args.models is None and collection is not None:
+        profile = meta_profile(collection.meta)
+    return load_models(
+        profile,
+        device=args.device,
+        roles=roles,
+        dense_size=sides.dense_size,
+        key_size=sides.key_size,
+    )
 
 
 def check_dense_encoder(collection: Collection, models: ModelBundle) -> None:

@@ -16,7 +16,7 @@ from fossil.commands._options import (
     add_server_options,
     build_config,
 )
-from fossil.config import PRESETS, FossilConfig
+from fossil.config import PRESETS, FossilConfig, TextConfig
 from fossil.eval.layouts import SPECS
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ def open_predictor(
 
     collection = open_store(args)
     try:
-        models = load_command_models(args, "eval", collection)
+        models = load_command_models(args, "eval", collection, sizes=config.eval)
         results = QueryEngine(collection, models.text, config.retrieval).query(class_names)
         check_dense_encoder(collection, models)
         cache = None if args.no_cache else CropCache(args.cache_dir or default_cache_dir())
@@ -157,7 +157,7 @@ def config_info(
         "retrieval": asdict(config.retrieval),
         "opencut": asdict(config.opencut),
         "scoring": asdict(config.scoring),
-        "text": asdict(config.text),
+        "text": asdict(TextConfig()),  # the TRE weight ingest uses (not a FossilConfig field)
         "eval": asdict(config.eval),
         "limit": args.limit,
         "data": str(args.data),

@@ -134,7 +134,7 @@ def load_serve_models(
         return demo_models(device=args.device), config
     # the collection's own models unless --models names others; built now, not on the
     # first request
-    models = load_command_models(args, "segment", collection).load()
+    models = load_command_models(args, "segment", collection, sizes=config.eval).load()
     check_dense_encoder(collection, models)
     return models, config
 

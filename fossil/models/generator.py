@@ -16,6 +16,7 @@ import logging
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -323,8 +324,24 @@ def check_inputs(captions: Sequence[str], nouns: Sequence[Sequence[Noun]]) -> No
             raise ValueError(f"captions[{i}] is empty: every caption needs text to generate from")
 
 
+# GenerationConfig fields that do not change images or masks, so they stay out of the
+# fingerprint: batched and single generation agree.  Every other field is in it, a new one too.
+FINGERPRINT_EXCLUDED: frozenset[str] = frozenset({"batch_size"})
+
+
+def generation_settings(config: GenerationConfig) -> dict[str, object]:
+    """The fingerprinted fields of ``config`` (all but :data:`FINGERPRINT_EXCLUDED`), by name."""
+    values = {f.name: getattr(config, f.name) for f in fields(config)}
+    return {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in values.items()
+        if k not in FINGERPRINT_EXCLUDED
+    }
+
+
 def generation_fingerprint(name: str, config: GenerationConfig, scheduler: dict) -> str:
-    """Hash of everything that changes images or masks (§4): model, scheduler, settings.
+    """Hash of everything that changes images or masks (§4): model, scheduler, settings
+    (:func:`generation_settings`).
 
     ``batch_size`` is left out (batched and single generation agree), and so is the dtype
     (float16 on CUDA vs float32 on CPU differ only by rounding).
@@ -332,14 +349,7 @@ def generation_fingerprint(name: str, config: GenerationConfig, scheduler: dict)
     settings = {
         "model": name,
         "scheduler": {k: v for k, v in scheduler.items() if not k.startswith("_")},
-        "height": config.height,
-        "width": config.width,
-        "steps": config.steps,
-        "guidance_scale": config.guidance_scale,
-        "heatmap_resolutions": list(config.heatmap_resolutions),
-        "heatmap_size": config.heatmap_size,
-        "mask_mode": config.mask_mode,
-        "heatmap_threshold": config.heatmap_threshold,
+        **generation_settings(config),
         "seeding": "sha256-63/cpu-randn/v1",
     }
     blob = json.dumps(settings, sort_keys=True, default=str).encode("utf-8")

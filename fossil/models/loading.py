@@ -87,17 +87,28 @@ class ModelBundle:
     """The models of a profile on one device, one per role, each built on first use.
 
     Only ``roles`` may be built (see :data:`COMMAND_ROLES`); reaching for another one is a bug
-    of the caller and raises.  ``ids``: role → name of each model built so far (what reports
-    record); ``load_seconds``: role → seconds its build took.
+    of the caller and raises.  ``dense_size``/``key_size``: the input sides of the dense and
+    keys roles (``EvalConfig.dense_size``/``key_size``; None: follow the backbone's patch size,
+    see :func:`load_dense_encoder`, :func:`keys_input_size`).  ``ids``: role → name of each
+    model built so far (what reports record); ``load_seconds``: role → seconds its build took.
     """
 
-    def __init__(self, profile: ModelProfile, device: str, roles: Iterable[str] = ROLES) -> None:
+    def __init__(
+        self,
+        profile: ModelProfile,
+        device: str,
+        roles: Iterable[str] = ROLES,
+        *,
+        dense_size: int | None = None,
+        key_size: int | None = None,
+    ) -> None:
         self.roles = frozenset(roles)
         unknown = sorted(self.roles - set(ROLES))
         if unknown:
             raise ValueError(f"unknown model roles {unknown}; known: {list(ROLES)}")
         self.sources = dict(profile.ids)  # role → id or path
         self.generation = profile.generation
+        self.input_sizes: dict[str, int | None] = {"dense": dense_size, "keys": key_size}
         self.device = device
         self.profile = profile.name
         self.load_seconds: dict[str, float] = {}
@@ -112,7 +123,9 @@ class ModelBundle:
             )
         if role not in self._models:
             started = time.perf_counter()
-            self._models[role] = _load_role(role, self.sources[role], self.generation, self.device)
+            self._models[role] = _load_role(
+                role, self.sources[role], self.generation, self.device, self.input_sizes.get(role)
+            )
             self.load_seconds[role] = time.perf_counter() - started
             logger.info(
                 "built the %s model %s in %.1f s", role, self.sources[role], self.load_seconds[role]
@@ -149,7 +162,7 @@ class ModelBundle:
 
     @property
     def dense(self) -> DenseEncoder:
-        """The DINOv2 role: VREs and region features (518² at /14, see load_dense_encoder)."""
+        """The DINOv2 role: VREs and region features (518² at /14 unless ``dense_size``)."""
         return self.model("dense")  # type: ignore[no-any-return]
 
     @property
@@ -246,9 +259,10 @@ def load_generator(ident: str, config: GenerationConfig, device: str) -> Generat
     return _build("generator", ident, build)
 
 
-def load_dense_encoder(ident: str, device: str) -> DenseEncoder:
-    """DINOv2 patch features at 518² (``"tiny"``: a 2-layer random DINOv2).  Any DINO-family
-    backbone loads (:func:`load_dino_backbone`): DINOv2 with or without registers, DINO ViT."""
+def load_dense_encoder(ident: str, device: str, input_size: int | None = None) -> DenseEncoder:
+    """DINOv2 patch features at ``input_size``² (None: 518² at /14, else the largest multiple
+    of the patch below 518; ``"tiny"``: a 2-layer random DINOv2).  Any DINO-family backbone
+    loads (:func:`load_dino_backbone`): DINOv2 with or without registers, DINO ViT."""
     from fossil.models.dense import PatchFeatureEncoder
 
     def build() -> DenseEncoder:
@@ -259,16 +273,18 @@ def load_dense_encoder(ident: str, device: str) -> DenseEncoder:
         else:
             model, name = load_dino_backbone(_path_or_id(ident)), ident
         model = model.to(device=device, dtype=_dtype(device))
-        side = input_size_for_patch(int(model.config.patch_size), DENSE_INPUT_SIZE)
+        side = input_size
+        if side is None:
+            side = input_size_for_patch(int(model.config.patch_size), DENSE_INPUT_SIZE)
         return PatchFeatureEncoder(model, name, input_size=side)
 
     return _build("dense", ident, build)
 
 
-def load_key_encoder(ident: str, device: str) -> DenseEncoder:
+def load_key_encoder(ident: str, device: str, input_size: int | None = None) -> DenseEncoder:
     """Last-layer attention keys for OpenCut (§5.7) from any DINO-family backbone
-    (:func:`load_dino_backbone`), at the input side :func:`keys_input_size` gives for its patch
-    size (``"tiny"``: a 2-layer random ViT/8)."""
+    (:func:`load_dino_backbone`), at ``input_size``² (None: the side :func:`keys_input_size`
+    gives for its patch size; ``"tiny"``: a 2-layer random ViT/8)."""
     from fossil.models.dense import KeyFeatureEncoder
 
     def build() -> DenseEncoder:
@@ -279,7 +295,7 @@ def load_key_encoder(ident: str, device: str) -> DenseEncoder:
         else:
             model, name = load_dino_backbone(_path_or_id(ident)), ident
         model = model.to(device=device, dtype=_dtype(device))
-        side = keys_input_size(int(model.config.patch_size))
+        side = keys_input_size(int(model.config.patch_size)) if input_size is None else input_size
         return KeyFeatureEncoder(model, name, input_size=side)
 
     return _build("keys", ident, build)
@@ -438,14 +454,17 @@ def load_models(
     device: str | None = None,
     generation: GenerationConfig | None = None,
     roles: Iterable[str] = ROLES,
+    dense_size: int | None = None,
+    key_size: int | None = None,
 ) -> ModelBundle:
     """The models of a profile on one device, built on first use, ``roles`` only (see
-    :func:`command_roles`); ``generation`` overrides the profile's settings."""
+    :func:`command_roles`); ``generation`` overrides the profile's settings;
+    ``dense_size``/``key_size``: input sides (``EvalConfig``; None: follow the patch size)."""
     resolved = resolve_profile(profile)
     if generation is not None:
         resolved = replace(resolved, generation=generation)
     device = default_device(device)
-    bundle = ModelBundle(resolved, device, roles)
+    bundle = ModelBundle(resolved, device, roles, dense_size=dense_size, key_size=key_size)
     tiny_roles = [
         r for r in ROLES if r in bundle.roles and r != "nouns" and bundle.sources[r] == TINY
     ]
@@ -464,7 +483,9 @@ def load_models(
     return bundle
 
 
-def _load_role(role: str, ident: str, generation: GenerationConfig, device: str) -> Any:
+def _load_role(
+    role: str, ident: str, generation: GenerationConfig, device: str, input_size: int | None
+) -> Any:
     if role == "generator":
         return load_generator(ident, generation, device)
     if role == "nouns":
@@ -472,5 +493,5 @@ def _load_role(role: str, ident: str, generation: GenerationConfig, device: str)
     if role == "text":
         return load_text_encoder(ident, device)
     if role == "dense":
-        return load_dense_encoder(ident, device)
-    return load_key_encoder(ident, device)
+        return load_dense_encoder(ident, device, input_size)
+    return load_key_encoder(ident, device, input_size)

@@ -1,7 +1,7 @@
 """Text encoders and the Textual Retrieval Embedding (§5.5).
 
 ``TRE = normalise(w·normalise(mean_templates(noun)) + (1 − w)·normalise(caption))`` with
-``w`` = 0.9 (``TextConfig.template_weight``); a query embeds a concept as
+``w`` = ``TextConfig.template_weight`` (0.9, §5.5); a query embeds a concept as
 ``normalise(mean_templates(concept))``.  Encoders are pluggable: a CLIP text tower
 (:class:`ClipTextEncoder`) or any sentence-transformers model
 (:class:`SentenceTransformerEncoder`), since retrieval is text-to-text.
@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from fossil.config import TextConfig
 from fossil.models.protocols import TextEncoder
 
 # The 7 prompt templates of CLIP's zero-shot ImageNet notebook (§5.5).
@@ -57,9 +58,12 @@ def retrieval_embeddings(
     encoder: TextEncoder,
     nouns: Sequence[str],
     captions: Sequence[str],
-    template_weight: float = 0.9,
+    template_weight: float | None = None,
 ) -> np.ndarray:
-    """(B,) nouns and their captions → (B, dim) Textual Retrieval Embeddings (§5.5)."""
+    """(B,) nouns and their captions → (B, dim) Textual Retrieval Embeddings (§5.5);
+    ``template_weight`` None: ``TextConfig``'s default, its one home."""
+    if template_weight is None:
+        template_weight = TextConfig().template_weight
     if not 0.0 <= template_weight <= 1.0:
         raise ValueError(f"template_weight ({template_weight}) must be in [0, 1]")
     if len(nouns) != len(captions):

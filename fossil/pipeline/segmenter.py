@@ -46,6 +46,20 @@ class CropAnalysis:
     masks: np.ndarray  # (L, H, W) bool OpenCut masks at the crop size (L = 0: per-patch)
 
 
+def _check_input_sizes(dense: DenseEncoder, keys: DenseEncoder, config: FossilConfig) -> None:
+    """Refuse encoders built at other input sides than ``config.eval`` sets (None: any)."""
+    for role, encoder, side in (
+        ("dense", dense, config.eval.dense_size),
+        ("keys", keys, config.eval.key_size),
+    ):
+        if side is not None and encoder.input_size != side:
+            raise ValueError(
+                f"the {role} encoder takes {encoder.input_size}² inputs but the config's "
+                f"{role.replace('keys', 'key')}_size is {side}: build it at that side "
+                "(fossil.models.loading.load_models(dense_size=..., key_size=...))"
+            )
+
+
 class ImageAnalyser:
     """Dense features + OpenCut masks of a crop, optionally cached on disk (per crop content
     and everything the arrays depend on: encoders, input sizes, OpenCut config)."""
@@ -57,6 +71,7 @@ class ImageAnalyser:
         config: FossilConfig,
         cache: CropCache | None = None,
     ) -> None:
+        _check_input_sizes(dense, keys, config)
         self.dense = dense
         self.keys = keys
         self.config = config

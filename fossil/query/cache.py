@@ -21,11 +21,12 @@ import os
 import shutil
 import tempfile
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
+from fossil.config import RetrievalConfig
 from fossil.db.protocols import Collection
 from fossil.query.retrieval import ConceptResult, Reference
 
@@ -47,6 +48,25 @@ class CacheKey:
     def digest(self) -> str:
         blob = json.dumps(asdict(self), sort_keys=True, default=str)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:40]
+
+
+# RetrievalConfig fields that cannot change a concept's result, so they stay out of the
+# cache key (none today).  N and K are keyed as CacheKey fields; every other field is in
+# ``options``, a new one too.
+KEY_EXCLUDED: frozenset[str] = frozenset()
+KEY_OWN_FIELDS: frozenset[str] = frozenset({"N", "K"})
+
+
+def retrieval_options(config: RetrievalConfig) -> tuple[tuple[str, object], ...]:
+    """``CacheKey.options`` of ``config``: every field but N, K and :data:`KEY_EXCLUDED`,
+    sorted by name; ``exclude_corpora`` as a set (its order does not matter)."""
+    options = []
+    for f in fields(config):
+        if f.name in KEY_OWN_FIELDS or f.name in KEY_EXCLUDED:
+            continue
+        value = getattr(config, f.name)
+        options.append((f.name, tuple(sorted(value)) if f.name == "exclude_corpora" else value))
+    return tuple(sorted(options))
 
 
 def collection_instance(collection: Collection) -> str:

@@ -18,7 +18,13 @@ from fossil.concepts import check_concepts
 from fossil.config import CoverageConfig, RetrievalConfig
 from fossil.db.protocols import Collection
 from fossil.models.protocols import TextEncoder
-from fossil.query.cache import CacheKey, DiskCache, MemoryCache, collection_instance
+from fossil.query.cache import (
+    CacheKey,
+    DiskCache,
+    MemoryCache,
+    collection_instance,
+    retrieval_options,
+)
 from fossil.query.coverage import Coverage, assess_coverage
 from fossil.query.prototypes import batch_prototypes, effective_k
 from fossil.query.retrieval import ConceptResult, Retrieved, retrieve
@@ -171,18 +177,10 @@ class QueryEngine:
 
     def _key(self, concept: str, revision: int) -> CacheKey:
         c = self.config
-        options = (
-            ("exclude_corpora", tuple(sorted(c.exclude_corpora))),
-            ("niter", c.niter),
-            ("nredo", c.nredo),
-            ("prototype_mean", c.prototype_mean),
-            ("retrieval_threshold", c.retrieval_threshold),
-            ("seed", c.seed),
-            ("route", c.route),
-            ("route_cover", c.route_cover),
+        options = retrieval_options(c)  # every field of RetrievalConfig (fossil.query.cache)
+        return CacheKey(
+            concept, c.N, c.K, options, self.text_encoder.name, revision, self._instance
         )
-        name = self.text_encoder.name
-        return CacheKey(concept, c.N, c.K, options, name, revision, self._instance)
 
     def _cached(self, key: CacheKey) -> ConceptResult | None:
         result = self._memory.get(key)

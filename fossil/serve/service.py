@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from fossil.config import CoverageConfig, FossilConfig, RetrievalConfig, with_overrides
+from fossil.config import FossilConfig, RetrievalConfig, with_overrides
 from fossil.pipeline.segmenter import CropAnalysis, ImageAnalyser, Region, segment_image
 from fossil.query.engine import QueryEngine
 
@@ -139,7 +139,6 @@ class Service:
         *,
         parse_concepts: Callable[[str], list[str]],
         describe: Callable[[], dict[str, Any]],
-        coverage: CoverageConfig | None = None,
         explain: int = 3,
     ) -> None:
         self.collection = collection
@@ -147,7 +146,6 @@ class Service:
         self.config = config
         self.parse_concepts = parse_concepts
         self.describe = describe
-        self.coverage_config = coverage if coverage is not None else CoverageConfig()
         self.explain = explain
         self._engines: dict[RetrievalConfig, QueryEngine] = {}
         self.engine(config.retrieval)  # refuses a text encoder the collection was not built with
@@ -165,7 +163,7 @@ class Service:
         from fossil.models.nouns import concept_lemmas
 
         lemmas = concept_lemmas(self.models.nouns, concepts)
-        return engine.coverage(concepts, lemmas, self.coverage_config)
+        return engine.coverage(concepts, lemmas, self.config.coverage)
 
     def segment(self, image: np.ndarray, concepts: list[str], config: FossilConfig) -> Segmentation:
         """Label ``image`` with ``concepts`` (model work: run one at a time)."""

@@ -30,9 +30,9 @@ def built(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]:
     calls: list[tuple[str, str]] = []
     real = loading._load_role
 
-    def record(role: str, ident: str, generation: object, device: str) -> object:
+    def record(role: str, ident: str, generation: object, device: str, *rest: object) -> object:
         calls.append((role, ident))
-        return real(role, ident, generation, device)  # type: ignore[arg-type]
+        return real(role, ident, generation, device, *rest)  # type: ignore[arg-type]
 
     monkeypatch.setattr(loading, "_load_role", record)
     yield calls
