@@ -1,11 +1,12 @@
-"""Flags shared by the commands that read a collection (query, segment, eval), and the
-config they build: one definition, so the commands cannot drift apart."""
+"""Flags shared by several commands (query, segment, eval, serve, ingest, corpus) and the
+typed values they build from them: one definition, so the commands cannot drift apart.
+Nothing here is passed an ``argparse.Namespace`` below :mod:`fossil.commands`."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,21 +14,19 @@ from typing import TYPE_CHECKING, Any
 from fossil.config import (
     OPENCUT_VARIANTS,
     CoverageConfig,
-    EvalConfig,
     FossilConfig,
     OpenCutConfig,
     with_overrides,
 )
 
 if TYPE_CHECKING:
-    from fossil.db.protocols import Collection, CollectionMeta
+    from fossil.db.protocols import Collection
     from fossil.ingest.references import IngestModels
-    from fossil.models.loading import ModelBundle, ModelProfile
+    from fossil.models.loading import ModelBundle
     from fossil.pipeline.extend import Extension
+    from fossil.pipeline.ingest import IngestProgress
     from fossil.query.coverage import Coverage
     from fossil.query.engine import QueryEngine
-
-logger = logging.getLogger(__name__)
 
 
 def parse_concepts(text: str) -> list[str]:
@@ -200,8 +199,10 @@ def opencut_config(args: argparse.Namespace, base: OpenCutConfig) -> OpenCutConf
     )
 
 
-def open_store(args: argparse.Namespace) -> Collection:
-    """The collection of --store / --qdrant-url / --catalog (existing; never created)."""
+def open_store(args: argparse.Namespace, *, release_stale_leases: bool = False) -> Collection:
+    """The collection of --store / --qdrant-url / --catalog (existing; never created).
+    ``release_stale_leases``: this command will claim or remove captions
+    (:func:`fossil.db.open.open_collection`)."""
     from fossil.db.open import open_collection
 
     if not args.store and not args.qdrant_url:
@@ -211,43 +212,23 @@ def open_store(args: argparse.Namespace) -> Collection:
         qdrant_url=args.qdrant_url,
         api_key=args.qdrant_api_key,
         catalog_url=args.catalog,
-    )
-
-
-def meta_profile(meta: CollectionMeta) -> ModelProfile:
-    """The profile of the models a collection records (its ``collection_meta``)."""
-    from fossil.models.loading import collection_profile
-
-    return collection_profile(
-        {"text": meta.text_encoder, "dense": meta.dense_encoder, "generator": meta.generator}
+        release_stale_leases=release_stale_leases,
     )
 
 
 def load_command_models(
-    args: argparse.Namespace,
-    command: str,
-    collection: Collection | None,
-    *,
-    extend: bool = False,
-    sizes: EvalConfig | None = None,
+    args: argparse.Namespace, command: str, collection: Collection | None, *, extend: bool = False
 ) -> ModelBundle:
     """The models ``command`` needs (``fossil.models.loading.COMMAND_ROLES``, plus --extend's),
     each built on first use: those of --models when given, else those ``collection`` records
-    (else the paper's); the dense and keys encoders at the input sides of ``sizes``."""
+    (else the paper's)."""
     from fossil.models.loading import command_roles, load_models
+    from fossil.pipeline.ingest import meta_profile
 
     roles = command_roles(command, extend=extend)
-    sides = sizes if sizes is not None else EvalConfig()
-    profile = args.models or "paper"
-    if args.models is None and collection is not None:
-        profile = meta_profile(collection.meta)
-    return load_models(
-        profile,
-        device=args.device,
-        roles=roles,
-        dense_size=sides.dense_size,
-        key_size=sides.key_size,
-    )
+    if args.models is not None or collection is None:
+        return load_models(args.models or "paper", device=args.device, roles=roles)
+    return load_models(meta_profile(collection.meta), device=args.device, roles=roles)
 
 
 def check_dense_encoder(collection: Collection, models: ModelBundle) -> None:
@@ -261,18 +242,7 @@ def check_dense_encoder(collection: Collection, models: ModelBundle) -> None:
         )
 
 
-def release_stale_leases(args: argparse.Namespace, collection: Collection) -> None:
-    """An embedded store with its own catalog is open in this process only (it is locked),
-    so leases found there belong to runs that died: hand them back at once instead of
-    waiting for them to expire."""
-    if args.qdrant_url is None and args.catalog is None:
-        stale = collection.catalog.release_all()
-        if stale:
-            logger.warning("%d captions were leased by a run that did not finish: retrying", stale)
-
-
 def assess_or_extend(
-    args: argparse.Namespace,
     engine: QueryEngine,
     concepts: list[str],
     lemmas: list[frozenset[str]],
@@ -281,19 +251,23 @@ def assess_or_extend(
     M: int | None,
 ) -> tuple[list[Coverage], Extension | None]:
     """The concepts' coverage; with --extend (``M`` and ``models`` given) the uncovered
-    ones get references first, and the coverage is the one after that."""
+    ones get references first (:func:`fossil.pipeline.extend.extend`; open the store with
+    ``release_stale_leases``), and the coverage is the one after that."""
     if models is None or M is None:
         return engine.coverage(concepts, lemmas, coverage), None
+    from fossil.db.open import MetaMismatchError
     from fossil.pipeline.extend import extend
 
-    release_stale_leases(args, engine.collection)  # an interrupted --extend's batches
-    extension = extend(
-        engine,
-        concepts,
-        models,
-        per_concept=M,
-        lemmas=lemmas,
-        coverage=coverage,
-        thumbnail_root=engine.collection.root,
-    )
+    try:
+        extension = extend(
+            engine, concepts, models, per_concept=M, lemmas=lemmas, coverage=coverage,
+            on_progress=_print_extend_message,
+        )  # fmt: skip
+    except MetaMismatchError as error:
+        raise ValueError(f"--extend: {error}") from None
     return extension.after, extension
+
+
+def _print_extend_message(progress: IngestProgress) -> None:
+    if progress.message:
+        print(f"--extend: {progress.message}", file=sys.stderr)

@@ -8,7 +8,7 @@ import os
 import time
 from typing import Any
 
-from fossil.commands._options import add_server_options, open_store, release_stale_leases
+from fossil.commands._options import add_server_options, open_store
 
 DESCRIPTION = """\
   fossil corpus list --store DIR              corpora, their captions and references
@@ -95,9 +95,8 @@ def run_remove(args: argparse.Namespace) -> int:
     from fossil.ingest.worker import KillSwitch
     from fossil.query.routing import refresh_lemma_index
 
-    collection = open_store(args)
+    collection = open_store(args, release_stale_leases=True)
     try:
-        release_stale_leases(args, collection)
         removal = remove_corpus(
             collection,
             args.name,

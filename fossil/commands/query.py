@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--top ({args.top}) must be >= 1")
     if args.grid:
         check_output_file(args.grid, "--grid")
-    collection = open_store(args)
+    collection = open_store(args, release_stale_leases=args.extend)
     try:
         models = load_command_models(args, "query", collection, extend=args.extend)
         engine = QueryEngine(
@@ -156,9 +156,7 @@ def run(args: argparse.Namespace) -> int:
         )
         lemmas = concept_lemmas(models.nouns, concepts)
         extending = models if args.extend else None
-        covered, extension = assess_or_extend(
-            args, engine, concepts, lemmas, coverage, extending, M
-        )
+        covered, extension = assess_or_extend(engine, concepts, lemmas, coverage, extending, M)
         results = engine.query(concepts)
     finally:
         collection.close()

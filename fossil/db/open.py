@@ -102,7 +102,11 @@ def _check_meta(catalog: CatalogStore, meta: CollectionMeta | None, create: bool
 
 
 def _open_edge(
-    root: Path, catalog_url: str | None, meta: CollectionMeta | None, create: bool
+    root: Path,
+    catalog_url: str | None,
+    meta: CollectionMeta | None,
+    create: bool,
+    release_stale: bool = False,
 ) -> Collection:
     from fossil.db.catalog import SqlCatalog
     from fossil.db.edge import EdgeStore, stored_dims
@@ -126,6 +130,8 @@ def _open_edge(
         if not exists and catalog_url is None:
             _check_vectors_lost(root, catalog, 0)
         checked = _check_meta(catalog, meta, create)
+        if release_stale and catalog_url is None:
+            _release_stale_leases(catalog)
         refs = EdgeStore(
             qdrant_dir,
             text_dim=checked.text_dim,
@@ -145,6 +151,15 @@ def _open_edge(
         refs.close()
         raise
     return Collection(refs=refs, catalog=catalog, meta=checked, root=str(root))
+
+
+def _release_stale_leases(catalog: CatalogStore) -> None:
+    """The store's own catalog, under the store's lock: no other process can be working on
+    it, so its leases belong to runs that died; hand them back now instead of when they
+    expire."""
+    stale = catalog.release_all()
+    if stale:
+        logger.warning("%d captions were leased by a run that did not finish: retrying", stale)
 
 
 def _open_captions_only(
@@ -282,6 +297,7 @@ def open_collection(
     collection_name: str = "fossil_refs",
     shard_number: int | None = None,
     replication_factor: int | None = None,
+    release_stale_leases: bool = False,
 ) -> Collection:
     """Open the collection at store directory ``root`` (embedded Qdrant Edge), or on the
     Qdrant server at ``qdrant_url`` (``":memory:"``: in-process, for tests) with its catalog
@@ -290,6 +306,10 @@ def open_collection(
     ``meta``: what the caller will write or read with; a store built otherwise is refused,
     naming both sides.  ``create``: make the store when missing (needs ``meta``).
     ``shard_number``/``replication_factor``: for a server collection created here.
+    ``release_stale_leases``: for a process that will claim or remove captions: an embedded
+    store with its own catalog is locked to this process, so the leases found in it belong
+    to runs that died and go back to pending at once (a server's or a shared catalog's
+    leases may be live workers': they wait for their expiry).
     Raises :class:`FileNotFoundError` for a missing store, :class:`MetaMismatchError`,
     :class:`~fossil.db.lock.StoreLockedError` when another process holds the embedded store.
     """
@@ -301,4 +321,4 @@ def open_collection(
         )
     if path is None:
         raise ValueError("give a store directory (root) or a Qdrant server URL (qdrant_url)")
-    return _open_edge(path, catalog_url, meta, create)
+    return _open_edge(path, catalog_url, meta, create, release_stale_leases)

@@ -23,7 +23,7 @@ import io
 import json
 import re
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -62,6 +62,19 @@ class CorpusFile:
     @property
     def skipped(self) -> int:
         return self.skipped_empty + self.skipped_encoding
+
+
+def merge_corpora(files: Sequence[CorpusFile], name: str) -> CorpusFile:
+    """``files`` as one corpus ``name``: their captions in order, sources and formats listed,
+    skips summed."""
+    return CorpusFile(
+        name=name,
+        source=", ".join(f.source for f in files),
+        format=",".join(sorted({f.format for f in files})),
+        captions=tuple(c for f in files for c in f.captions),
+        skipped_empty=sum(f.skipped_empty for f in files),
+        skipped_encoding=sum(f.skipped_encoding for f in files),
+    )
 
 
 def corpus_name(path: str | Path) -> str:

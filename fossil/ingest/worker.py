@@ -70,7 +70,8 @@ class KillSwitch:
 
 
 class BatchWriter:
-    """Writes batches in the §4 order and keeps the run's counters and progress bar."""
+    """Writes batches in the §4 order and keeps the run's counters and progress bar;
+    ``on_batch(stats)`` is called after each batch with the run's counters so far."""
 
     def __init__(
         self,
@@ -80,10 +81,12 @@ class BatchWriter:
         total: int | None = None,
         progress: bool = False,
         kill: KillSwitch | None = None,
+        on_batch: Callable[[IngestStats], None] | None = None,
     ) -> None:
         self.collection = collection
         self.owner = owner
         self.kill = kill or KillSwitch()
+        self.on_batch = on_batch
         self.stats = IngestStats()
         self.started = time.monotonic()
         self.bar = tqdm(total=total, unit="caption", disable=not progress, dynamic_ncols=True)
@@ -131,6 +134,8 @@ class BatchWriter:
         self.bar.update(len(new))
         rate = self.stats.references / elapsed
         self.bar.set_postfix(refs=self.stats.references, refs_s=f"{rate:.1f}")
+        if self.on_batch is not None:
+            self.on_batch(self.stats)
 
     def close(self) -> None:
         self.bar.close()

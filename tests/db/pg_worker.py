@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-import fossil.commands.ingest as ingest_command
+import fossil.pipeline.ingest as ingest_run
 from fossil.cli import main
 from fossil.records import GeneratedImage, Noun
 from tests.ingest.conftest import FakeGenerator, FakeModels
@@ -37,5 +37,5 @@ def load_slow_fake_models() -> FakeModels:
 
 
 if __name__ == "__main__":
-    ingest_command._loaders = lambda args, *_: [load_slow_fake_models] * args.workers  # type: ignore[assignment]
+    ingest_run.model_loaders = lambda profile, devices, workers: [load_slow_fake_models] * workers  # type: ignore[assignment]
     sys.exit(main())

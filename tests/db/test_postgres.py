@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, func, select
 
-import fossil.commands.ingest as ingest_command
+import fossil.pipeline.ingest as ingest_run
 from fossil.cli import main
 from fossil.db.catalog import SqlCatalog
 from fossil.db.open import open_collection
@@ -99,7 +99,7 @@ def single_worker(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     tmp = tmp_path_factory.mktemp("single")
     corpus, store = _corpus(tmp, CAPTIONS), tmp / "store"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ingest_command, "_loaders", lambda args, *_: [load_fake_models])
+        patch.setattr(ingest_run, "model_loaders", lambda *_: [load_fake_models])
         argv = ["ingest", str(corpus), "--store", str(store), "--batch-size", str(BATCH)]
         assert main([*argv, "--no-progress", "--no-thumbnails"]) == 0
     collection = open_collection(store)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import sys
 
-import fossil.commands.ingest as ingest_command
+import fossil.pipeline.ingest as ingest_run
 from fossil.cli import main
 from tests.ingest.conftest import load_fake_models
 
 if __name__ == "__main__":
-    ingest_command._loaders = lambda args, *_: [load_fake_models] * args.workers  # type: ignore[assignment]
+    ingest_run.model_loaders = lambda profile, devices, workers: [load_fake_models] * workers  # type: ignore[assignment]
     sys.exit(main())

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import fossil.commands.ingest as ingest_command
+import fossil.pipeline.ingest as ingest_run
 from fossil.cli import main
 from fossil.db.catalog import SqlCatalog
 from tests.ingest.conftest import FakeModels, FakeText, load_fake_models
@@ -33,7 +34,7 @@ def _captions_200() -> list[str]:
 @pytest.fixture
 def fake_models(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        ingest_command, "_loaders", lambda args, *_: [load_fake_models] * args.workers
+        ingest_run, "model_loaders", lambda profile, devices, workers: [load_fake_models] * workers
     )
 
 
@@ -131,12 +132,12 @@ def test_store_built_with_other_encoders_refuses(
 ) -> None:
     corpus, store = tmp_path / "c.txt", tmp_path / "store"
     corpus.write_text("A dog\n")
-    monkeypatch.setattr(ingest_command, "_loaders", lambda args, *_: [load_fake_models])
+    monkeypatch.setattr(ingest_run, "model_loaders", lambda *_: [load_fake_models])
     assert _ingest(capsys, store, corpus)[0] == 0
     other = tmp_path / "other.txt"
     other.write_text("A cat\n")
     swapped = FakeModels(text=FakeText(name="other-text", dim=32))
-    monkeypatch.setattr(ingest_command, "_loaders", lambda args, *_: [lambda: swapped])
+    monkeypatch.setattr(ingest_run, "model_loaders", lambda *_: [lambda: swapped])
     code, _, err = _ingest(capsys, store, other)
     assert code == 1
     assert "text_encoder: store has 'fake-text', asked for 'other-text'" in err
@@ -250,7 +251,7 @@ def test_ctrl_c_during_a_batch_prints_the_summary(
         return real(captions, nouns)
 
     models.generator.generate = interrupt_on_cat  # type: ignore[method-assign]
-    monkeypatch.setattr(ingest_command, "_loaders", lambda args, *_: [lambda: models])
+    monkeypatch.setattr(ingest_run, "model_loaders", lambda *_: [lambda: models])
     code = main(
         [
             "ingest",
@@ -290,10 +291,10 @@ def test_corpus_name_merges_sources_and_limit_leaves_the_rest_pending(
 
 
 def _no_models(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(args):
+    def refuse(*_):
         raise AssertionError("models were loaded")
 
-    monkeypatch.setattr(ingest_command, "_loaders", refuse)
+    monkeypatch.setattr(ingest_run, "model_loaders", refuse)
 
 
 def test_register_only_then_workers_with_no_source(
@@ -312,7 +313,7 @@ def test_register_only_then_workers_with_no_source(
     assert (store / "catalog.sqlite").is_file() and not (store / "qdrant").exists()
     code, _, _ = _run(capsys, "ingest", "--register-only", str(corpus), "--store", str(store))
     assert code == 0  # idempotent; the plain summary names the next step
-    monkeypatch.setattr(ingest_command, "_loaders", lambda args, *_: [load_fake_models])
+    monkeypatch.setattr(ingest_run, "model_loaders", lambda *_: [load_fake_models])
     code, summary, _ = _ingest(capsys, store, extra=("--no-thumbnails",))
     assert code == 0 and summary["corpora"] == [] and summary["captions_processed"] == 2
     assert summary["references_written"] == summary["store_references"] == 3
@@ -333,7 +334,7 @@ def test_server_workers_need_no_store_directory(
     _no_models(monkeypatch)
     code, _, _ = _run(capsys, "ingest", "--register-only", *server, str(corpus), "--json")
     assert code == 0
-    monkeypatch.setattr(ingest_command, "_loaders", lambda args, *_: [load_fake_models])
+    monkeypatch.setattr(ingest_run, "model_loaders", lambda *_: [load_fake_models])
     code, summary, _ = _run(capsys, "ingest", *server, "--no-progress", "--json")
     assert code == 0 and summary["references_written"] == summary["store_references"] == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt", "shared.sqlite"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import fossil.commands.ingest as ingest_command
+import fossil.pipeline.ingest as ingest_run
 from fossil.cli import main
 from fossil.db.open import open_collection
 from tests.ingest.conftest import load_fake_models
@@ -49,7 +49,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def fake_models(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        ingest_command, "_loaders", lambda args, *_: [load_fake_models] * args.workers
+        ingest_run, "model_loaders", lambda profile, devices, workers: [load_fake_models] * workers
     )
 
 
@@ -57,7 +57,7 @@ def fake_models(monkeypatch: pytest.MonkeyPatch) -> None:
 def uninterrupted(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     store = tmp_path_factory.mktemp("whole") / "store"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ingest_command, "_loaders", lambda args, *_: [load_fake_models])
+        patch.setattr(ingest_run, "model_loaders", lambda *_: [load_fake_models])
         assert main(_argv(corpus, store)) == 0
     return _state(store)
 

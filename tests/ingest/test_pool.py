@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import fossil.commands.ingest as ingest_command
+import fossil.pipeline.ingest as ingest_run
 from fossil.cli import main
 from fossil.db.open import open_collection
 from fossil.ingest.pool import _worker_main
@@ -29,7 +29,7 @@ def test_two_worker_processes_feed_one_writer(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
-        ingest_command, "_loaders", lambda args, *_: [load_fake_models] * args.workers
+        ingest_run, "model_loaders", lambda profile, devices, workers: [load_fake_models] * workers
     )
     corpus, store = tmp_path / "c.txt", tmp_path / "store"
     corpus.write_text("\n".join([*CAPTIONS, *MORE, "A boom"]) + "\n")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-import fossil.commands.ingest as ingest_command
+import fossil.pipeline.ingest as ingest_run
 from fossil.cli import main
 from fossil.config import RetrievalConfig
 from fossil.db.open import open_collection
@@ -28,7 +28,7 @@ CONCEPT = "concept:solar panel"
 
 @pytest.fixture(autouse=True)
 def fake_models(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ingest_command, "_loaders", lambda args, *_: [load_fake_models])
+    monkeypatch.setattr(ingest_run, "model_loaders", lambda *_: [load_fake_models])
 
 
 def _run(capsys, *argv: str) -> dict:
@@ -44,7 +44,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     corpus.write_text("\n".join(CAPTIONS) + "\n")
     before, after = root / "before", root / "after"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ingest_command, "_loaders", lambda args, *_: [load_fake_models])
+        patch.setattr(ingest_run, "model_loaders", lambda *_: [load_fake_models])
         argv = ["--batch-size", "3", "--no-progress"]
         assert main(["ingest", str(corpus), "--store", str(before), *argv]) == 0
         shutil.copytree(before, after)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import fossil.commands.ingest as ingest_command
+import fossil.pipeline.ingest as ingest_run
 from fossil.cli import main
 from fossil.db.edge import EdgeStore
 from tests.ingest.conftest import load_fake_models
@@ -21,7 +21,7 @@ SECOND = SHARED + [f"A ball number {i} in the grass" for i in range(3)]
 
 @pytest.fixture(autouse=True)
 def fake_models(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ingest_command, "_loaders", lambda args, *_: [load_fake_models])
+    monkeypatch.setattr(ingest_run, "model_loaders", lambda *_: [load_fake_models])
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from sqlalchemy import create_engine, text
 
-import fossil.commands.ingest as ingest_command
+import fossil.pipeline.ingest as ingest_run
 from fossil.cli import main
 from fossil.db.edge import EdgeStore, visual_file
 from tests.ingest.conftest import load_fake_models
@@ -26,7 +26,7 @@ CAPTIONS = [
 @pytest.fixture(autouse=True)
 def fake_models(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        ingest_command, "_loaders", lambda args, *_: [load_fake_models] * args.workers
+        ingest_run, "model_loaders", lambda profile, devices, workers: [load_fake_models] * workers
     )
 
 

@@ -1,0 +1,406 @@
+"""One ingest run as one library call (§1.1, §2): :func:`ingest_corpora`.
+
+It registers caption corpora in a collection (deduplicated by normalised text), hands back
+the leases of runs that died (an embedded store opened here is locked to this process:
+:func:`fossil.db.open.open_collection`), claims the pending captions in batches, turns them
+into references (in this process with given or loaded models, or in a
+:class:`~fossil.ingest.pool.WorkerPool`), writes them in the §4 order and brings the
+collection's saved lemma index up to date.  Progress goes to a tqdm bar (``progress``
+switch) and to an optional ``on_progress`` callback; nothing is printed.  ``fossil ingest``
+and ``--extend`` (:func:`fossil.pipeline.extend.extend`) both run it;
+:func:`register_corpora` is ``fossil ingest --register-only``.
+
+It sits in the pipeline layer because the lemma index belongs to :mod:`fossil.query`, which
+:mod:`fossil.ingest` may not import (the two are independent layers).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fossil.db.protocols import CatalogStore, Collection, CollectionMeta
+from fossil.db.schema import SCHEMA_VERSION
+from fossil.ingest.corpora import CorpusFile
+from fossil.ingest.references import IngestModels, IngestStats, collection_meta
+from fossil.pipeline.ingest_config import IngestOptions, ModelChoice, StoreAddress
+
+if TYPE_CHECKING:
+    from fossil.ingest.pool import WorkerPool
+    from fossil.models.loading import ModelProfile
+
+logger = logging.getLogger(__name__)
+
+ModelLoader = Callable[[], IngestModels]
+
+
+@dataclass(frozen=True)
+class IngestProgress:
+    """What :func:`ingest_corpora` reports: ``"start"`` once the corpora are registered
+    (``total``: the captions this run sets out to process), ``"batch"`` after each written
+    batch and ``"end"`` when the loop is over (``captions`` completed and ``references``
+    written so far in this run).  ``message``: a line for the user, when a caller adds one
+    (``--extend``'s estimate)."""
+
+    stage: str
+    total: int
+    captions: int = 0
+    references: int = 0
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class Registered:
+    """One registered corpus: what its file(s) held and what the catalog added."""
+
+    name: str
+    read: int
+    skipped: int
+    added: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    """What an ingest run did.  ``idle``: nothing was pending (no model was loaded);
+    ``store_references`` is None when the vector store was not opened (idle, register
+    only); ``interrupted``: stopped before the end (``should_stop``, or Ctrl-C)."""
+
+    corpora: tuple[Registered, ...] = ()
+    store_captions: Mapping[str, int] = field(default_factory=dict)
+    store_references: int | None = None
+    stats: IngestStats = field(default_factory=IngestStats)
+    total: int = 0
+    elapsed_s: float = 0.0
+    interrupted: bool = False
+    idle: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        stats = self.stats
+        return {
+            "corpora": [asdict(r) for r in self.corpora],
+            "captions_processed": stats.captions,
+            "captions_without_nouns": stats.without_nouns,
+            "failures": stats.failures,
+            "references_written": stats.references,
+            "empty_masks": stats.empty_masks,
+            "nouns_not_located": stats.not_located,
+            "mask_area_mean": round(stats.mask_area_mean, 4),
+            "elapsed_s": round(self.elapsed_s, 2),
+            "interrupted": self.interrupted,
+            "store_captions": dict(self.store_captions),
+            "store_references": self.store_references,
+        }
+
+
+class IngestAborted(KeyboardInterrupt):
+    """Ctrl-C during a batch: the batches in flight were handed back; ``summary`` is what
+    the run did until then."""
+
+    def __init__(self, summary: IngestSummary) -> None:
+        super().__init__("ingest interrupted")
+        self.summary = summary
+
+
+class NothingToIngest(FileNotFoundError):
+    """No corpora given and the store does not exist (``store_exists`` False) or holds no
+    corpus: there is nothing to process."""
+
+    def __init__(self, problem: str, *, store_exists: bool) -> None:
+        super().__init__(f"{problem}: give caption corpora to ingest")
+        self.problem, self.store_exists = problem, store_exists
+
+
+def model_loaders(
+    profile: str | ModelProfile, devices: Sequence[str | None], workers: int
+) -> list[ModelLoader]:
+    """One picklable loader of ``profile``'s ingest models per worker, ``devices`` given out
+    in turn.  The seam where a caller (or a test) puts other models into a run."""
+    from fossil.models.loading import command_roles, load_models
+
+    roles = command_roles("ingest")
+    return [
+        partial(load_models, profile, device=devices[i % len(devices)], roles=roles)
+        for i in range(workers)
+    ]
+
+
+def meta_profile(meta: CollectionMeta) -> ModelProfile:
+    """The profile of the models a collection records (its ``collection_meta``)."""
+    from fossil.models.loading import collection_profile
+
+    return collection_profile(
+        {"text": meta.text_encoder, "dense": meta.dense_encoder, "generator": meta.generator}
+    )
+
+
+def register_corpora(store: StoreAddress, corpora: Sequence[CorpusFile]) -> IngestSummary:
+    """The corpora go into the catalog (created when missing); no model is loaded and the
+    vector store is not touched: workers process them later (:func:`ingest_corpora` with
+    no corpora)."""
+    from fossil.db.catalog import SqlCatalog
+
+    if store.catalog_url is None:
+        assert store.root is not None
+        Path(store.root).expanduser().mkdir(parents=True, exist_ok=True)
+    catalog = SqlCatalog(store.catalog)
+    try:
+        registered = tuple(_register(catalog, corpus) for corpus in corpora)
+        counts = catalog.status_counts()
+    finally:
+        catalog.close()
+    return IngestSummary(corpora=registered, store_captions=counts)
+
+
+def ingest_corpora(
+    store: StoreAddress | Collection,
+    corpora: Sequence[CorpusFile] = (),
+    models: IngestModels | ModelChoice | None = None,
+    options: IngestOptions | None = None,
+    *,
+    on_progress: Callable[[IngestProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> IngestSummary:
+    """Register ``corpora`` in ``store`` and process every pending caption (with
+    ``options.only_given``, only theirs) until done, ``options.limit`` or ``should_stop()``.
+
+    ``store``: an address (opened here, created when missing, closed at the end) or an open
+    collection (left open).  ``models``: loaded models (run in this process) or what to
+    load (:class:`ModelChoice`, the default); either must match the collection's
+    ``collection_meta`` (:class:`~fossil.db.open.MetaMismatchError`).  With no corpora,
+    an address whose captions are all done gives an ``idle`` summary before any model is
+    loaded, and one that does not exist or holds no corpus raises :class:`NothingToIngest`.
+    Ctrl-C during a batch hands the batches in flight back and raises
+    :class:`IngestAborted`, carrying the summary so far.  A rerun resumes; nothing is
+    generated twice."""
+    run = _Run(store, corpora, options or IngestOptions(), on_progress, should_stop)
+    if isinstance(store, StoreAddress) and not corpora:
+        done = _nothing_pending(store)
+        if done is not None:
+            return IngestSummary(store_captions=done, idle=True)
+    phrases = [c.phrase for c in corpora if c.phrase]
+    if not isinstance(models, ModelChoice) and models is not None:
+        if phrases:
+            _warn_without_nouns(models.nouns, phrases)
+        return run(collection_meta(models, SCHEMA_VERSION), models)
+    choice = models or ModelChoice()
+    profile = _profile(store, choice.profile)
+    if phrases:
+        from fossil.models.loading import load_noun_parser, resolve_profile
+
+        _warn_without_nouns(load_noun_parser(resolve_profile(profile).ids["nouns"]), phrases)
+    loaders = model_loaders(profile, choice.devices, choice.workers)
+    if choice.workers == 1:
+        loaded = loaders[0]()
+        return run(collection_meta(loaded, SCHEMA_VERSION), loaded)
+    from fossil.ingest.pool import WorkerPool
+
+    with WorkerPool(loaders, schema_version=SCHEMA_VERSION, thumbnail_root=run.thumbnails) as pool:
+        return run(pool.wait_ready(), pool)
+
+
+def _warn_without_nouns(parser: Any, phrases: list[str]) -> None:
+    from fossil.ingest.concepts import warn_without_nouns
+
+    warn_without_nouns(parser, phrases)
+
+
+def _profile(store: StoreAddress | Collection, given: str | ModelProfile | None) -> Any:
+    """``given``, else the models the store records, else the paper's."""
+    from fossil.db.catalog import SqlCatalog
+
+    if given is not None:
+        return given
+    if isinstance(store, Collection):
+        return meta_profile(store.meta)
+    if not store.catalog_exists():
+        return "paper"
+    catalog = SqlCatalog(store.catalog)
+    try:
+        meta = catalog.get_meta()
+    finally:
+        catalog.close()
+    return "paper" if meta is None else meta_profile(meta)
+
+
+def _nothing_pending(store: StoreAddress) -> dict[str, int] | None:
+    """With no corpora given: the store's caption counts when nothing is left to process
+    (None when there is work).  Raises :class:`NothingToIngest` when the store does not
+    exist or holds no corpus, before any model is loaded."""
+    from fossil.db.catalog import SqlCatalog
+    from fossil.db.open import CATALOG_FILE
+
+    if not store.catalog_exists():
+        raise NothingToIngest(
+            f"no fossil store at {store.root} (no {CATALOG_FILE})", store_exists=False
+        )
+    catalog = SqlCatalog(store.catalog)
+    try:
+        counts, corpora = catalog.status_counts(), catalog.corpora()
+    finally:
+        catalog.close()
+    if not corpora:
+        raise NothingToIngest(
+            f"the catalog of {store.where} holds no corpus yet", store_exists=True
+        )
+    if counts["pending"] or counts["leased"] or counts["failed"]:
+        return None  # leased: expired ones are retried; failed: retried below the limit
+    return counts
+
+
+def _open(store: StoreAddress | Collection, meta: CollectionMeta) -> Collection:
+    """The collection to write (an address is opened, created when missing, with the
+    leases of dead runs handed back when the embedded lock proves this process alone)."""
+    from fossil.db.open import MetaMismatchError, meta_mismatch, open_collection
+
+    if isinstance(store, Collection):
+        mismatch = meta_mismatch(store.meta, meta)
+        if mismatch:
+            raise MetaMismatchError(
+                f"references must be generated with the collection's models: {mismatch}"
+            )
+        return store
+    return open_collection(
+        store.root,
+        qdrant_url=store.qdrant_url,
+        api_key=store.api_key,
+        catalog_url=store.catalog_url,
+        meta=meta,
+        create=True,
+        shard_number=store.shards,
+        replication_factor=store.replicas,
+        release_stale_leases=True,
+    )
+
+
+def _claimable(catalog: CatalogStore, names: Sequence[str] | None, limit: int | None) -> int:
+    """Captions this run sets out to process: the store's pending ones, or those of the
+    corpora ``names`` still to process; at most ``limit``."""
+    if names is None:
+        total = catalog.status_counts()["pending"]
+    else:
+        counts = catalog.status_counts(corpora=names)
+        total = counts["pending"] + counts["leased"] + counts["failed"]
+    return total if limit is None else min(total, limit)
+
+
+class _Run:
+    """One :func:`ingest_corpora` run once its models are known: open, register, claim →
+    process → write until done, refresh the lemma index."""
+
+    def __init__(
+        self,
+        store: StoreAddress | Collection,
+        corpora: Sequence[CorpusFile],
+        options: IngestOptions,
+        on_progress: Callable[[IngestProgress], None] | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> None:
+        self.store, self.corpora, self.options = store, corpora, options
+        self.on_progress = on_progress or (lambda progress: None)
+        self.should_stop = should_stop or (lambda: False)
+        root = store.root
+        self.thumbnails = None if not options.thumbnails or root is None else Path(root)
+        self.names = [c.name for c in corpora] if options.only_given else None
+
+    def __call__(self, meta: CollectionMeta, models: IngestModels | WorkerPool) -> IngestSummary:
+        started = time.monotonic()  # (the models are loaded)
+        collection = _open(self.store, meta)
+        try:
+            registered = tuple(_register(collection.catalog, c) for c in self.corpora)
+            total = _claimable(collection.catalog, self.names, self.options.limit)
+            self.on_progress(IngestProgress("start", total))
+            stats, aborted = IngestStats(), False
+            if total or self.names is None:  # unrestricted: expired leases, retries may wait
+                stats, aborted = self._work(collection, models, total)
+            self.on_progress(IngestProgress("end", total, stats.captions, stats.references))
+            stopped = aborted or self.should_stop()
+            if not stopped:
+                _refresh_lemma_index(collection)
+            summary = IngestSummary(
+                corpora=registered,
+                store_captions=collection.catalog.status_counts(),
+                store_references=collection.refs.count(),
+                stats=stats,
+                total=total,
+                elapsed_s=time.monotonic() - started,
+                interrupted=stopped,
+            )
+        finally:
+            if collection is not self.store:
+                collection.close()
+        if aborted:
+            raise IngestAborted(summary)
+        return summary
+
+    def _work(
+        self, collection: Collection, models: IngestModels | WorkerPool, total: int
+    ) -> tuple[IngestStats, bool]:
+        """The claim → process → write loop; its counters and whether Ctrl-C aborted it."""
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        from fossil.ingest.pool import WorkerPool
+        from fossil.ingest.worker import BatchWriter, Claimer, KillSwitch, run_ingest
+
+        options = self.options
+        owner = options.owner or f"{socket.gethostname()}:{os.getpid()}"
+        claimer = Claimer(
+            collection, owner, options.batch_size, options.lease_seconds, options.limit,
+            corpora=self.names,
+        )  # fmt: skip
+        writer = BatchWriter(
+            collection,
+            owner,
+            total=total,
+            progress=options.progress,
+            kill=KillSwitch.from_env(os.environ),
+            on_batch=lambda stats: self.on_progress(
+                IngestProgress("batch", total, stats.captions, stats.references)
+            ),
+        )
+        aborted = False
+        with logging_redirect_tqdm():
+            try:
+                if isinstance(models, WorkerPool):
+                    models.run(claimer, writer, self.should_stop)
+                else:
+                    run_ingest(
+                        models,
+                        claimer,
+                        writer,
+                        thumbnail_root=self.thumbnails,
+                        should_stop=self.should_stop,
+                    )
+            except KeyboardInterrupt:
+                aborted = True  # the batches in flight were released
+            finally:
+                writer.close()
+        return writer.stats, aborted
+
+
+def _refresh_lemma_index(collection: Collection) -> None:
+    """A routed collection's saved lemma index brought up to date (fossil.query.routing),
+    so the next query process does not rebuild it."""
+    from fossil.query.routing import refresh_lemma_index
+
+    started = time.monotonic()
+    if refresh_lemma_index(collection):
+        logger.info("lemma index refreshed in %.1f s", time.monotonic() - started)
+
+
+def _register(catalog: CatalogStore, corpus: CorpusFile) -> Registered:
+    result = catalog.add_corpus(corpus.name, corpus.source, corpus.captions, phrase=corpus.phrase)
+    return Registered(
+        name=corpus.name,
+        read=len(corpus.captions),
+        skipped=corpus.skipped + result.skipped,
+        added=result.added,
+        duplicates=result.duplicates,
+    )
