@@ -1,5 +1,5 @@
-"""Flags shared by several commands (query, segment, eval, serve, ingest, corpus) and the
-typed values they build from them: one definition, so the commands cannot drift apart.
+"""Flags shared by several commands (query, segment, eval, serve, ingest, corpus, info) and
+the typed values they build from them: one definition, so the commands cannot drift apart.
 Nothing here is passed an ``argparse.Namespace`` below :mod:`fossil.commands`."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from fossil.config import (
     OPENCUT_VARIANTS,
     CoverageConfig,
+    EvalConfig,
     FossilConfig,
     OpenCutConfig,
     with_overrides,
@@ -217,18 +218,31 @@ def open_store(args: argparse.Namespace, *, release_stale_leases: bool = False) 
 
 
 def load_command_models(
-    args: argparse.Namespace, command: str, collection: Collection | None, *, extend: bool = False
+    args: argparse.Namespace,
+    command: str,
+    collection: Collection | None,
+    *,
+    extend: bool = False,
+    sizes: EvalConfig | None = None,
 ) -> ModelBundle:
     """The models ``command`` needs (``fossil.models.loading.COMMAND_ROLES``, plus --extend's),
     each built on first use: those of --models when given, else those ``collection`` records
-    (else the paper's)."""
+    (else the paper's); the dense and keys encoders at the input sides of ``sizes``."""
     from fossil.models.loading import command_roles, load_models
     from fossil.pipeline.ingest import meta_profile
 
     roles = command_roles(command, extend=extend)
-    if args.models is not None or collection is None:
-        return load_models(args.models or "paper", device=args.device, roles=roles)
-    return load_models(meta_profile(collection.meta), device=args.device, roles=roles)
+    sides = sizes if sizes is not None else EvalConfig()
+    profile = args.models or "paper"
+    if args.models is None and collection is not None:
+        profile = meta_profile(collection.meta)
+    return load_models(
+        profile,
+        device=args.device,
+        roles=roles,
+        dense_size=sides.dense_size,
+        key_size=sides.key_size,
+    )
 
 
 def check_dense_encoder(collection: Collection, models: ModelBundle) -> None:

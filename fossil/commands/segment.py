@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,8 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from fossil.query.engine import QueryEngine
 
     concepts = parse_concepts(args.concepts)
-    config = build_config(args, args.preset)
-    coverage = coverage_config(args)
+    config = replace(build_config(args, args.preset), coverage=coverage_config(args))
     M = per_concept(args, config.retrieval.N) if args.extend else None
     paths = [Path(p) for p in args.images]
     # fail on a bad image before any work
@@ -110,12 +110,14 @@ def run(args: argparse.Namespace) -> int:
     collection = open_store(args, release_stale_leases=args.extend)
     try:
         # built on first use: the generator only if --extend generates (COMMAND_ROLES)
-        models = load_command_models(args, "segment", collection, extend=args.extend)
+        models = load_command_models(
+            args, "segment", collection, extend=args.extend, sizes=config.eval
+        )
         engine = QueryEngine(collection, models.text, config.retrieval)
         check_dense_encoder(collection, models)
         lemmas = concept_lemmas(models.nouns, concepts)
         extending = models if args.extend else None
-        covered, _ = assess_or_extend(engine, concepts, lemmas, coverage, extending, M)
+        covered, _ = assess_or_extend(engine, concepts, lemmas, config.coverage, extending, M)
         warn_uncovered(covered)
         analyser = ImageAnalyser(models.dense, models.keys, config)
         reports = []
