@@ -39,13 +39,13 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.realweights
 
 from fossil.config import CRFConfig, OpenCutConfig  # noqa: E402
-from fossil.eval.protocol import resize_image  # noqa: E402
 from fossil.models.loading import (  # noqa: E402
     load_dense_encoder,
     load_key_encoder,
     read_profile,
 )
 from fossil.segment.opencut import run_opencut  # noqa: E402
+from fossil.segment.window import resize_image  # noqa: E402
 from tests.realweights import LabelledPhoto, dinov2_s14_folder, labelled_photo  # noqa: E402
 
 

@@ -20,7 +20,7 @@ from fossil.config import PRESETS, FossilConfig, TextConfig
 from fossil.eval.layouts import SPECS
 
 if TYPE_CHECKING:
-    from fossil.eval.protocol import CropPredictor
+    from fossil.segment.window import CropPredictor
 
 HELP = "evaluate on Pascal Context 59, COCO-Stuff 171, ADE20K 150 or Cityscapes 19 (mIoU)"
 
@@ -111,8 +111,8 @@ def open_predictor(
     """Models, store and prototypes of ``class_names`` → the crop predictor (§5.8) and what
     the report records about it (model ids, collection revision, references per class)."""
     from fossil.commands._options import check_dense_encoder, load_command_models, open_store
-    from fossil.eval.cache import CropCache
     from fossil.pipeline import build_predictor
+    from fossil.pipeline.crop_cache import CropCache
     from fossil.query.engine import QueryEngine
 
     collection = open_store(args)

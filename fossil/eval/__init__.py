@@ -1,5 +1,6 @@
-"""Benchmark evaluation (§9): dataset readers, the TCL / mmseg 0.27 protocol, the mIoU
-accumulator, reports and a resumable runner around an injected crop predictor.
+"""Benchmark evaluation (§9): dataset readers, the mIoU accumulator, reports and a
+resumable runner that drives an injected crop predictor through the sliding-window protocol
+(:mod:`fossil.segment.window`; fossil's predictor is :mod:`fossil.pipeline`'s).
 
 Import the submodules (``fossil.eval.runner``, ``fossil.eval.datasets`` …); this package
 file stays empty so ``import fossil`` is cheap.

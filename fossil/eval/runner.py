@@ -1,4 +1,4 @@
-"""Evaluate a :class:`~fossil.eval.protocol.CropPredictor` on a benchmark (§9), resumably.
+"""Evaluate a :class:`~fossil.segment.window.CropPredictor` on a benchmark (§9), resumably.
 
 Files under ``out_dir``:
 
@@ -29,11 +29,11 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from fossil.config import EvalConfig
-from fossil.eval.cache import config_fingerprint
 from fossil.eval.datasets import Sample, SegmentationDataset
 from fossil.eval.metrics import EvalResult, ImageCounts, IoUAccumulator, intersect_and_union
-from fossil.eval.protocol import CropPredictor, predict_label_map
 from fossil.eval.report import write_reports
+from fossil.pipeline.crop_cache import config_fingerprint
+from fossil.segment.window import CropPredictor, predict_label_map
 
 logger = logging.getLogger(__name__)
 

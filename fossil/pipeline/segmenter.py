@@ -20,20 +20,20 @@ from tqdm.auto import tqdm
 from fossil.concepts import check_concepts
 from fossil.config import FossilConfig
 from fossil.db.protocols import Collection
-from fossil.eval.cache import CropCache, array_sha1, config_fingerprint
-from fossil.eval.protocol import (
+from fossil.models.protocols import DenseEncoder
+from fossil.pipeline.crop_cache import CropCache, array_sha1, config_fingerprint
+from fossil.query.engine import QueryEngine
+from fossil.query.retrieval import ConceptResult
+from fossil.segment.opencut import opencut
+from fossil.segment.pooling import region_pool
+from fossil.segment.scoring import score_map, score_regions
+from fossil.segment.window import (
     resize_image,
     resized_size,
     slide_inference,
     sliding_windows,
     upsample_argmax,
 )
-from fossil.models.protocols import DenseEncoder
-from fossil.query.engine import QueryEngine
-from fossil.query.retrieval import ConceptResult
-from fossil.segment.opencut import opencut
-from fossil.segment.pooling import region_pool
-from fossil.segment.scoring import score_map, score_regions
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class Region:
 
 
 class CropScorer:
-    """The :class:`fossil.eval.protocol.CropPredictor` of fossil: (C, h, w) eq. 5 scores of
+    """The :class:`fossil.segment.window.CropPredictor` of fossil: (C, h, w) eq. 5 scores of
     a crop against fixed per-concept prototypes.  With ``record=True`` it keeps the regions
     it scored (for explanations)."""
 

@@ -167,7 +167,7 @@ class Service:
 
     def segment(self, image: np.ndarray, concepts: list[str], config: FossilConfig) -> Segmentation:
         """Label ``image`` with ``concepts`` (model work: run one at a time)."""
-        from fossil.eval.protocol import resized_size
+        from fossil.segment.window import resized_size
 
         start = time.perf_counter()
         engine = self.engine(config.retrieval)

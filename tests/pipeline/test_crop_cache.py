@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fossil.config import OpenCutConfig
-from fossil.eval.cache import CropCache, array_sha1, config_fingerprint
+from fossil.pipeline.crop_cache import CropCache, array_sha1, config_fingerprint
 
 
 def test_put_get_round_trip_and_keys(tmp_path):
@@ -39,6 +39,11 @@ def test_get_or_compute_computes_once(tmp_path):
     for _ in range(3):
         np.testing.assert_array_equal(cache.get_or_compute(sha1, box, "f", compute)["x"], 1.0)
     assert len(calls) == 1
+
+
+def test_crop_key_box_is_y1_y2_x1_x2():
+    crop = np.arange(3 * 5 * 3, dtype=np.uint8).reshape(3, 5, 3)  # h = 3, w = 5
+    assert CropCache.crop_key(crop) == (array_sha1(crop), (0, 3, 0, 5))
 
 
 def test_unreadable_entry_is_a_miss(tmp_path):

@@ -1,11 +1,13 @@
-"""On-disk cache of per-crop arrays (DINOv2 features, OpenCut masks …), so sweeps of N, K
-and γ (paper Fig. 2) reuse the expensive image-level work.
+"""On-disk cache of per-crop arrays (DINOv2 features, OpenCut masks …) for the pipeline's
+:class:`~fossil.pipeline.segmenter.ImageAnalyser` (``fossil eval`` gives it one), so sweeps
+of N, K and γ (paper Fig. 2) reuse the expensive image-level work.
 
 An entry is a set of named numpy arrays keyed by (image sha1, crop box, config fingerprint).
 The fingerprint must cover everything the arrays depend on (model ids, input sizes, the
 OpenCut configuration) and nothing they do not (N, K, γ), or sweeps stop hitting the cache.
 A predictor that only sees the crop can key it by its own content:
-``CropCache.crop_key(crop)`` gives ``(array_sha1(crop), (0, 0, h, w))``.
+``CropCache.crop_key(crop)`` gives ``(array_sha1(crop), (0, h, 0, w))``, a box in the
+``(y1, y2, x1, x2)`` order of :data:`Box`.
 
 Entries are ``.npz`` files written to a temporary name and renamed into place, so a killed
 run never leaves a half-written entry; an unreadable entry is treated as a miss.

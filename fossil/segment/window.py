@@ -1,4 +1,7 @@
-"""The evaluation protocol of TCL / mmsegmentation 0.27 as FOSSIL used it (§9).
+"""The sliding-window protocol of TCL / mmsegmentation 0.27 as FOSSIL used it (§9): how a
+whole image is cut into crops and their class scores put back together.  ``fossil segment``
+(:mod:`fossil.pipeline.segmenter`) and the benchmark runner (:mod:`fossil.eval.runner`) both
+follow it.  Pure array code.
 
 1. Resize (mmcv ``imrescale`` with ``img_scale=(2048, 448)``, ``keep_ratio=True``):
    ``s = min(2048 / long, 448 / short)``, new size ``(int(w·s + 0.5), int(h·s + 0.5))``,

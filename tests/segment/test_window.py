@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from fossil.config import EvalConfig
-from fossil.eval.protocol import (
+from fossil.segment.window import (
     CropPredictor,
     predict_label_map,
     resize_image,
