@@ -205,6 +205,26 @@ def test_bad_flags(tmp_path: Path, capsys) -> None:
 
 
 @pytest.mark.usefixtures("fake_models")
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (("--limit", "-1"), "--limit (-1) must be >= 0"),
+        (("--lease-seconds", "0"), "--lease-seconds (0.0) must be > 0"),
+        (("--workers", "0"), "--workers (0) must be >= 1"),
+        (("--replicas", "0", "--qdrant-url", ":memory:"), "--replicas (0) must be >= 1 and needs"),
+    ],
+)
+def test_library_refusals_name_the_flags(tmp_path: Path, capsys, flags, message) -> None:
+    """IngestOptions / ModelChoice / StoreAddress refuse in their field names; the command
+    says the flag instead, before anything is read or written."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("A dog\n")
+    code, _, err = _ingest(capsys, tmp_path / "s", corpus, extra=flags)
+    assert code == 1 and message in err and "_" not in err.split("error: ")[1].split(" (")[0]
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.usefixtures("fake_models")
 def test_shards_and_replicas_reach_the_server_collection(
     tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -64,10 +64,15 @@ def profile(base: tuple[Path, Path]) -> str:
     return str(base[1])
 
 
-def query(capsys, store: Path, profile: str, *concepts: str, extend: bool = False) -> dict:
+def query(
+    capsys, store: Path, profile: str, *concepts: str, extend: bool = False, errors=None
+) -> dict:
     argv = ["query", *concepts, "--store", str(store), "--models", profile, *QUERY, "--json"]
     assert main([*argv, "--extend", "--per-concept", str(M)] if extend else argv) == 0
-    return json.loads(capsys.readouterr().out)
+    out, err = capsys.readouterr()
+    if errors is not None:
+        errors.append(err)
+    return json.loads(out)
 
 
 def coverage(report: dict) -> dict[str, dict]:
@@ -116,14 +121,18 @@ def test_ingest_concepts_covers_it_and_a_second_run_generates_nothing(
 
 def test_query_extend_generates_once(store: Path, profile: str, capsys) -> None:
     before = count(store)
-    first = query(capsys, store, profile, "puppy", "solar panel", extend=True)
+    errors: list[str] = []
+    first = query(capsys, store, profile, "puppy", "solar panel", extend=True, errors=errors)
     assert first["extension"]["extended"] == ["concept:solar panel"]  # puppy was covered
+    # the library's estimate (a progress message), printed by the command with its flag
+    assert f"--extend: 1 uncovered concept(s) ('solar panel'): generating {M} images" in errors[0]
     assert first["extension"]["captions_generated"] == M
     assert first["extension"]["still_uncovered"] == []
     assert all(c["covered"] for c in coverage(first).values())
     assert count(store) == before + M
-    second = query(capsys, store, profile, "puppy", "solar panel", extend=True)
+    second = query(capsys, store, profile, "puppy", "solar panel", extend=True, errors=errors)
     assert second["extension"]["captions_generated"] == 0 and count(store) == before + M
+    assert "--extend:" not in errors[1]  # nothing to generate, nothing announced
 
 
 def _image(tmp_path: Path) -> Path:
