@@ -1,6 +1,7 @@
-"""Composition of the layers into user-facing operations: segment an image for a list of
-concepts against a reference collection (``segment_image``), and the per-crop predictor the
-evaluation runner drives (``build_predictor``).  Names are imported on first use."""
+"""Composition of the layers into user-facing operations: build or grow a reference
+collection from caption corpora (``ingest_corpora``, ``register_corpora``), segment an image
+for a list of concepts against a collection (``segment_image``), and the per-crop predictor
+the evaluation runner drives (``build_predictor``).  Names are imported on first use."""
 
 from __future__ import annotations
 
@@ -15,6 +16,13 @@ _EXPORTS = {
     "segment_image": "fossil.pipeline.segmenter",
     "overlay": "fossil.pipeline.overlay",
     "load_image": "fossil.pipeline.images",
+    "ingest_corpora": "fossil.pipeline.ingest",
+    "register_corpora": "fossil.pipeline.ingest",
+    "IngestProgress": "fossil.pipeline.ingest",
+    "IngestSummary": "fossil.pipeline.ingest",
+    "IngestOptions": "fossil.pipeline.ingest_config",
+    "ModelChoice": "fossil.pipeline.ingest_config",
+    "StoreAddress": "fossil.pipeline.ingest_config",
 }
 
 __all__ = sorted(_EXPORTS)
