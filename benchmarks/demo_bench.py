@@ -35,10 +35,19 @@ def main() -> None:
         action="store_true",
         help="the paper's absolute tau schedule instead of the default quantile one",
     )
+    parser.add_argument(
+        "--subdivide-depth",
+        type=int,
+        default=OpenCutConfig().subdivide_depth,
+        help="split each OpenCut mask this many levels (fossil.segment.subdivide)",
+    )
     parser.add_argument("--world", type=Path, default=None, help="evaluate this built world")
     args = parser.parse_args()
     opencut = OpenCutConfig.paper_absolute() if args.paper_absolute_taus else OpenCutConfig()
-    fossil = replace(defaults.fossil, opencut=replace(opencut, variant=args.variant))
+    fossil = replace(
+        defaults.fossil,
+        opencut=replace(opencut, variant=args.variant, subdivide_depth=args.subdivide_depth),
+    )
     config = DemoConfig(captions=args.captions, scenes=args.scenes, seed=args.seed, fossil=fossil)
     if args.world is not None:
         print(json.dumps(evaluate_built_world(args.world, config), indent=2))
@@ -58,7 +67,7 @@ def main() -> None:
         "opencut": {
             k: v
             for k, v in asdict(config.fossil.opencut).items()
-            if k in ("variant", "tau_space", "tau_foreground", "tau_background")
+            if k in ("variant", "tau_space", "tau_foreground", "tau_background", "subdivide_depth")
         },
         "references": result.references,
         "miou": {k: round(100 * v, 2) for k, v in result.miou.items()},

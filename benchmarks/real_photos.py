@@ -48,15 +48,20 @@ from fossil.segment.opencut import run_opencut  # noqa: E402
 from fossil.segment.window import resize_image  # noqa: E402
 from tests.realweights import LabelledPhoto, dinov2_s14_folder, labelled_photo  # noqa: E402
 
+SUBDIVIDE_DEPTHS = (1, 2, 3)
+
 
 def settings() -> dict[str, OpenCutConfig]:
-    """Every OpenCut setting measured: variant × CRF × tau meaning.  ``quantile`` is the
-    default schedule; ``centred`` and ``absolute`` use the paper's values."""
+    """Every OpenCut setting measured: variant × CRF × tau meaning, and for the quantile
+    schedule the subdivision depths (``|sub=D``, :mod:`fossil.segment.subdivide`).
+    ``quantile`` is the default schedule; ``centred`` and ``absolute`` use the paper's values."""
     spaces = {
-        "quantile": OpenCutConfig(),
-        "centred": OpenCutConfig.paper_absolute(tau_space="centred"),
-        "absolute": OpenCutConfig.paper_absolute(),
+        "quantile": OpenCutConfig(subdivide_depth=0),
+        "centred": OpenCutConfig.paper_absolute(tau_space="centred", subdivide_depth=0),
+        "absolute": OpenCutConfig.paper_absolute(subdivide_depth=0),
     }
+    for depth in SUBDIVIDE_DEPTHS:
+        spaces[f"quantile|sub={depth}"] = OpenCutConfig(subdivide_depth=depth)
     out = {}
     for variant in ("paper", "shrinking-graph"):
         for crf in (True, False):

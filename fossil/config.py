@@ -185,6 +185,7 @@ class OpenCutConfig:
     solver: str = "auto"  # NCut eigensolver: auto | eigsh | torch | dense (reference, slow)
     variant: OpenCutVariant = "paper"  # §5.7 see OPENCUT_VARIANTS
     tau_space: TauSpace = "quantile"  # §5.7 see TAU_SPACES
+    subdivide_depth: int = 0  # fossil's departure: split final masks (fossil.segment.subdivide)
 
     def __post_init__(self) -> None:
         if self.variant not in OPENCUT_VARIANTS:
@@ -213,6 +214,8 @@ class OpenCutConfig:
         _check_unit("max_iou_previous", self.max_iou_previous)
         if self.eta < 0:
             raise ValueError(f"eta ({self.eta}) must be >= 0")
+        if self.subdivide_depth < 0:
+            raise ValueError(f"subdivide_depth ({self.subdivide_depth}) must be >= 0")
 
     @property
     def taus(self) -> tuple[float, ...]:

@@ -21,7 +21,8 @@ Within one MaskCut run the masks found leave the graph (in both variants); its "
 for the IoU rejection starts empty at each ``tau``.  ``config.tau_space`` says what ``tau`` is
 compared with (:func:`fossil.segment.ncut.prepare_keys`).  When the graph left is coherent
 (every pair similar) at ``tau ≥ coherent_min_tau`` and ``accept_coherent_remainder`` is on,
-that remainder is refined like a mask instead of staying uncovered.  With
+that remainder is refined like a mask instead of staying uncovered.  ``subdivide_depth > 0``
+splits each final mask again (:mod:`fossil.segment.subdivide`, fossil's departure).  With
 ``config.crf.multi_label`` the per-mask CRF is replaced by one multi-label CRF over the final
 masks (measured in ``benchmarks/opencut_bench.py``).
 """
@@ -37,6 +38,7 @@ from fossil.segment.crf import crf_labels, crf_mask
 from fossil.segment.maskcut import maskcut
 from fossil.segment.ncut import prepare_keys, thresholds
 from fossil.segment.refine import Outcome, Regions, refine
+from fossil.segment.subdivide import subdivide
 
 ETA_REFERENCE_PIXELS = 480 * 480  # §5.7: eta is in pixels of a 480² crop; scaled to the output
 
@@ -154,6 +156,18 @@ def run_opencut(
         ):
             acc.add(remainder, tau, crf=False)
     masks, taus = acc.regions.stack(), acc.taus
+    if config.subdivide_depth:
+        masks, parents = subdivide(
+            masks,
+            features,
+            cosines[-1],
+            config.subdivide_depth,
+            config.t,
+            min_area=config.min_area,
+            solver=config.solver,  # type: ignore[arg-type]
+            seed_component_only=not paper,
+        )
+        taus = [taus[p] for p in parents]
     if image is not None and config.crf.enabled and config.crf.multi_label and len(masks):
         masks = crf_labels(image, masks, config.crf)
         kept = [bool(m.any()) for m in masks]
