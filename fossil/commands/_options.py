@@ -74,8 +74,8 @@ def add_models_options(p: Any) -> None:
 
 
 def add_segmentation_options(p: Any) -> None:
-    """--n, --k, --gamma, --no-opencut, --no-crf, --opencut-variant, --paper-taus (read by
-    :func:`build_config`)."""
+    """--n, --k, --gamma, --no-opencut, --no-crf, --opencut-variant, --paper-taus,
+    --opencut-subdivide (read by :func:`build_config`)."""
     p.add_argument("--n", type=int, default=None, metavar="N", help="references per concept, N")
     p.add_argument("--k", type=int, default=None, metavar="K", help="prototypes per concept, K")
     p.add_argument(
@@ -97,6 +97,14 @@ def add_segmentation_options(p: Any) -> None:
         action="store_true",
         help="the paper's absolute τ schedule (set on DINO ViT-B/8 keys) instead of the default "
         "quantile one, which carries across backbones (README: OpenCut on real photos)",
+    )
+    p.add_argument(
+        "--opencut-subdivide",
+        type=int,
+        default=None,
+        metavar="DEPTH",
+        help="split each OpenCut region again, up to DEPTH levels (fossil's departure from the "
+        "paper, default 0: finer regions on cluttered photos, README: OpenCut on real photos)",
     )
 
 
@@ -191,12 +199,15 @@ def build_config(args: argparse.Namespace, preset: str | None) -> FossilConfig:
 
 
 def opencut_config(args: argparse.Namespace, base: OpenCutConfig) -> OpenCutConfig:
-    """``base`` with --paper-taus, --opencut-variant and --no-crf applied."""
+    """``base`` with --paper-taus, --opencut-variant, --opencut-subdivide and --no-crf applied."""
     opencut = OpenCutConfig.paper_absolute() if args.paper_taus else base
     return replace(
         opencut,
         crf=replace(opencut.crf, enabled=not args.no_crf),
         variant=args.opencut_variant or opencut.variant,
+        subdivide_depth=(
+            opencut.subdivide_depth if args.opencut_subdivide is None else args.opencut_subdivide
+        ),
     )
 
 

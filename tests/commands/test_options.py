@@ -18,6 +18,13 @@ def _args(*argv: str) -> argparse.Namespace:
 def test_defaults_are_the_paper_variant_with_quantile_taus():
     opencut = build_config(_args(), None).opencut
     assert (opencut.variant, opencut.tau_space, opencut.crf.enabled) == ("paper", "quantile", True)
+    assert opencut.subdivide_depth == 0  # the paper does not subdivide
+
+
+def test_subdivide_flag():
+    assert build_config(_args("--opencut-subdivide", "2"), None).opencut.subdivide_depth == 2
+    with pytest.raises(ValueError, match="subdivide_depth"):
+        build_config(_args("--opencut-subdivide", "-1"), None)
 
 
 def test_variant_and_paper_taus_flags():
