@@ -38,7 +38,7 @@ from fossil.segment.crf import crf_labels, crf_mask
 from fossil.segment.maskcut import maskcut
 from fossil.segment.ncut import prepare_keys, thresholds
 from fossil.segment.refine import Outcome, Regions, refine
-from fossil.segment.subdivide import subdivide
+from fossil.segment.subdivide import Split, subdivide
 
 ETA_REFERENCE_PIXELS = 480 * 480  # §5.7: eta is in pixels of a 480² crop; scaled to the output
 
@@ -157,16 +157,15 @@ def run_opencut(
             acc.add(remainder, tau, crf=False)
     masks, taus = acc.regions.stack(), acc.taus
     if config.subdivide_depth:
-        masks, parents = subdivide(
-            masks,
-            features,
-            cosines[-1],
-            config.subdivide_depth,
-            config.t,
+        split = Split(
+            tau=cosines[-1],
+            depth=config.subdivide_depth,
+            t=config.t,
             min_area=config.min_area,
             solver=config.solver,  # type: ignore[arg-type]
             seed_component_only=not paper,
         )
+        masks, parents = subdivide(masks, features, split)
         taus = [taus[p] for p in parents]
     if image is not None and config.crf.enabled and config.crf.multi_label and len(masks):
         masks = crf_labels(image, masks, config.crf)

@@ -16,38 +16,44 @@ parent's CRF border is kept and no second CRF runs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import numpy as np
 
 from fossil.segment.maskcut import maskcut
 from fossil.segment.ncut import Solver
 
 
-def split_patches(
-    features: np.ndarray,
-    region: np.ndarray,
-    tau: float,
-    depth: int,
-    t: int,
-    min_area: float = 0.01,
-    solver: Solver = "auto",
-    seed_component_only: bool = False,
-) -> list[np.ndarray]:
-    """Leaves of the recursive MaskCut split of ``region`` (h, w) bool, at threshold ``tau``.
+@dataclass(frozen=True)
+class Split:
+    """How a region is split: MaskCut at threshold ``tau`` (up to ``t`` masks, each over
+    ``min_area`` of the grid), recursively up to ``depth`` levels."""
 
-    Each level runs one MaskCut (up to ``t`` masks) on the region's patches; its masks and
-    what is left of the region are the children, split again while ``depth`` allows.  A region
-    under ``2 * min_area`` of the grid, or one MaskCut leaves whole, is a leaf."""
+    tau: float
+    depth: int
+    t: int = 3
+    min_area: float = 0.01
+    solver: Solver = "auto"
+    seed_component_only: bool = False
+
+
+def split_patches(features: np.ndarray, region: np.ndarray, split: Split) -> list[np.ndarray]:
+    """Leaves of the recursive MaskCut split of ``region`` (h, w) bool on ``features``.
+
+    Each level runs one MaskCut on the region's patches; its masks and what is left of the
+    region are the children, split again while ``split.depth`` allows.  A region under
+    ``2 * min_area`` of the grid, or one MaskCut leaves whole, is a leaf."""
     h, w, _ = features.shape
-    if depth <= 0 or np.count_nonzero(region) < 2 * min_area * h * w:
+    if split.depth <= 0 or np.count_nonzero(region) < 2 * split.min_area * h * w:
         return [region]
     result = maskcut(
         features,
-        tau,
-        t,
+        split.tau,
+        split.t,
         active=region,
-        min_area=min_area,
-        solver=solver,
-        seed_component_only=seed_component_only,
+        min_area=split.min_area,
+        solver=split.solver,
+        seed_component_only=split.seed_component_only,
     )
     parts = [m & region for m in result.masks]
     rest = region & ~np.any(parts, axis=0) if parts else region
@@ -55,23 +61,12 @@ def split_patches(
         parts.append(rest)
     if len(parts) <= 1:
         return [region]
-    leaves: list[np.ndarray] = []
-    for part in parts:
-        leaves += split_patches(
-            features, part, tau, depth - 1, t, min_area, solver, seed_component_only
-        )
-    return leaves
+    deeper = replace(split, depth=split.depth - 1)
+    return [leaf for part in parts for leaf in split_patches(features, part, deeper)]
 
 
 def subdivide(
-    masks: np.ndarray,
-    features: np.ndarray,
-    tau: float,
-    depth: int,
-    t: int,
-    min_area: float = 0.01,
-    solver: Solver = "auto",
-    seed_component_only: bool = False,
+    masks: np.ndarray, features: np.ndarray, split: Split
 ) -> tuple[np.ndarray, list[int]]:
     """Split each of ``masks`` (L, H, W) bool (mutually exclusive, at the image or grid size)
     by :func:`split_patches` on ``features`` (h, w, dim).
@@ -81,15 +76,13 @@ def subdivide(
     from fossil.segment.pooling import downsample_masks  # imports torch
 
     h, w, _ = features.shape
-    if depth <= 0 or len(masks) == 0:
+    if split.depth <= 0 or len(masks) == 0:
         return masks, list(range(len(masks)))
     grid = downsample_masks(masks.astype(np.float32), (h, w)) >= 0.5
     out: list[np.ndarray] = []
     parents: list[int] = []
     for index, (mask, patches) in enumerate(zip(masks, grid, strict=True)):
-        leaves = split_patches(
-            features, patches, tau, depth, t, min_area, solver, seed_component_only
-        )
+        leaves = split_patches(features, patches, split)
         if len(leaves) <= 1:
             out.append(mask)
             parents.append(index)
