@@ -11,8 +11,10 @@ import logging
 import pkgutil
 import sys
 from collections.abc import Sequence
+from types import MappingProxyType
 
 import fossil.commands
+from fossil.errors import option_of
 
 DESCRIPTION = """\
 fossil: open-vocabulary semantic segmentation from synthetic references (FOSSIL).
@@ -26,6 +28,30 @@ Typical flow:
   fossil eval pascal_context59 --data VOCdevkit/VOC2010 --store refs/
   fossil serve --store refs/                        the page and HTTP API on 127.0.0.1:8000
 """
+
+
+# A library error names the option that fixes it (fossil.errors); the flag that sets that
+# option, as (argparse dest, how to write it), is appended when the command has that flag.
+OPTION_FLAGS: MappingProxyType[str, tuple[str, str]] = MappingProxyType(
+    {
+        "max_mb": ("max_image_mb", "--max-image-mb MB"),
+        "format": ("format", "--format"),
+        "csv_column": ("csv_column", "--csv-column COLUMN"),
+        "profile": ("models", "--models path/to/models.toml"),
+        "root": ("data", "--data DIR"),
+        "out": ("out", "--out DIR"),
+        "qdrant_url": ("qdrant_url", "--qdrant-url URL"),
+        "collection": ("collection", "--collection NAME"),
+    }
+)
+
+
+def user_message(error: BaseException, args: argparse.Namespace) -> str:
+    """``error``'s message, plus the flag of this command that sets the option it names."""
+    dest, flag = OPTION_FLAGS.get(option_of(error) or "", ("", ""))
+    if dest and hasattr(args, dest):
+        return f"{error} (flag: {flag})"
+    return str(error)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # OSError: unwritable outputs, read-only stores, models that cannot be loaded.
         if args.verbose >= 2:
             raise
-        print(f"fossil {args.command}: error: {error}", file=sys.stderr)
+        print(f"fossil {args.command}: error: {user_message(error, args)}", file=sys.stderr)
         return 1
 
 

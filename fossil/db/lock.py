@@ -17,13 +17,16 @@ from typing import IO
 class StoreLockedError(RuntimeError):
     """The embedded store is open in another process."""
 
+    option = "qdrant_url"  # what lets several processes in (fossil.errors)
+
 
 def locked_message(path: Path | str, holder: str = "") -> str:
     who = f" (held by pid {holder})" if holder else ""
     return (
         f"the embedded store at {path} is open in another process{who}; an embedded store "
-        "allows one process at a time: wait for it to finish, or run a Qdrant server and use "
-        "it via --qdrant-url URL (several processes and machines can then write at once)"
+        "allows one process at a time: wait for it to finish, or run a Qdrant server and open "
+        "the collection through it (qdrant_url; several processes and machines can then write "
+        "at once)"
     )
 
 

@@ -35,6 +35,7 @@ from fossil.demo.corpus import caption_corpus
 from fossil.demo.encoder import SyntheticDenseEncoder
 from fossil.demo.generator import SyntheticGenerator
 from fossil.demo.scenes import write_scenes
+from fossil.errors import naming
 from fossil.models.protocols import DenseEncoder, Generator, NounParser, TextEncoder
 
 logger = logging.getLogger(__name__)
@@ -130,7 +131,8 @@ def run_demo(
     config = config or DemoConfig()
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"{out} exists and is not an empty folder; give a fresh --out")
+        message = f"{out} exists and is not an empty folder; give a fresh output folder"
+        raise naming(FileExistsError(message), "out")
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     models = models or demo_models()

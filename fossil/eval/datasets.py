@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from fossil.errors import naming
 from fossil.eval.layouts import DatasetSpec, get_spec
 
 IGNORE_INDEX = 255
@@ -139,8 +140,8 @@ def open_dataset(
     names = load_class_names(spec) if class_names is None else _check_names(class_names)
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"{spec.name}: --data {root} is not a folder; expected "
-                                f"{spec.layout()}")  # fmt: skip
+        message = f"{spec.name}: the dataset root {root} is not a folder; expected {spec.layout()}"
+        raise naming(FileNotFoundError(message), "root")
     for part in (spec.image_dir, spec.label_dir):
         _require(root, part, spec, is_dir=True)
     if spec.split_file:
@@ -197,7 +198,8 @@ def _require(root: Path, part: str, spec: DatasetSpec, *, is_dir: bool) -> None:
     hint = ""
     nested = sorted(d for d in root.iterdir() if d.is_dir() and (d / part).exists())
     if nested:
-        hint = f"; found it under {nested[0]}: pass --data {nested[0]}"
-    raise FileNotFoundError(
+        hint = f"; found it under {nested[0]}: give the dataset root {nested[0]}"
+    message = (
         f"{spec.name}: {kind} {path} not found; expected the mmseg layout {spec.layout()}{hint}"
     )
+    raise naming(FileNotFoundError(message), "root")

@@ -29,6 +29,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from fossil.config import EvalConfig
+from fossil.errors import naming
 from fossil.eval.datasets import Sample, SegmentationDataset
 from fossil.eval.metrics import EvalResult, ImageCounts, IoUAccumulator, intersect_and_union
 from fossil.eval.report import write_reports
@@ -160,11 +161,12 @@ def _open_run(
                 for key in set(previous.get("config", {})) | set(header["config"])
                 if previous.get("config", {}).get(key) != header["config"].get(key)
             )
-            raise ValueError(
+            message = (
                 f"{out_dir} holds results of another run ({previous.get('dataset')}, config "
-                f"differs in: {', '.join(changed) or 'eval protocol'}); use another --out, "
-                "or start over without resuming"
+                f"differs in: {', '.join(changed) or 'eval protocol'}); use another output "
+                "folder, or start over without resuming"
             )
+            raise naming(ValueError(message), "out")
         return _read_results(results_path, len(dataset.class_names))
     results_path.unlink(missing_ok=True)
     run_path.write_text(json.dumps(header, indent=2) + "\n", "utf-8")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from fossil.db.catalog import strip_invisible
+from fossil.errors import naming
 
 FORMATS: tuple[str, ...] = ("coco", "jsonl", "csv", "text")
 EXTENSIONS: dict[str, str] = {
@@ -98,10 +99,11 @@ def detect_format(path: str | Path, format: str | None = None) -> str:
     ext = Path(name).suffix
     if ext not in EXTENSIONS:
         known = ", ".join(f"{e} ({f})" for e, f in EXTENSIONS.items())
-        raise CorpusError(
+        message = (
             f"cannot tell the format of corpus file {path} from its extension {ext or '(none)'!r};"
-            f" known extensions: {known}; or pass the format explicitly (--format)"
+            f" known extensions: {known}; or give the format explicitly"
         )
+        raise naming(CorpusError(message), "format")
     return EXTENSIONS[ext]
 
 
@@ -228,10 +230,11 @@ def _csv_captions(stream: IO[str], path: Path, column: str) -> Iterator[str | No
     except csv.Error as error:
         raise CorpusError(f"{path}: not a readable CSV file ({error})") from error
     if not header or column not in header:
-        raise CorpusError(
+        message = (
             f"{path}: CSV has no column {column!r}; its columns are {list(header or [])}"
-            " (choose one with --csv-column)"
+            " (choose the caption column)"
         )
+        raise naming(CorpusError(message), "csv_column")
     try:
         for row in reader:
             yield row[column]

@@ -29,6 +29,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from fossil.config import GenerationConfig, ModelIds
+from fossil.errors import naming
 from fossil.models.protocols import DenseEncoder, Generator, NounParser, TextEncoder
 
 logger = logging.getLogger(__name__)
@@ -210,8 +211,8 @@ def _hint(role: str, ident: str) -> str:
         )
     return (
         f"Download it once where the hub is reachable (`huggingface-cli download {ident}`), "
-        f"or point '{role}' in the [models] table of a profile TOML "
-        f"(`--models path/to/models.toml`) to a local copy of the model directory."
+        f"or point '{role}' in the [models] table of a profile TOML file (a models.toml) to a "
+        "local copy of the model directory."
     )
 
 
@@ -219,18 +220,21 @@ def _build(role: str, ident: str, build: Callable[[], T]) -> T:
     """Run ``build``; turn a missing path or the hub's offline/not-found errors into a
     :class:`ModelLoadError` naming the role and how to point to a local copy."""
     if _looks_like_path(ident) and not Path(ident).expanduser().exists():
-        raise ModelLoadError(
-            f"the {role} model path {ident!r} does not exist. {_hint(role, ident)}"
-        )
+        raise _load_error(role, ident, f"the {role} model path {ident!r} does not exist.")
     try:
         return build()
     except ModelLoadError:
         raise
     except (OSError, ValueError, ImportError) as error:
-        raise ModelLoadError(
-            f"cannot load the {role} model {ident!r}: {type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''}. {_hint(role, ident)}"
-        ) from error
+        first = str(error).splitlines()[0] if str(error) else ""
+        text = f"cannot load the {role} model {ident!r}: {type(error).__name__}: {first}."
+        raise _load_error(role, ident, text) from error
+
+
+def _load_error(role: str, ident: str, text: str) -> ModelLoadError:
+    """``text`` and the hint; but for a tiny model, the fix is another profile."""
+    error = ModelLoadError(f"{text} {_hint(role, ident)}")
+    return error if ident == TINY else naming(error, "profile")
 
 
 def _path_or_id(ident: str) -> str:

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from fossil.errors import naming
+
 MAX_PIXELS = 16384 * 16384  # larger images are refused (they are resized to 448 px anyway)
 MAX_DECODE_MB = 512  # default budget of decoded memory, megabytes (FOSSIL_MAX_IMAGE_MB)
 MAX_ASPECT = 20  # long side / short side
@@ -42,7 +44,7 @@ def decode_budget(max_mb: float | None = None) -> int:
     --max-image-mb``), else ``$FOSSIL_MAX_IMAGE_MB``, else :data:`MAX_DECODE_MB`."""
     if max_mb is not None:
         if not max_mb > 0:
-            raise ValueError(f"--max-image-mb ({max_mb}) must be > 0")
+            raise naming(ValueError(f"max_mb ({max_mb}) must be > 0"), "max_mb")
         return int(max_mb * 2**20)
     raw = os.environ.get(BUDGET_VARIABLE, "").strip()
     if not raw:
@@ -66,11 +68,12 @@ def check_size(name: str, width: int, height: int, mode: str, max_mb: float | No
         )
     needed, budget = decode_bytes(width, height, mode), decode_budget(max_mb)
     if needed > budget:
-        raise ValueError(
+        message = (
             f"image {name!r} is {width}x{height} ({mode}): decoding it takes ~{needed / 2**20:.0f}"
             f" MB, over the {budget / 2**20:.0f} MB limit — downscale it first, or raise the "
-            f"limit with --max-image-mb MB (or the environment variable {BUDGET_VARIABLE}=MB)"
+            f"limit (max_mb, or the environment variable {BUDGET_VARIABLE}=MB)"
         )
+        raise naming(ValueError(message), "max_mb")
     if max(width, height) > MAX_ASPECT * max(1, min(width, height)):
         raise ValueError(
             f"image {name!r} is {width}x{height}: its sides are more than {MAX_ASPECT}:1 apart "

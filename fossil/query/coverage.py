@@ -80,7 +80,7 @@ def thresholds(encoder: str, config: CoverageConfig) -> tuple[float | None, floa
         logger.warning(
             "no coverage similarity thresholds measured for text encoder %r: a concept counts "
             "as covered only when its references carry its own noun; measure them with "
-            "benchmarks/coverage_thresholds.py --text-encoder ... and pass --min-best/--min-nth",
+            "benchmarks/coverage_thresholds.py and set CoverageConfig's min_best and min_nth",
             encoder,
         )
     return min_best, min_nth

@@ -117,7 +117,7 @@ def test_second_process_is_refused_with_the_server_hint(tmp_path: Path) -> None:
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 2, result.stderr
     for line in lines:
-        assert line.startswith("StoreLockedError") and "--qdrant-url" in line
+        assert line.startswith("StoreLockedError") and "Qdrant server" in line
     open_collection(tmp_path).close()  # free again once the first process closed it
 
 

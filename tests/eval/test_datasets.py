@@ -92,7 +92,7 @@ def test_wrong_layout_names_the_missing_folder(tmp_path):
     message = str(error.value)
     assert f"folder {tmp_path / 'images/validation'} not found" in message
     assert "ADEChallengeData2016 containing images/validation/**/*.jpg" in message
-    assert f"pass --data {tmp_path / 'ADEChallengeData2016'}" in message
+    assert f"give the dataset root {tmp_path / 'ADEChallengeData2016'}" in message
 
     write_dataset(tmp_path / "voc", "pascal_context59")
     (tmp_path / "voc/ImageSets/SegmentationContext/val.txt").unlink()

@@ -128,7 +128,7 @@ def test_unreadable_files(tmp_path: Path) -> None:
 def test_format_detection(tmp_path: Path) -> None:
     assert detect_format("a/b.NDJSON") == "jsonl" and detect_format("x.csv.gz") == "csv"
     assert detect_format("weird.dat", "text") == "text"
-    with pytest.raises(CorpusError, match=r"weird\.dat.*'\.dat'.*--format"):
+    with pytest.raises(CorpusError, match=r"weird\.dat.*'\.dat'.*give the format explicitly"):
         detect_format("weird.dat")
     with pytest.raises(ValueError, match=r"format 'yaml' unknown; choose one of coco, jsonl"):
         detect_format("a.txt", "yaml")
