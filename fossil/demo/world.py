@@ -172,21 +172,21 @@ def open_world(out: Path | str, models: DemoModels) -> Any:
 def ingest_world(
     out: Path, collection: Any, models: DemoModels, config: DemoConfig, *, progress: bool
 ) -> dict[str, float]:
-    """Write ``out/corpus.txt`` and ingest it into ``collection`` with the real ingest loop."""
-    from fossil.ingest.worker import BatchWriter, Claimer, run_ingest
+    """Write ``out/corpus.txt`` and ingest it into ``collection`` with the library's ingest
+    call (:func:`fossil.pipeline.ingest.ingest_corpora`)."""
+    from fossil.ingest.corpora import CorpusFile
+    from fossil.pipeline.ingest import ingest_corpora
+    from fossil.pipeline.ingest_config import IngestOptions
 
     corpus = caption_corpus(config.captions, seed=config.seed)
     corpus_path = out / "corpus.txt"
     corpus_path.write_text("\n".join(corpus) + "\n", "utf-8")
-    collection.catalog.add_corpus("demo", str(corpus_path), corpus)
-    started = time.perf_counter()
-    claimer = Claimer(collection, OWNER, config.batch_size, lease_seconds=3600.0)
-    writer = BatchWriter(collection, OWNER, total=len(corpus), progress=progress)
-    try:
-        stats = run_ingest(models, claimer, writer, thumbnail_root=collection.root)
-    finally:
-        writer.close()
-    seconds = time.perf_counter() - started
+    demo = CorpusFile("demo", str(corpus_path), "txt", tuple(corpus))
+    options = IngestOptions(
+        batch_size=config.batch_size, lease_seconds=3600.0, progress=progress, owner=OWNER
+    )
+    summary = ingest_corpora(collection, [demo], models, options)
+    stats, seconds = summary.stats, max(summary.elapsed_s, 1e-9)
     return {
         "ingest_s": seconds,
         "ingest_refs_per_s": stats.references / seconds,
