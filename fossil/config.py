@@ -271,7 +271,7 @@ class FossilConfig:
     How the references were built is not configured here: the models and the generation
     settings are the model profile's (``fossil.models.loading.ModelProfile``: ``ModelIds`` per
     role, ``GenerationConfig`` from its ``[generation]`` table, fingerprinted into point ids),
-    and the TRE weight is :class:`TextConfig`'s, read by ingest.
+    and the TRE weight is :class:`TextConfig`'s, read by ingest (its ``IngestOptions.text``).
     """
 
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)

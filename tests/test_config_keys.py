@@ -5,12 +5,19 @@ unless it is named in an exclusion list; the encoders' input sides come from Eva
 from __future__ import annotations
 
 from dataclasses import fields, make_dataclass, replace
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from fossil.config import EvalConfig, FossilConfig, GenerationConfig, RetrievalConfig
+from fossil.config import (
+    EvalConfig,
+    FossilConfig,
+    GenerationConfig,
+    RetrievalConfig,
+    TextConfig,
+)
 from fossil.models.generator import (
     FINGERPRINT_EXCLUDED,
     generation_fingerprint,
@@ -134,3 +141,28 @@ def test_the_analyser_refuses_encoders_at_other_sides_than_the_config() -> None:
     ]:
         with pytest.raises(ValueError, match=message):
             ImageAnalyser(dense, keys, replace(FossilConfig(), eval=eval_config))  # type: ignore[arg-type]
+
+
+def test_the_ingest_reads_the_tre_weight_from_its_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TextConfig (no longer a dead FossilConfig field) reaches the batch processing."""
+    import fossil.ingest.worker as worker
+    from fossil.ingest.corpora import CorpusFile
+    from fossil.pipeline.ingest import ingest_corpora
+    from fossil.pipeline.ingest_config import IngestOptions, StoreAddress
+    from tests.ingest.conftest import FakeModels
+
+    seen: list[float] = []
+    real = worker.process_batch
+
+    def record(models: Any, jobs: Any, *, template_weight: float, **rest: Any) -> Any:
+        seen.append(template_weight)
+        return real(models, jobs, template_weight=template_weight, **rest)
+
+    monkeypatch.setattr(worker, "process_batch", record)
+    corpus = CorpusFile(name="c", source="memory", format="txt", captions=("A dog",))
+    options = IngestOptions(text=TextConfig(template_weight=0.7))
+    ingest_corpora(StoreAddress(tmp_path / "a"), [corpus], FakeModels(), options)
+    ingest_corpora(StoreAddress(tmp_path / "b"), [corpus], FakeModels())
+    assert seen == [0.7, TextConfig().template_weight]

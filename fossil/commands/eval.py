@@ -157,7 +157,7 @@ def config_info(
         "retrieval": asdict(config.retrieval),
         "opencut": asdict(config.opencut),
         "scoring": asdict(config.scoring),
-        "text": asdict(TextConfig()),  # the TRE weight ingest uses (not a FossilConfig field)
+        "text": asdict(TextConfig()),  # ingest's default TRE weight (IngestOptions.text)
         "eval": asdict(config.eval),
         "limit": args.limit,
         "data": str(args.data),

@@ -202,7 +202,10 @@ def ingest_corpora(
         return run(collection_meta(loaded, SCHEMA_VERSION), loaded)
     from fossil.ingest.pool import WorkerPool
 
-    with WorkerPool(loaders, schema_version=SCHEMA_VERSION, thumbnail_root=run.thumbnails) as pool:
+    weight, root = run.options.text.template_weight, run.thumbnails
+    with WorkerPool(
+        loaders, schema_version=SCHEMA_VERSION, template_weight=weight, thumbnail_root=root
+    ) as pool:
         return run(pool.wait_ready(), pool)
 
 
@@ -375,6 +378,7 @@ class _Run:
                         models,
                         claimer,
                         writer,
+                        template_weight=options.text.template_weight,
                         thumbnail_root=self.thumbnails,
                         should_stop=self.should_stop,
                     )

@@ -4,11 +4,11 @@ through the captions (:class:`IngestOptions`).  Commands build them from their f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fossil.config import GenerationConfig
+from fossil.config import GenerationConfig, TextConfig
 
 if TYPE_CHECKING:
     from fossil.models.loading import ModelProfile
@@ -86,6 +86,7 @@ class IngestOptions:
     progress: bool = False  # tqdm bar
     only_given: bool = False  # claim only the given corpora's captions (else all pending)
     owner: str | None = None  # lease owner (None: host:pid)
+    text: TextConfig = field(default_factory=TextConfig)  # §5.5 the TRE's template weight
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
