@@ -49,6 +49,7 @@ from fossil.db.schema import (
     corpus,
     reference,
 )
+from fossil.errors import naming
 from fossil.records import ReferencePoint
 
 logger = logging.getLogger(__name__)
@@ -86,11 +87,11 @@ def _refuse_other_settings(
         stored_has=f"{target_name} has",
         given_has=f"{source_name} has",
         subject=f"{target_name} was built with other settings than {source_name}",
-        fix="export into another collection (--collection) or an empty catalog",
+        fix="export into another collection or an empty catalog",
         schema=True,
     )
     if problem:
-        raise ValueError(problem)
+        raise naming(ValueError(problem), "collection")
 
 
 def collection_label(client: Any, name: str) -> CollectionMeta | None:
