@@ -215,17 +215,12 @@ def open_store(args: argparse.Namespace, *, release_stale_leases: bool = False) 
     """The collection of --store / --qdrant-url / --catalog (existing; never created).
     ``release_stale_leases``: this command will claim or remove captions
     (:func:`fossil.db.open.open_collection`)."""
-    from fossil.db.open import open_collection
+    from fossil.pipeline.ingest_config import StoreAddress
 
     if not args.store and not args.qdrant_url:
         raise ValueError("give --store DIR (or --qdrant-url with --catalog)")
-    return open_collection(
-        args.store,
-        qdrant_url=args.qdrant_url,
-        api_key=args.qdrant_api_key,
-        catalog_url=args.catalog,
-        release_stale_leases=release_stale_leases,
-    )
+    address = StoreAddress(args.store, args.qdrant_url, args.qdrant_api_key, args.catalog)
+    return address.open(release_stale_leases=release_stale_leases)
 
 
 def load_command_models(

@@ -261,7 +261,7 @@ def _nothing_pending(store: StoreAddress) -> dict[str, int] | None:
 def _open(store: StoreAddress | Collection, meta: CollectionMeta) -> Collection:
     """The collection to write (an address is opened, created when missing, with the
     leases of dead runs handed back when the embedded lock proves this process alone)."""
-    from fossil.db.open import MetaMismatchError, meta_mismatch, open_collection
+    from fossil.db.open import MetaMismatchError, meta_mismatch
 
     if isinstance(store, Collection):
         mismatch = meta_mismatch(store.meta, meta)
@@ -270,17 +270,7 @@ def _open(store: StoreAddress | Collection, meta: CollectionMeta) -> Collection:
                 f"references must be generated with the collection's models: {mismatch}"
             )
         return store
-    return open_collection(
-        store.root,
-        qdrant_url=store.qdrant_url,
-        api_key=store.api_key,
-        catalog_url=store.catalog_url,
-        meta=meta,
-        create=True,
-        shard_number=store.shards,
-        replication_factor=store.replicas,
-        release_stale_leases=True,
-    )
+    return store.open(meta, create=True, release_stale_leases=True)
 
 
 def _claimable(catalog: CatalogStore, names: Sequence[str] | None, limit: int | None) -> int:

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fossil.config import GenerationConfig, TextConfig
 
 if TYPE_CHECKING:
+    from fossil.db.protocols import Collection, CollectionMeta
     from fossil.models.loading import ModelProfile
 
 
@@ -45,6 +46,25 @@ class StoreAddress:
             return self.catalog_url
         assert self.root is not None  # __post_init__
         return store_catalog_url(self.root)
+
+    def open(
+        self, meta: CollectionMeta | None = None, *, create: bool = False, **options: Any
+    ) -> Collection:
+        """:func:`fossil.db.open.open_collection` at this address (``options``: its other
+        keywords, e.g. ``release_stale_leases``)."""
+        from fossil.db.open import open_collection
+
+        return open_collection(
+            self.root,
+            qdrant_url=self.qdrant_url,
+            api_key=self.api_key,
+            catalog_url=self.catalog_url,
+            meta=meta,
+            create=create,
+            shard_number=self.shards,
+            replication_factor=self.replicas,
+            **options,
+        )
 
     @property
     def where(self) -> str:
