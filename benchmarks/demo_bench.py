@@ -64,17 +64,20 @@ def main() -> None:
         "N": config.fossil.retrieval.N,
         "K": config.fossil.retrieval.K,
         "gamma": config.fossil.scoring.gamma,
-        "opencut": {
-            k: v
-            for k, v in asdict(config.fossil.opencut).items()
-            if k in ("variant", "tau_space", "tau_foreground", "tau_background", "subdivide_depth")
-        },
+        "opencut": opencut_summary(config),
         "references": result.references,
         "miou": {k: round(100 * v, 2) for k, v in result.miou.items()},
         "timings": {k: round(v, 3) for k, v in result.timings.items()},
         "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
     }
     print(json.dumps(report, indent=2))
+
+
+def opencut_summary(config: DemoConfig) -> dict[str, object]:
+    """The OpenCut settings a run measured (the ones its flags change)."""
+    opencut = asdict(config.fossil.opencut)
+    keys = ("variant", "tau_space", "tau_foreground", "tau_background", "subdivide_depth")
+    return {k: opencut[k] for k in keys}
 
 
 def evaluate_built_world(world: Path, config: DemoConfig) -> dict[str, object]:
@@ -94,12 +97,11 @@ def evaluate_built_world(world: Path, config: DemoConfig) -> dict[str, object]:
             )
         finally:
             collection.close()
-    opencut = asdict(config.fossil.opencut)
     return {
         "benchmark": "demo_bench",
         "synthetic": True,
         "world": str(world),
-        "opencut": {k: opencut[k] for k in ("variant", "tau_space", "tau_foreground")},
+        "opencut": opencut_summary(config),
         "miou": {k: round(100 * v, 2) for k, v in evaluation.miou.items()},
         "timings": {k: round(v, 3) for k, v in evaluation.timings.items()},
     }
