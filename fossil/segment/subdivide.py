@@ -4,7 +4,7 @@ On real DINOv2-S/14 keys the first ``tau`` of the schedule already cuts the whol
 two or three balanced NCut masks; later ``tau`` values propose smaller masks inside them, and
 the refinement's ``rho`` rule discards every one of them (a mask more than ``rho`` covered).
 So OpenCut never splits a mask it has accepted, and a shelf of eight objects comes back as
-three regions (``benchmarks/real_photos.py``).
+four regions (``benchmarks/real_photos.py``, with the CRF).
 
 :func:`subdivide` splits each final mask again with MaskCut restricted to that mask's patches,
 at the schedule's last threshold, recursively up to ``depth`` levels.  A mask whose patches
