@@ -231,35 +231,12 @@ def load_command_models(
     extend: bool = False,
     sizes: EvalConfig | None = None,
 ) -> ModelBundle:
-    """The models ``command`` needs (``fossil.models.loading.COMMAND_ROLES``, plus --extend's),
-    each built on first use: those of --models when given, else those ``collection`` records
-    (else the paper's); the dense and keys encoders at the input sides of ``sizes``."""
-    from fossil.models.loading import command_roles, load_models
-    from fossil.pipeline.ingest import meta_profile
+    """:func:`fossil.pipeline.models.collection_models` with --models and --device."""
+    from fossil.pipeline.models import collection_models
 
-    roles = command_roles(command, extend=extend)
-    sides = sizes if sizes is not None else EvalConfig()
-    profile = args.models or "paper"
-    if args.models is None and collection is not None:
-        profile = meta_profile(collection.meta)
-    return load_models(
-        profile,
-        device=args.device,
-        roles=roles,
-        dense_size=sides.dense_size,
-        key_size=sides.key_size,
+    return collection_models(
+        command, collection, profile=args.models, device=args.device, extend=extend, sizes=sizes
     )
-
-
-def check_dense_encoder(collection: Collection, models: ModelBundle) -> None:
-    """The dense encoder must be the one the collection's VREs come from (name and dim)."""
-    meta, dense = collection.meta, models.dense
-    if dense.name != meta.dense_encoder or int(dense.dim) != meta.visual_dim:
-        raise ValueError(
-            f"dense encoder {dense.name!r} (dim {dense.dim}) does not match the collection, "
-            f"built with {meta.dense_encoder!r} (dim {meta.visual_dim}); use the models it was "
-            "built with (leave out --models, or pass the profile it was built with)"
-        )
 
 
 def assess_or_extend(

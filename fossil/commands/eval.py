@@ -110,9 +110,10 @@ def open_predictor(
 ) -> Iterator[tuple[CropPredictor, dict[str, Any]]]:
     """Models, store and prototypes of ``class_names`` → the crop predictor (§5.8) and what
     the report records about it (model ids, collection revision, references per class)."""
-    from fossil.commands._options import check_dense_encoder, load_command_models, open_store
+    from fossil.commands._options import load_command_models, open_store
     from fossil.pipeline import build_predictor
     from fossil.pipeline.crop_cache import CropCache
+    from fossil.pipeline.models import check_dense_encoder
     from fossil.query.engine import QueryEngine
 
     collection = open_store(args)

@@ -17,7 +17,6 @@ from fossil.commands._options import (
     add_server_options,
     assess_or_extend,
     build_config,
-    check_dense_encoder,
     coverage_config,
     load_command_models,
     parse_concepts,
@@ -25,6 +24,7 @@ from fossil.commands._options import (
 )
 from fossil.config import PRESETS, FossilConfig
 from fossil.pipeline.images import BUDGET_VARIABLE, MAX_DECODE_MB
+from fossil.pipeline.models import check_dense_encoder
 
 if TYPE_CHECKING:
     import numpy as np

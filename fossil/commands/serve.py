@@ -12,7 +12,6 @@ from fossil.commands._options import (
     add_models_options,
     add_segmentation_options,
     add_server_options,
-    check_dense_encoder,
     load_command_models,
     open_store,
     opencut_config,
@@ -123,6 +122,7 @@ def load_serve_models(
     from dataclasses import replace
 
     from fossil.demo.world import demo_fossil_config, demo_models
+    from fossil.pipeline.models import check_dense_encoder
     from fossil.serve.service import SegmentOptions, request_config
 
     demo = is_demo(args, collection)

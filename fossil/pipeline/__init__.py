@@ -1,7 +1,8 @@
 """Composition of the layers into user-facing operations: build or grow a reference
 collection from caption corpora (``ingest_corpora``, ``register_corpora``), segment an image
 for a list of concepts against a collection (``segment_image``), and the per-crop predictor
-the evaluation runner drives (``build_predictor``).  Names are imported on first use."""
+the evaluation runner drives (``build_predictor``), and the models a command runs with for a
+collection (``collection_models``).  Names are imported on first use."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ _EXPORTS = {
     "IngestOptions": "fossil.pipeline.ingest_config",
     "ModelChoice": "fossil.pipeline.ingest_config",
     "StoreAddress": "fossil.pipeline.ingest_config",
+    "collection_models": "fossil.pipeline.models",
+    "check_dense_encoder": "fossil.pipeline.models",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -15,7 +15,8 @@ from PIL import Image
 
 import fossil.models.loading as loading
 from fossil.cli import main
-from fossil.commands._options import check_dense_encoder
+from fossil.errors import option_of
+from fossil.pipeline.models import check_dense_encoder
 from tests.conftest import build_tiny_store, models_loaded_once
 
 
@@ -102,8 +103,9 @@ def test_dense_encoder_check_names_both_sides() -> None:
     other = SimpleNamespace(dense=SimpleNamespace(name="facebook/dinov2-large", dim=1024))
     with pytest.raises(
         ValueError, match=r"'facebook/dinov2-large' \(dim 1024\).*'fossil-tiny/dense' \(dim 32\)"
-    ):
+    ) as refused:
         check_dense_encoder(collection, other)  # type: ignore[arg-type]
+    assert option_of(refused.value) == "profile"  # the CLI appends --models
 
 
 def test_ingest_into_an_existing_store_uses_its_models(
