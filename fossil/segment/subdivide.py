@@ -55,10 +55,9 @@ def split_patches(features: np.ndarray, region: np.ndarray, split: Split) -> lis
         solver=split.solver,
         seed_component_only=split.seed_component_only,
     )
-    parts = [m & region for m in result.masks]
-    rest = region & ~np.any(parts, axis=0) if parts else region
-    if rest.any():
-        parts.append(rest)
+    parts = list(result.masks)  # MaskCut's masks are disjoint parts of ``active``
+    if result.remaining is not None and result.remaining.any():
+        parts.append(result.remaining)  # the rest of the region
     if len(parts) <= 1:
         return [region]
     deeper = replace(split, depth=split.depth - 1)
