@@ -17,9 +17,16 @@ Per photo and OpenCut setting it reports:
   background included;
 - ``patch_oracle_miou`` (once per photo): each 37×37 patch takes the majority label of its
   pixels, one-hot maps upsampled bilinearly to the photo size, argmax (fossil's per-patch path);
-- regions, covered fraction, refinement outcomes, seconds for keys and OpenCut.
+- regions, covered fraction, refinement outcomes, seconds for keys and OpenCut;
+- ``raw_mask_ceiling`` (once per photo): for each main object (an instance over 3% of the
+  photo), the best IoU that any raw MaskCut mask reaches at any quantile tau of a sweep from
+  0.05 to 0.99, with either component rule (MaskCut's seed component, the paper's whole side).
+  The paper's OpenCut builds its regions only from these raw masks (their components, merges,
+  and differences with masks accepted earlier), so a low ceiling says no tau meaning of the
+  quantile family and no schedule order lets the paper's OpenCut isolate that object; it is
+  not a strict bound (a difference of two masks can beat both).
 
-    python benchmarks/real_photos.py [--photos voc,arc2017] [--overlays DIR]
+    python benchmarks/real_photos.py [--photos voc,arc2017] [--overlays DIR] [--only SETTINGS]
 """
 
 from __future__ import annotations
@@ -44,11 +51,15 @@ from fossil.models.loading import (  # noqa: E402
     load_key_encoder,
     read_profile,
 )
+from fossil.segment.maskcut import maskcut  # noqa: E402
+from fossil.segment.ncut import prepare_keys, thresholds  # noqa: E402
 from fossil.segment.opencut import run_opencut  # noqa: E402
 from fossil.segment.window import resize_image  # noqa: E402
 from tests.realweights import LabelledPhoto, dinov2_s14_folder, labelled_photo  # noqa: E402
 
 SUBDIVIDE_DEPTHS = (1, 2, 3)
+CEILING_TAUS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99)
+MAIN_OBJECT_FRACTION = 0.03  # a "main object" covers more than this fraction of the photo
 
 
 def settings() -> dict[str, OpenCutConfig]:
@@ -119,6 +130,40 @@ def best_ious(masks: np.ndarray, photo: LabelledPhoto) -> list[dict]:
     return out
 
 
+def raw_mask_ceiling(keys: np.ndarray, photo: LabelledPhoto, t: int = 3) -> list[dict]:
+    """For each main object of ``photo``, the best IoU of any raw MaskCut mask (``t`` per tau)
+    over :data:`CEILING_TAUS` (quantile meaning) and both component rules, and the tau of it."""
+    features = prepare_keys(keys, "quantile")
+    size = photo.labels.shape
+    main = [
+        i
+        for i, instance in enumerate(photo.instances)
+        if instance.sum() > MAIN_OBJECT_FRACTION * instance.size
+    ]
+    best = {i: {"best_iou": 0.0, "tau": None} for i in main}
+    for tau, cosine in zip(
+        CEILING_TAUS, thresholds(features, CEILING_TAUS, "quantile"), strict=True
+    ):
+        for seed_component_only in (True, False):
+            result = maskcut(
+                features, cosine, t, solver="eigsh", seed_component_only=seed_component_only
+            )
+            if not result.masks:
+                continue
+            ious = best_ious(to_photo(np.stack(result.masks), size), photo)
+            for i in main:
+                if ious[i]["best_iou"] > best[i]["best_iou"]:
+                    best[i] = {"best_iou": ious[i]["best_iou"], "tau": tau}
+    return [
+        {
+            "class": photo.class_names[photo.instance_labels[i]],
+            "pixels": int(photo.instances[i].sum()),
+        }
+        | best[i]
+        for i in main
+    ]
+
+
 def to_photo(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if len(masks) == 0:
         return np.zeros((0, *size), bool)
@@ -183,8 +228,10 @@ def main(argv: list[str] | None = None) -> int:
                 round(float(q), 3) for q in np.percentile(cosines, [5, 50, 95])
             ],
             "patch_oracle_miou": round(miou(fallback, photo.labels), 4),
+            "raw_mask_ceiling": raw_mask_ceiling(keys, photo),
             "settings": {},
         }
+        print(name, "raw_mask_ceiling", json.dumps(entry["raw_mask_ceiling"]), file=sys.stderr)
         for setting, config in configs.items():
             start = time.perf_counter()
             result = run_opencut(keys, resized, config)
