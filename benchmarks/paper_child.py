@@ -97,7 +97,7 @@ def run_child(report_path: Path, argv: list[str]) -> int:
     timers.wrap(pool, "process_batch", "process_batch")
     timers.wrap(segmenter.ImageAnalyser, "_compute", "crop_analysis")
     timers.wrap(segmenter, "opencut", "opencut_total")
-    timers.wrap(opencut, "crf_mask", "crf")
+    timers.wrap(opencut, "crf_masks", "crf")
     timers.wrap(opencut, "crf_labels", "crf")
     timers.wrap(segmenter, "score_map", "scoring")
     timers.wrap(ClipTextEncoder, "encode", "text_encode")

@@ -27,7 +27,7 @@ Per photo and OpenCut setting it reports:
   not a strict bound (a difference of two masks can beat both).
 
     python benchmarks/real_photos.py [--photos voc,arc2017] [--overlays DIR] [--only SETTINGS]
-        [--folder DIR] [--device cuda] [--solver auto]
+        [--folder DIR] [--device cuda] [--solver auto] [--crf-workers N]
 
 ``--device cuda`` runs the encoders as fossil does on a GPU (float16) and ``--solver auto``
 the NCut eigensolver fossil picks there (``torch.linalg.eigh`` on the GPU); the default,
@@ -68,7 +68,7 @@ CEILING_TAUS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0
 MAIN_OBJECT_FRACTION = 0.03  # a "main object" covers more than this fraction of the photo
 
 
-def settings(solver: str = "eigsh") -> dict[str, OpenCutConfig]:
+def settings(solver: str = "eigsh", crf_workers: int = 1) -> dict[str, OpenCutConfig]:
     """Every OpenCut setting measured: variant × CRF × tau meaning, and for the quantile
     schedule the subdivision depths (``|sub=D``, :mod:`fossil.segment.subdivide`).
     ``quantile`` is the default schedule; ``centred`` and ``absolute`` use the paper's values."""
@@ -84,7 +84,10 @@ def settings(solver: str = "eigsh") -> dict[str, OpenCutConfig]:
         for crf in (True, False):
             for space, config in spaces.items():
                 out[f"{variant}|crf={int(crf)}|{space}"] = replace(
-                    config, variant=variant, crf=CRFConfig(enabled=crf), solver=solver
+                    config,
+                    variant=variant,
+                    crf=CRFConfig(enabled=crf, workers=crf_workers),
+                    solver=solver,
                 )
     return out
 
@@ -204,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         choices=("auto", "eigsh", "torch", "dense"),
         help="NCut eigensolver (auto: torch on CUDA, else eigsh)",
     )
+    parser.add_argument(
+        "--crf-workers", type=int, default=1, help="processes for the CRFs (0: one per core)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     folder = args.folder or dinov2_s14_folder(args.cache)
@@ -214,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         ids, _, _ = read_profile(profile_toml(folder, Path(tmp)))
     dense = load_dense_encoder(ids["dense"], args.device)
     keys_encoder = load_key_encoder(ids["keys"], args.device)
-    configs = settings(args.solver)
+    configs = settings(args.solver, args.crf_workers)
     if args.only:
         configs = {k: v for k, v in configs.items() if k in args.only.split(",")}
     report: dict = {
@@ -222,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         "keys_input_size": keys_encoder.input_size,
         "device": args.device,
         "solver": args.solver,
+        "crf_workers": args.crf_workers,
     }
     for name in args.photos.split(","):
         photo = labelled_photo(name)

@@ -2,8 +2,10 @@
 # OpenCut on the real photos on a CUDA machine, as fossil runs there: the encoders in float16
 # on the GPU and the NCut eigensolver fossil picks there (solver "auto" = torch.linalg.eigh on
 # the GPU); then the same encoders with the CPU's ARPACK solver (eigsh) for the three main
-# settings, to tell the solver's effect from float16's.  Each report is compared with the CPU
-# one in benchmarks/results/real_photos_cpu.json (benchmarks/compare_real_photos.py).
+# settings, to tell the solver's effect from float16's, and once more with the CRFs in one
+# process per core (--crf-workers 0: the same masks, the seconds it saves).  Each report is
+# compared with the CPU one in benchmarks/results/real_photos_cpu.json
+# (benchmarks/compare_real_photos.py).
 #
 #   bash benchmarks/real_photos_gpu.sh CARRY OUT [DEVICE]
 #
@@ -30,7 +32,10 @@ python3 benchmarks/real_photos.py --folder "$carry/dinov2-s14-fp16" --device "$d
   --solver "$solver" ${ONLY:+--only "$ONLY"} >"$out/real_photos_$device.json" 2>"$out/log.txt"
 python3 benchmarks/real_photos.py --folder "$carry/dinov2-s14-fp16" --device "$device" \
   --solver eigsh --only "$main" >"$out/real_photos_${device}_eigsh.json" 2>>"$out/log.txt"
-for report in "real_photos_$device" "real_photos_${device}_eigsh"; do
+python3 benchmarks/real_photos.py --folder "$carry/dinov2-s14-fp16" --device "$device" \
+  --solver "$solver" --crf-workers 0 --only "$main" >"$out/real_photos_${device}_crf_workers.json" \
+  2>>"$out/log.txt"
+for report in "real_photos_$device" "real_photos_${device}_eigsh" "real_photos_${device}_crf_workers"; do
   python3 benchmarks/compare_real_photos.py benchmarks/results/real_photos_cpu.json \
     "$out/$report.json" >"$out/compare_$report.json"
 done
@@ -39,7 +44,8 @@ import json, sys
 from pathlib import Path
 
 out, device, main = Path(sys.argv[1]), sys.argv[2], sys.argv[3].split(",")
-for report in (f"real_photos_{device}", f"real_photos_{device}_eigsh"):
+for report in (f"real_photos_{device}", f"real_photos_{device}_eigsh",
+               f"real_photos_{device}_crf_workers"):
     c = json.loads((out / f"compare_{report}.json").read_text())
     r = json.loads((out / f"{report}.json").read_text())
     print(report, "max |diff| vs CPU:", c["max_abs_diff"])

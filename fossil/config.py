@@ -163,6 +163,13 @@ class CRFConfig:
     bilateral_compat: float = 10.0
     min_iou: float = 0.5  # drop the mask when IoU(before, after) is below this
     multi_label: bool = False  # one CRF over all final masks instead of one per raw mask
+    # processes for a crop's per-mask CRFs (same masks either way): 1 = in this process,
+    # 0 = one per CPU core (the CLI's default); fossil.segment.crf.crf_masks
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.workers < 0:
+            raise ValueError(f"CRF workers ({self.workers}) must be >= 0 (0: one per CPU core)")
 
 
 @dataclass(frozen=True)

@@ -74,8 +74,8 @@ def add_models_options(p: Any) -> None:
 
 
 def add_segmentation_options(p: Any) -> None:
-    """--n, --k, --gamma, --no-opencut, --no-crf, --opencut-variant, --paper-taus,
-    --opencut-subdivide (read by :func:`build_config`)."""
+    """--n, --k, --gamma, --no-opencut, --no-crf, --crf-workers, --opencut-variant,
+    --paper-taus, --opencut-subdivide (read by :func:`build_config`)."""
     p.add_argument("--n", type=int, default=None, metavar="N", help="references per concept, N")
     p.add_argument("--k", type=int, default=None, metavar="K", help="prototypes per concept, K")
     p.add_argument(
@@ -85,6 +85,14 @@ def add_segmentation_options(p: Any) -> None:
         "--no-opencut", action="store_true", help="label every patch on its own (Fig. 3 ablation)"
     )
     p.add_argument("--no-crf", action="store_true", help="skip OpenCut's CRF (faster)")
+    p.add_argument(
+        "--crf-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="processes for a crop's per-mask CRFs, the same masks either way (default 0: one "
+        "per CPU core; 1: in this process)",
+    )
     p.add_argument(
         "--opencut-variant",
         choices=OPENCUT_VARIANTS,
@@ -199,11 +207,12 @@ def build_config(args: argparse.Namespace, preset: str | None) -> FossilConfig:
 
 
 def opencut_config(args: argparse.Namespace, base: OpenCutConfig) -> OpenCutConfig:
-    """``base`` with --paper-taus, --opencut-variant, --opencut-subdivide and --no-crf applied."""
+    """``base`` with --paper-taus, --opencut-variant, --opencut-subdivide, --no-crf and
+    --crf-workers applied."""
     opencut = OpenCutConfig.paper_absolute() if args.paper_taus else base
     return replace(
         opencut,
-        crf=replace(opencut.crf, enabled=not args.no_crf),
+        crf=replace(opencut.crf, enabled=not args.no_crf, workers=args.crf_workers),
         variant=args.opencut_variant or opencut.variant,
         subdivide_depth=(
             opencut.subdivide_depth if args.opencut_subdivide is None else args.opencut_subdivide

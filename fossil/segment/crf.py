@@ -5,14 +5,31 @@
 MAP; the mask is dropped when IoU(before, after) < ``min_iou``.  ``crf_labels`` is the cheaper
 variant measured in ``benchmarks/opencut_bench.py``: one multi-label CRF over all masks plus
 "uncovered" (label 0).  pydensecrf comes from the ``pydensecrf2`` distribution.
+
+``crf_masks`` runs ``crf_mask`` on several masks of one image, in ``config.workers`` processes:
+pydensecrf holds the GIL, so threads would not overlap, and a crop's CRFs are independent of
+each other.  The processes are started once ("spawn", safe beside torch's threads and a
+server's) and reused; a script that calls fossil with ``workers != 1`` needs the usual
+``if __name__ == "__main__":`` guard, as any multiprocessing program does.
 """
 
 from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from itertools import repeat
 
 import numpy as np
 import scipy.ndimage
 
 from fossil.config import CRFConfig
+
+logger = logging.getLogger(__name__)
+_POOLS: dict[int, ProcessPoolExecutor] = {}
 
 
 def _check_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -80,3 +97,41 @@ def crf_labels(image: np.ndarray, masks: np.ndarray, config: CRFConfig) -> np.nd
         iou = np.count_nonzero(before & after) / union if union else 0.0
         refined[i] = after if iou >= config.min_iou else False
     return refined
+
+
+def cpu_workers(workers: int) -> int:
+    """``workers`` processes, ``0`` meaning one per CPU core this process may use."""
+    if workers < 0:
+        raise ValueError(f"workers ({workers}) must be >= 0")
+    if workers:
+        return workers
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity else os.cpu_count() or 1
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    pool = _POOLS.get(workers)
+    if pool is None:
+        context = multiprocessing.get_context("spawn")
+        pool = _POOLS[workers] = ProcessPoolExecutor(workers, mp_context=context)
+    return pool
+
+
+def crf_masks(
+    image: np.ndarray, soft_masks: Sequence[np.ndarray], config: CRFConfig
+) -> list[np.ndarray | None]:
+    """:func:`crf_mask` on each of ``soft_masks`` (each (H, W), the same ``image``), in order.
+
+    With ``config.workers != 1`` and more than one mask they run in a pool of
+    :func:`cpu_workers` processes; the results are the same as in this process.  A pool whose
+    process died is dropped and the masks run here."""
+    workers = min(cpu_workers(config.workers), len(soft_masks))
+    if workers <= 1:
+        return [crf_mask(image, mask, config) for mask in soft_masks]
+    pool = _pool(cpu_workers(config.workers))
+    try:
+        return list(pool.map(crf_mask, repeat(image), soft_masks, repeat(config)))
+    except BrokenProcessPool:
+        _POOLS.pop(cpu_workers(config.workers), None)
+        logger.warning("a CRF worker process died; running the CRFs in this process")
+        return [crf_mask(image, mask, config) for mask in soft_masks]

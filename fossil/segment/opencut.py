@@ -25,6 +25,12 @@ that remainder is refined like a mask instead of staying uncovered.  ``subdivide
 splits each final mask again (:mod:`fossil.segment.subdivide`, fossil's departure).  With
 ``config.crf.multi_label`` the per-mask CRF is replaced by one multi-label CRF over the final
 masks (measured in ``benchmarks/opencut_bench.py``).
+
+The raw masks' CRFs do not depend on each other or on the accepted masks, so they run before
+the refinement, in ``config.crf.workers`` processes (:func:`fossil.segment.crf.crf_masks`):
+all of them at the end in the ``"paper"`` variant (its MaskCut runs never look at the accepted
+masks), after each ``tau`` in ``"shrinking-graph"``.  The refinement takes the masks in the
+order they were found, so the result does not depend on the number of workers.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fossil.config import OpenCutConfig
-from fossil.segment.crf import crf_labels, crf_mask
+from fossil.segment.crf import crf_labels, crf_masks
 from fossil.segment.maskcut import maskcut
 from fossil.segment.ncut import prepare_keys, thresholds
 from fossil.segment.refine import Outcome, Regions, refine
@@ -93,18 +99,30 @@ class _Accumulator:
             covered = _resize(covered[None], self.grid)[0] >= 0.5
         return ~covered
 
-    def add(self, raw: np.ndarray, tau: float, crf: bool) -> None:
-        """Upsample, CRF and refine one raw (h, w) mask."""
-        mask = raw
-        if self.image is not None:
-            soft = _resize(raw[None], self.image.shape[:2])[0]
-            mask = soft >= 0.5
-            if crf and self.config.crf.enabled and not self.config.crf.multi_label:
-                refined = crf_mask(self.image, soft, self.config.crf)
-                if refined is None:
-                    self.crf_dropped += 1
-                    return
-                mask = refined
+    def add(self, pending: list[tuple[np.ndarray, float, bool]]) -> None:
+        """Upsample, CRF and refine raw (h, w) masks, given as ``(raw, tau, crf)`` in the
+        order they were found.  Their CRFs are independent of each other and of the accepted
+        masks, so they run first (in parallel, :func:`fossil.segment.crf.crf_masks`); the
+        refinement then takes the masks in order."""
+        if not pending:
+            return
+        if self.image is None:
+            masks: list[np.ndarray | None] = [raw for raw, _, _ in pending]
+        else:
+            soft = _resize(np.stack([raw for raw, _, _ in pending]), self.image.shape[:2])
+            masks = list(soft >= 0.5)
+            use_crf = self.config.crf.enabled and not self.config.crf.multi_label
+            wanted = [i for i, (_, _, crf) in enumerate(pending) if crf and use_crf]
+            refined = crf_masks(self.image, [soft[i] for i in wanted], self.config.crf)
+            for i, mask in zip(wanted, refined, strict=True):
+                masks[i] = mask
+        for mask, (_, tau, _) in zip(masks, pending, strict=True):
+            if mask is None:
+                self.crf_dropped += 1
+            else:
+                self._refine(mask, tau)
+
+    def _refine(self, mask: np.ndarray, tau: float) -> None:
         before = len(self.regions.masks)
         outcomes: list[Outcome] = refine(
             self.regions, mask, self.eta, self.config.mu, self.config.rho
@@ -130,6 +148,9 @@ def run_opencut(
     schedule = [(tau, True) for tau in config.tau_foreground]
     schedule += [(tau, False) for tau in config.tau_background]
     cosines = thresholds(features, config.taus, config.tau_space)  # type: ignore[arg-type]
+    # raw masks not refined yet: the paper variant's MaskCut runs never look at the accepted
+    # masks, so all of them are refined at the end; shrinking-graph refines after each tau
+    pending: list[tuple[np.ndarray, float, bool]] = []
     for (tau, foreground), cosine in zip(schedule, cosines, strict=True):
         result = maskcut(
             features,
@@ -144,8 +165,7 @@ def run_opencut(
         )
         eigensolves += result.eigensolves
         raw_masks += len(result.masks)
-        for raw in result.masks:
-            acc.add(raw, tau, crf=True)
+        pending += [(raw, tau, True) for raw in result.masks]
         remainder = result.remaining
         if (
             result.stop == "coherent"
@@ -154,7 +174,11 @@ def run_opencut(
             and remainder is not None
             and remainder.any()
         ):
-            acc.add(remainder, tau, crf=False)
+            pending.append((remainder, tau, False))
+        if not paper:
+            acc.add(pending)
+            pending = []
+    acc.add(pending)
     masks, taus = acc.regions.stack(), acc.taus
     if config.subdivide_depth:
         split = Split(

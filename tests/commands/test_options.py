@@ -21,6 +21,13 @@ def test_defaults_are_the_paper_variant_with_quantile_taus():
     assert opencut.subdivide_depth == 0  # the paper does not subdivide
 
 
+def test_crf_workers_flag_defaults_to_one_per_core():
+    assert build_config(_args(), None).opencut.crf.workers == 0  # the library's default is 1
+    assert build_config(_args("--crf-workers", "1"), None).opencut.crf.workers == 1
+    with pytest.raises(ValueError, match="workers"):
+        build_config(_args("--crf-workers", "-2"), None)
+
+
 def test_subdivide_flag():
     assert build_config(_args("--opencut-subdivide", "2"), None).opencut.subdivide_depth == 2
     with pytest.raises(ValueError, match="subdivide_depth"):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from fossil.config import CRFConfig
-from fossil.segment.crf import crf_labels, crf_mask
+from fossil.segment.crf import cpu_workers, crf_labels, crf_mask, crf_masks
 
 
 def _image(rng, size=96):
@@ -68,3 +68,23 @@ def test_image_must_be_uint8_rgb_of_the_mask_size():
         crf_mask(np.zeros((8, 8, 3), np.float32), mask, CRFConfig())
     with pytest.raises(ValueError, match="masks are"):
         crf_mask(np.zeros((9, 8, 3), np.uint8), mask, CRFConfig())
+
+
+def test_crf_masks_in_worker_processes_equal_the_masks_run_here():
+    image = _image(np.random.default_rng(4))
+    stripes = np.zeros((96, 96), np.float32)
+    stripes[:, ::4] = 1.0  # dropped by the CRF: None must come back in its place
+    coarse = _square(16, 80, 16, 80).astype(np.float32) * 0.8
+    softs = [_square(24, 72, 24, 72).astype(np.float32), stripes, coarse]
+    here = crf_masks(image, softs, CRFConfig(workers=1))
+    pooled = crf_masks(image, softs, CRFConfig(workers=2))
+    assert here[1] is None and pooled[1] is None
+    for a, b in zip((here[0], here[2]), (pooled[0], pooled[2]), strict=True):
+        assert a is not None and b is not None and np.array_equal(a, b)
+    assert crf_masks(image, [], CRFConfig(workers=2)) == []
+
+
+def test_crf_workers_are_counted_and_checked():
+    assert cpu_workers(0) >= 1 and cpu_workers(3) == 3
+    with pytest.raises(ValueError, match="workers"):
+        CRFConfig(workers=-1)

@@ -52,6 +52,16 @@ def test_planted_regions_come_back_at_image_resolution_with_crf(multi_label, var
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
+def test_crf_in_worker_processes_gives_the_same_masks(variant):
+    scene = planted_scene(np.random.default_rng(5), objects=2)
+    config = replace(ABSOLUTE, variant=variant)
+    here = run_opencut(scene.keys, scene.image, config)
+    pooled = run_opencut(scene.keys, scene.image, replace(config, crf=CRFConfig(workers=2)))
+    assert np.array_equal(here.masks, pooled.masks) and here.taus == pooled.taus
+    assert (here.outcomes, here.crf_dropped) == (pooled.outcomes, pooled.crf_dropped)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_foreground_first_background_last(variant):
     scene = planted_scene(np.random.default_rng(4), objects=2)
     config = replace(ABSOLUTE, variant=variant)
