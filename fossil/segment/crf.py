@@ -125,13 +125,12 @@ def crf_masks(
     With ``config.workers != 1`` and more than one mask they run in a pool of
     :func:`cpu_workers` processes; the results are the same as in this process.  A pool whose
     process died is dropped and the masks run here."""
-    workers = min(cpu_workers(config.workers), len(soft_masks))
-    if workers <= 1:
+    workers = cpu_workers(config.workers)
+    if min(workers, len(soft_masks)) <= 1:
         return [crf_mask(image, mask, config) for mask in soft_masks]
-    pool = _pool(cpu_workers(config.workers))
     try:
-        return list(pool.map(crf_mask, repeat(image), soft_masks, repeat(config)))
+        return list(_pool(workers).map(crf_mask, repeat(image), soft_masks, repeat(config)))
     except BrokenProcessPool:
-        _POOLS.pop(cpu_workers(config.workers), None)
+        _POOLS.pop(workers, None)
         logger.warning("a CRF worker process died; running the CRFs in this process")
         return [crf_mask(image, mask, config) for mask in soft_masks]

@@ -88,3 +88,22 @@ def test_crf_workers_are_counted_and_checked():
     assert cpu_workers(0) >= 1 and cpu_workers(3) == 3
     with pytest.raises(ValueError, match="workers"):
         CRFConfig(workers=-1)
+
+
+def test_a_dead_crf_worker_falls_back_to_this_process(caplog):
+    import fossil.segment.crf as crf
+
+    image = _image(np.random.default_rng(6))
+    softs = [_square(24, 72, 24, 72).astype(np.float32)] * 2
+    config = CRFConfig(workers=2)
+    expected = crf_masks(image, softs, CRFConfig(workers=1))
+    crf_masks(image, softs, config)  # starts the pool
+    pool = crf._POOLS[2]
+    for process in list(pool._processes.values()):  # type: ignore[attr-defined]
+        process.kill()
+        process.join()
+    with caplog.at_level("WARNING", logger="fossil.segment.crf"):
+        out = crf_masks(image, softs, config)
+    assert all(np.array_equal(a, b) for a, b in zip(out, expected, strict=True))
+    assert "died" in caplog.text and 2 not in crf._POOLS
+    assert crf_masks(image, softs, config)[0] is not None  # a new pool starts
