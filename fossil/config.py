@@ -232,8 +232,11 @@ class OpenCutConfig:
     def paper_absolute(cls, **overrides: object) -> OpenCutConfig:
         """The paper's absolute tau schedule on DINO ViT-B/8 keys (:data:`PAPER_ABSOLUTE_TAUS`)."""
         fg, bg = PAPER_ABSOLUTE_TAUS
-        values: dict[str, object] = {"tau_space": "absolute", "tau_foreground": fg}
-        values["tau_background"] = bg
+        values: dict[str, object] = {
+            "tau_space": "absolute",
+            "tau_foreground": fg,
+            "tau_background": bg,
+        }
         return cls(**(values | overrides))  # type: ignore[arg-type]
 
 

@@ -126,11 +126,10 @@ def crf_masks(
     :func:`cpu_workers` processes; the results are the same as in this process.  A pool whose
     process died is dropped and the masks run here."""
     workers = cpu_workers(config.workers)
-    if min(workers, len(soft_masks)) <= 1:
-        return [crf_mask(image, mask, config) for mask in soft_masks]
-    try:
-        return list(_pool(workers).map(crf_mask, repeat(image), soft_masks, repeat(config)))
-    except BrokenProcessPool:
-        _POOLS.pop(workers, None)
-        logger.warning("a CRF worker process died; running the CRFs in this process")
-        return [crf_mask(image, mask, config) for mask in soft_masks]
+    if min(workers, len(soft_masks)) > 1:
+        try:
+            return list(_pool(workers).map(crf_mask, repeat(image), soft_masks, repeat(config)))
+        except BrokenProcessPool:
+            _POOLS.pop(workers, None)
+            logger.warning("a CRF worker process died; running the CRFs in this process")
+    return [crf_mask(image, mask, config) for mask in soft_masks]
