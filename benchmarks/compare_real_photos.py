@@ -15,16 +15,18 @@ import json
 import sys
 from pathlib import Path
 
-MAIN_OBJECT_FRACTION = 0.03  # as benchmarks/real_photos.py
+MAIN_OBJECT_FRACTION = 0.03  # a "main object" covers more than this fraction of the photo
+
+
+def is_main_object(pixels: int, size: tuple[int, int]) -> bool:
+    """An instance of ``pixels`` pixels is a main object of a photo of ``size`` (H, W); the
+    one rule for both scripts (``benchmarks/real_photos.py``'s ceiling imports it)."""
+    return pixels > MAIN_OBJECT_FRACTION * size[0] * size[1]
 
 
 def _main_objects(entry: dict, row: dict) -> list[float]:
-    height, width = entry["size"]
-    return [
-        i["best_iou"]
-        for i in row["instance_iou"]
-        if i["pixels"] > MAIN_OBJECT_FRACTION * height * width
-    ]
+    size = tuple(entry["size"])
+    return [i["best_iou"] for i in row["instance_iou"] if is_main_object(i["pixels"], size)]
 
 
 def compare(a: dict, b: dict) -> dict:

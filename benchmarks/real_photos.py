@@ -51,6 +51,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.realweights
 
+from compare_real_photos import is_main_object  # noqa: E402  (benchmarks/, beside this file)
+
 from fossil.config import CRFConfig, OpenCutConfig  # noqa: E402
 from fossil.models.loading import (  # noqa: E402
     load_dense_encoder,
@@ -65,7 +67,6 @@ from tests.realweights import LabelledPhoto, dinov2_s14_folder, labelled_photo  
 
 SUBDIVIDE_DEPTHS = (1, 2, 3)
 CEILING_TAUS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99)
-MAIN_OBJECT_FRACTION = 0.03  # a "main object" covers more than this fraction of the photo
 
 
 def settings(solver: str = "eigsh", crf_workers: int = 1) -> dict[str, OpenCutConfig]:
@@ -145,9 +146,7 @@ def raw_mask_ceiling(keys: np.ndarray, photo: LabelledPhoto, t: int = 3) -> list
     features = prepare_keys(keys, "quantile")
     size = photo.labels.shape
     main = [
-        i
-        for i, instance in enumerate(photo.instances)
-        if instance.sum() > MAIN_OBJECT_FRACTION * instance.size
+        i for i, instance in enumerate(photo.instances) if is_main_object(int(instance.sum()), size)
     ]
     best = {i: {"best_iou": 0.0, "tau": None} for i in main}
     for tau, cosine in zip(
