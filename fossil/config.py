@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Literal
 
+from fossil.records import SOURCES
+
 MaskMode = Literal["raw-sigmoid-minmax", "minmax", "zscore-sigmoid"]
 MASK_MODES: tuple[str, ...] = ("raw-sigmoid-minmax", "minmax", "zscore-sigmoid")
 # §5.7 OpenCut: "paper" runs MaskCut on the full patch graph at every tau and refines each new
@@ -111,6 +113,9 @@ class RetrievalConfig:
     retrieval_threshold: float | None = None  # drop neighbours with cosine below this
     prototype_mean: bool = False  # K=1 as the plain mean of the references
     exclude_corpora: tuple[str, ...] = ()  # references of these corpora are never retrieved
+    # which references: "all", "generated" (Stable Diffusion + heat maps) or "labelled"
+    # (labelled photos, corpora "labelled:<name>", design §5.10)
+    references: str = "all"
     route: bool | None = None  # search only the nearest noun lemmas; None: at >= 200k refs
     route_cover: int = 10  # routed: nearest lemmas until they hold route_cover × N references
 
@@ -122,6 +127,8 @@ class RetrievalConfig:
         _check_positive("niter", self.niter)
         _check_positive("nredo", self.nredo)
         _check_positive("route_cover", self.route_cover)
+        if self.references not in SOURCES:
+            raise ValueError(f"references ({self.references!r}) must be one of {list(SOURCES)}")
         if self.retrieval_threshold is not None and not -1.0 <= self.retrieval_threshold <= 1.0:
             raise ValueError(f"retrieval_threshold ({self.retrieval_threshold}) must be in [-1, 1]")
 

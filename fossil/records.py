@@ -17,6 +17,26 @@ import numpy as np
 POINT_NAMESPACE = uuid.UUID("6f1d3c1e-5f0b-4b8e-9d6a-f0551f0551f0")
 
 
+# Where a reference comes from (design §5.10): a generated image and its heat map, or a
+# labelled photo and its ground-truth mask (corpus "labelled:<name>", payload source).
+SOURCE_GENERATED = "generated"
+SOURCE_LABELLED = "labelled"
+LABELLED_PREFIX = "labelled:"
+SOURCES = ("all", SOURCE_GENERATED, SOURCE_LABELLED)  # what retrieval may be restricted to
+
+
+def is_labelled(corpus: str | None) -> bool:
+    """Whether ``corpus`` names a labelled set (``labelled:<name>``)."""
+    return bool(corpus) and str(corpus).startswith(LABELLED_PREFIX)
+
+
+def reference_source(payload_source: Any, corpus: str | None) -> str:
+    """``"labelled"`` or ``"generated"``: a point's ``source`` payload, else its corpus's."""
+    if payload_source in (SOURCE_LABELLED, SOURCE_GENERATED):
+        return str(payload_source)
+    return SOURCE_LABELLED if is_labelled(corpus) else SOURCE_GENERATED
+
+
 def point_id(caption_hash: str, noun_index: int, generation_fingerprint: str) -> str:
     """Deterministic point id of one (caption, noun) reference (§4)."""
     return str(uuid.uuid5(POINT_NAMESPACE, f"{caption_hash}:{noun_index}:{generation_fingerprint}"))

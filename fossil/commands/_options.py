@@ -19,6 +19,7 @@ from fossil.config import (
     OpenCutConfig,
     with_overrides,
 )
+from fossil.records import SOURCES
 
 if TYPE_CHECKING:
     from fossil.db.protocols import Collection
@@ -73,10 +74,23 @@ def add_models_options(p: Any) -> None:
     p.add_argument("--device", default=None, metavar="D", help="torch device (default: auto)")
 
 
+def add_references_option(p: Any) -> None:
+    """--references SOURCE (RetrievalConfig.references)."""
+    p.add_argument(
+        "--references",
+        choices=SOURCES,
+        default="all",
+        help="which references a concept retrieves: all (default), generated (Stable "
+        "Diffusion images and their heat maps) or labelled (labelled photos, `fossil ingest "
+        "--labelled`)",
+    )
+
+
 def add_segmentation_options(p: Any) -> None:
-    """--n, --k, --gamma, --no-opencut, --no-crf, --crf-workers, --opencut-variant,
-    --paper-taus, --opencut-subdivide (read by :func:`build_config`)."""
+    """--n, --k, --gamma, --references, --no-opencut, --no-crf, --crf-workers,
+    --opencut-variant, --paper-taus, --opencut-subdivide (read by :func:`build_config`)."""
     p.add_argument("--n", type=int, default=None, metavar="N", help="references per concept, N")
+    add_references_option(p)
     p.add_argument("--k", type=int, default=None, metavar="K", help="prototypes per concept, K")
     p.add_argument(
         "--gamma", type=float, default=None, help="γ of eq. 5: weight of the max over prototypes"
@@ -203,7 +217,11 @@ def build_config(args: argparse.Namespace, preset: str | None) -> FossilConfig:
         gamma=args.gamma,
         opencut=False if args.no_opencut else None,
     )
-    return replace(config, opencut=opencut_config(args, config.opencut))
+    return replace(
+        config,
+        retrieval=replace(config.retrieval, references=args.references),
+        opencut=opencut_config(args, config.opencut),
+    )
 
 
 def opencut_config(args: argparse.Namespace, base: OpenCutConfig) -> OpenCutConfig:

@@ -13,6 +13,11 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from fossil.commands._interrupt import GracefulInterrupt
+from fossil.commands._labelled import (
+    add_labelled_options,
+    check_labelled_args,
+    run_labelled,
+)
 from fossil.commands._options import add_server_options, parse_concepts
 from fossil.config import RetrievalConfig
 
@@ -44,6 +49,12 @@ and contexts; each caption gives one reference of the whole concept phrase.  The
 are the same every time, so a rerun generates nothing.  `fossil corpus list` shows them,
 `fossil corpus remove NAME` takes one out again.  (`fossil query/segment --extend` do this
 for the concepts the collection does not cover.)
+
+Labelled photos (--labelled PATH [--name NAME]): a labelme JSON file or folder, a COCO
+instances JSON or a VOC-style folder.  Each (photo, class) gives one reference from its
+ground-truth mask instead of a generated image's heat map (no generator is loaded), in
+corpus 'labelled:NAME', used by query and segment beside the generated ones (their
+--references option restricts them to one source).
 
 With no SOURCE, the captions already registered and still pending are processed: that is
 how workers resume a store, or share the work of one (a store that does not exist yet, or
@@ -153,6 +164,7 @@ def add_parser(subparsers: Any) -> None:
         "batch is retried once it expires; an embedded store takes a crashed run's batches "
         "back when it is next opened (default: %(default)s)",
     )  # fmt: skip
+    add_labelled_options(p)
     add_server_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -161,6 +173,7 @@ def add_parser(subparsers: Any) -> None:
 
 def _check_args(args: argparse.Namespace) -> None:
     """The flag combinations (the values are checked by the dataclasses they fill)."""
+    check_labelled_args(args)
     if args.register_only and not args.sources and args.concepts is None:
         raise ValueError(
             "--register-only needs SOURCE caption files (or --concepts) to register "
@@ -226,6 +239,8 @@ def run(args: argparse.Namespace) -> int:
     )
 
     _check_args(args)
+    if args.labelled is not None:
+        return run_labelled(args, _settings(args))
     store, models, options = _settings(args)
     corpora = read_sources(args)
     if args.register_only:
@@ -237,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
                 should_stop=interrupt,
             )  # fmt: skip
     except IngestAborted as aborted:
-        _print_summary(aborted.summary, args.json)
+        print_summary(aborted.summary, args.json)
         return 130
     except NothingToIngest as error:
         hint = (
@@ -257,7 +272,7 @@ def run(args: argparse.Namespace) -> int:
             "with `fossil ingest SOURCE ...`)"
         )
         return 0
-    _print_summary(summary, args.json)
+    print_summary(summary, args.json)
     return 0
 
 
@@ -273,7 +288,7 @@ def _print_registered(summary: IngestSummary, as_json: bool) -> int:
     return 0
 
 
-def _print_summary(result: IngestSummary, as_json: bool) -> None:
+def print_summary(result: IngestSummary, as_json: bool) -> None:
     summary = result.as_dict()
     if as_json:
         print(json.dumps(summary, indent=2))

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from fossil.commands._options import (
     add_coverage_options,
+    add_references_option,
     add_server_options,
     assess_or_extend,
     check_output_file,
@@ -80,6 +81,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--mean", action="store_true", help="one prototype per concept: the mean of its references"
     )
+    add_references_option(p)
     p.add_argument(
         "--exclude-corpus",
         action="append",
@@ -120,6 +122,7 @@ def retrieval_config(args: argparse.Namespace) -> RetrievalConfig:
         retrieval_threshold=args.threshold,
         prototype_mean=args.mean,
         exclude_corpora=tuple(args.exclude_corpus),
+        references=args.references,
     )
 
 

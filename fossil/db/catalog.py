@@ -99,6 +99,12 @@ def caption_hash(normalised: str) -> str:
     return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
 
 
+def _item_key(key: str) -> str:
+    if not isinstance(key, str) or not re.fullmatch(r"[0-9a-f]{64}", key):
+        raise ValueError(f"item key ({key!r}) must be 64 lowercase hex digits (a sha256)")
+    return key
+
+
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -218,16 +224,33 @@ class SqlCatalog:
 
     # -- corpora ----------------------------------------------------------------------------
     def add_corpus(
-        self, name: str, source: str, captions: Iterable[Any], *, phrase: str | None = None
+        self,
+        name: str,
+        source: str,
+        captions: Iterable[Any],
+        *,
+        phrase: str | None = None,
+        items: Sequence[tuple[str, str]] | None = None,
     ) -> AddResult:
+        """``items``: per caption, its own ``(key, phrase)`` instead of the hash of its text
+        and the corpus ``phrase`` (labelled photos: one caption row per (photo, class), whose
+        texts repeat; ``key`` a 64-hex-digit id, :func:`fossil.ingest.labelled_refs.item_key`).
+        """
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"corpus name ({name!r}) must be a non-empty string")
         if phrase is not None and (not isinstance(phrase, str) or not phrase.strip()):
             raise ValueError(f"phrase ({phrase!r}) must be a non-empty string or None")
+        captions = list(captions)
+        if items is not None and (len(items) != len(captions) or phrase is not None):
+            raise ValueError(
+                f"items ({len(items)}) must pair with the captions ({len(captions)}), "
+                "without a corpus phrase"
+            )
         skipped = 0
         unique: dict[str, str] = {}  # hash -> normalised text, first occurrence wins
+        phrases: dict[str, str | None] = {}  # hash -> its phrase (items)
         seen = 0
-        for raw in captions:
+        for i, raw in enumerate(captions):
             seen += 1
             if not isinstance(raw, str):
                 skipped += 1
@@ -236,7 +259,9 @@ class SqlCatalog:
             if not text or len(text) > MAX_CAPTION_CHARS:
                 skipped += 1
                 continue
-            unique.setdefault(caption_hash(text), text)
+            key = caption_hash(text) if items is None else _item_key(items[i][0])
+            unique.setdefault(key, text)
+            phrases.setdefault(key, phrase if items is None else items[i][1])
         with self._engine.begin() as conn:
             self._serialise(conn, _REGISTER_LOCK)
             found = conn.execute(
@@ -268,7 +293,7 @@ class SqlCatalog:
                     "text": unique[h],
                     "text_hash": h,
                     "status": "pending",
-                    "phrase": phrase,
+                    "phrase": phrases[h],
                 }
                 for h in hashes
                 if h not in existing

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 from fossil.db.protocols import CatalogStore, Collection, CollectionMeta, ReferenceStore
@@ -94,11 +94,26 @@ def _check_meta(catalog: CatalogStore, meta: CollectionMeta | None, create: bool
             )
         catalog.set_meta(meta)
         return meta
-    if meta is not None:
-        problem = meta_mismatch(stored, meta)
-        if problem:
-            raise MetaMismatchError(problem)
+    if meta is None:
+        return stored
+    if not meta.generator:  # labelled photos (design §5.10): any generator will do
+        meta = _with_generator(meta, stored)
+    first_generator = bool(meta.generator) and not stored.generator  # labelled only so far
+    if first_generator:
+        stored = _with_generator(stored, meta)
+    problem = meta_mismatch(stored, meta)
+    if problem:
+        raise MetaMismatchError(problem)
+    if first_generator:
+        logger.info("the collection's first generated references: generator %s", meta.generator)
+        catalog.set_meta(stored)
     return stored
+
+
+def _with_generator(meta: CollectionMeta, source: CollectionMeta) -> CollectionMeta:
+    return replace(
+        meta, generator=source.generator, generation_fingerprint=source.generation_fingerprint
+    )
 
 
 def _open_edge(

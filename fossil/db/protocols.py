@@ -111,11 +111,19 @@ class CatalogStore(Protocol):
     """SQL catalog of corpora, captions (with job state) and references (§4)."""
 
     def add_corpus(
-        self, name: str, source: str, captions: Sequence[str], *, phrase: str | None = None
+        self,
+        name: str,
+        source: str,
+        captions: Sequence[str],
+        *,
+        phrase: str | None = None,
+        items: Sequence[tuple[str, str]] | None = None,
     ) -> AddResult:
         """Register a corpus (idempotent by name) and its captions, deduplicated by the hash
         of the normalised text across all corpora.  ``phrase``: the noun span every caption
-        of this corpus is about (concept corpora); its references are of that phrase only."""
+        of this corpus is about (concept corpora); its references are of that phrase only.
+        ``items``: per caption its own ``(key, phrase)``, the key replacing the text's hash
+        (labelled photos: :mod:`fossil.ingest.labelled_refs`)."""
         ...
 
     def claim(

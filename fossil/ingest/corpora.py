@@ -59,6 +59,8 @@ class CorpusFile:
     skipped_empty: int = 0
     skipped_encoding: int = 0  # lines / captions with bytes that are not UTF-8
     phrase: str | None = None  # concept corpora: the noun span every caption is about
+    # labelled photos: per caption its own (key, phrase) (fossil.ingest.labelled_refs)
+    items: tuple[tuple[str, str], ...] | None = None
 
     @property
     def skipped(self) -> int:

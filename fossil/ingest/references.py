@@ -8,7 +8,7 @@ files named by point id, so rerunning a batch rewrites the same files.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Protocol
@@ -108,10 +108,13 @@ class BatchResult:
 
 
 @dataclass
-class _CaptionRefs:
+class CaptionRefs:
     points: list[ReferencePoint]
     rows: list[ReferenceRow]
     stats: IngestStats
+
+
+GroupFn = Callable[[Sequence[CaptionJob]], list["CaptionRefs"]]
 
 
 def process_batch(
@@ -124,17 +127,23 @@ def process_batch(
     """References of leased captions: all captions in one batched pass; if that raises,
     each caption alone, so one bad caption fails alone (recorded with its error).
     ``thumbnail_root``: store directory to write thumbnails under, or None for none."""
+    return batch_result(
+        jobs, lambda group: _process_group(models, group, template_weight, thumbnail_root)
+    )
+
+
+def batch_result(jobs: Sequence[CaptionJob], group: GroupFn) -> BatchResult:
+    """``group(jobs)`` (all-or-nothing references of the jobs) as a :class:`BatchResult`;
+    when it raises, each job alone, so one bad job fails alone (recorded with its error)."""
     result = BatchResult(jobs=tuple(jobs))
     try:
-        outcomes: list[_CaptionRefs | str] = list(
-            _process_group(models, jobs, template_weight, thumbnail_root)
-        )
+        outcomes: list[CaptionRefs | str] = list(group(jobs))
     except Exception as error:
         if len(jobs) == 1:
             outcomes = [_describe_error(error)]
         else:
             logger.warning("batch of %d failed (%s); retrying caption by caption", len(jobs), error)
-            outcomes = [_process_one(models, job, template_weight, thumbnail_root) for job in jobs]
+            outcomes = [_process_one(group, job) for job in jobs]
     for job, outcome in zip(jobs, outcomes, strict=True):
         if isinstance(outcome, str):
             result.failed.append((job.id, outcome))
@@ -147,11 +156,9 @@ def process_batch(
     return result
 
 
-def _process_one(
-    models: IngestModels, job: CaptionJob, template_weight: float, root: str | Path | None
-) -> _CaptionRefs | str:
+def _process_one(group: GroupFn, job: CaptionJob) -> CaptionRefs | str:
     try:
-        return _process_group(models, [job], template_weight, root)[0]
+        return group([job])[0]
     except Exception as error:
         debug = logger.isEnabledFor(logging.DEBUG)
         logger.warning("caption %d failed: %s", job.id, error, exc_info=debug)
@@ -217,10 +224,10 @@ def _process_group(
     jobs: Sequence[CaptionJob],
     template_weight: float,
     root: str | Path | None,
-) -> list[_CaptionRefs]:
+) -> list[CaptionRefs]:
     """All-or-nothing references of ``jobs`` (one batched call per model)."""
     parsed = job_nouns(models.nouns, jobs)
-    outcomes = [_CaptionRefs([], [], IngestStats(captions=1)) for _ in jobs]
+    outcomes = [CaptionRefs([], [], IngestStats(captions=1)) for _ in jobs]
     todo = [i for i, nouns in enumerate(parsed) if nouns]
     for i, nouns in enumerate(parsed):
         outcomes[i].stats.without_nouns = int(not nouns)
@@ -250,21 +257,49 @@ def _process_group(
     for r, text in zip(located, tre, strict=True):
         job = jobs[r.caption]
         pid = point_id(job.text_hash, r.noun_index, models.generator.fingerprint)
-        thumb = None if root is None else write_thumbnail(root, pid, r.image.image, r.mask)
-        payload = {
-            "caption_id": job.id,
-            "noun": r.noun.text,
-            "noun_lemma": r.noun.lemma,
-            "corpus": job.corpus,
-            "mask_area": r.area,
-            "caption": job.text,  # so `fossil store check --repair` can rebuild a lost catalog
-        }
-        refs = outcomes[r.caption]
-        refs.points.append(ReferencePoint(pid, text.astype(np.float32), r.visual, payload))
-        refs.rows.append(ReferenceRow(pid, job.id, r.noun.text, r.noun.lemma, r.area, thumb))
-        refs.stats.references += 1
-        refs.stats.add_area(r.area)
+        region = Region(r.noun.text, r.noun.lemma, r.image.image, r.mask, r.area, r.visual)
+        add_reference(outcomes[r.caption], job, pid, region, text, root)
     return outcomes
+
+
+@dataclass(frozen=True)
+class Region:
+    """A noun's region in an image, embedded: what one reference is made of (a generated
+    image and a heat-map mask, or a labelled photo and its ground-truth mask)."""
+
+    noun: str
+    lemma: str
+    image: np.ndarray  # (H, W, 3) uint8
+    mask: np.ndarray  # (H, W) bool
+    area: float  # fraction of the image
+    visual: np.ndarray  # (dim,) VRE, eq. 4
+
+
+def add_reference(
+    refs: CaptionRefs,
+    job: CaptionJob,
+    pid: str,
+    region: Region,
+    text: np.ndarray,
+    root: str | Path | None,
+    extra: dict[str, str] | None = None,
+) -> None:
+    """One reference of ``job`` into ``refs``: its point (TRE ``text``, the region's VRE, the
+    payload ``extra`` adds to), its catalog row and its thumbnail (under ``root``)."""
+    thumb = None if root is None else write_thumbnail(root, pid, region.image, region.mask)
+    payload = {
+        "caption_id": job.id,
+        "noun": region.noun,
+        "noun_lemma": region.lemma,
+        "corpus": job.corpus,
+        "mask_area": region.area,
+        "caption": job.text,  # so `fossil store check --repair` can rebuild a lost catalog
+        **(extra or {}),
+    }
+    refs.points.append(ReferencePoint(pid, text.astype(np.float32), region.visual, payload))
+    refs.rows.append(ReferenceRow(pid, job.id, region.noun, region.lemma, region.area, thumb))
+    refs.stats.references += 1
+    refs.stats.add_area(region.area)
 
 
 def _locate(

@@ -34,6 +34,8 @@ from fossil.ingest.thumbnails import publish_thumbnails, staging_root, sweep_sta
 
 logger = logging.getLogger(__name__)
 
+# jobs, template weight, the staged thumbnail root → the batch's references
+Process = Callable[[Sequence[CaptionJob], float, Path | None], BatchResult]
 KILL_ENV = "FOSSIL_TEST_KILL_AT"
 KILL_POINTS = ("generate", "after-upsert", "after-complete", "delete-batch")
 
@@ -184,26 +186,33 @@ class Claimer:
 
 
 def run_ingest(
-    models: IngestModels,
+    models: IngestModels | None,
     claimer: Claimer,
     writer: BatchWriter,
     *,
     template_weight: float = TEMPLATE_WEIGHT,
     thumbnail_root: str | Path | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    process: Process | None = None,
 ) -> IngestStats:
     """Single-process loop until nothing is claimable, the limit is reached or
     ``should_stop()``; an exception (Ctrl-C included) releases the current batch.
-    ``thumbnail_root``: the store directory (thumbnails are staged under it until written)."""
+    ``thumbnail_root``: the store directory (thumbnails are staged under it until written).
+    ``process``: what turns a batch into references (default: :func:`process_batch` with
+    ``models``; labelled photos pass theirs)."""
     staged = None if thumbnail_root is None else staging_root(thumbnail_root)
     while not should_stop():
         jobs = claimer.claim()
         if not jobs:
             break
         try:
-            result = process_batch(
-                models, jobs, template_weight=template_weight, thumbnail_root=staged
-            )
+            if process is not None:
+                result = process(jobs, template_weight, staged)
+            else:
+                assert models is not None, "run_ingest needs models or process"
+                result = process_batch(
+                    models, jobs, template_weight=template_weight, thumbnail_root=staged
+                )
             writer.kill.hit("generate")
             writer.write(result)
         except BaseException:

@@ -45,6 +45,7 @@ COMMAND_ROLES: Mapping[str, frozenset[str]] = MappingProxyType(
         "segment": frozenset({"text", "dense", "keys", "nouns"}),
         "eval": frozenset({"text", "dense", "keys"}),
         "ingest": frozenset({"generator", "nouns", "text", "dense"}),
+        "labelled": frozenset({"nouns", "text", "dense"}),  # ingest --labelled: no generator
     }
 )
 EXTEND_ROLES = COMMAND_ROLES["ingest"]  # --extend ingests: built only if it generates
@@ -438,7 +439,8 @@ def collection_profile(recorded: Mapping[str, str]) -> ModelProfile:
         raise ValueError(f"unknown model roles {unknown}; known: {list(ROLES)}")
     ids = {k: str(v) for k, v in asdict(ModelIds()).items()}
     for role, name in recorded.items():
-        ids[role] = TINY if name == TINY_NAME.format(role=role) else name
+        if name:  # a collection of labelled photos only records no generator
+            ids[role] = TINY if name == TINY_NAME.format(role=role) else name
     if ids["dense"] == TINY:
         ids["keys"] = TINY
     generation = TINY_GENERATION if ids["generator"] == TINY else GenerationConfig()

@@ -34,6 +34,7 @@ from fossil.pipeline.ingest_config import IngestOptions, ModelChoice, StoreAddre
 
 if TYPE_CHECKING:
     from fossil.ingest.pool import WorkerPool
+    from fossil.ingest.worker import Process
     from fossil.models.loading import ModelProfile
 
 logger = logging.getLogger(__name__)
@@ -180,7 +181,7 @@ def ingest_corpora(
     Ctrl-C during a batch hands the batches in flight back and raises
     :class:`IngestAborted`, carrying the summary so far.  A rerun resumes; nothing is
     generated twice."""
-    run = _Run(store, corpora, options or IngestOptions(), on_progress, should_stop)
+    run = IngestRun(store, corpora, options or IngestOptions(), on_progress, should_stop)
     if isinstance(store, StoreAddress) and not corpora:
         done = _nothing_pending(store)
         if done is not None:
@@ -191,7 +192,7 @@ def ingest_corpora(
             _warn_without_nouns(models.nouns, phrases)
         return run(collection_meta(models, SCHEMA_VERSION), models)
     choice = models or ModelChoice()
-    profile = _profile(store, choice.profile)
+    profile = store_profile(store, choice.profile)
     if phrases:
         from fossil.models.loading import load_noun_parser, resolve_profile
 
@@ -215,7 +216,7 @@ def _warn_without_nouns(parser: Any, phrases: list[str]) -> None:
     warn_without_nouns(parser, phrases)
 
 
-def _profile(store: StoreAddress | Collection, given: str | ModelProfile | None) -> Any:
+def store_profile(store: StoreAddress | Collection, given: str | ModelProfile | None) -> Any:
     """``given``, else the models the store records, else the paper's."""
     from fossil.db.catalog import SqlCatalog
 
@@ -284,7 +285,7 @@ def _claimable(catalog: CatalogStore, names: Sequence[str] | None, limit: int | 
     return total if limit is None else min(total, limit)
 
 
-class _Run:
+class IngestRun:
     """One :func:`ingest_corpora` run once its models are known: open, register, claim →
     process → write until done, refresh the lemma index."""
 
@@ -295,15 +296,19 @@ class _Run:
         options: IngestOptions,
         on_progress: Callable[[IngestProgress], None] | None,
         should_stop: Callable[[], bool] | None,
+        process: Process | None = None,
     ) -> None:
         self.store, self.corpora, self.options = store, corpora, options
+        self.process = process  # run_ingest's: labelled photos pass theirs
         self.on_progress = on_progress or (lambda progress: None)
         self.should_stop = should_stop or (lambda: False)
         root = store.root
         self.thumbnails = None if not options.thumbnails or root is None else Path(root)
         self.names = [c.name for c in corpora] if options.only_given else None
 
-    def __call__(self, meta: CollectionMeta, models: IngestModels | WorkerPool) -> IngestSummary:
+    def __call__(
+        self, meta: CollectionMeta, models: IngestModels | WorkerPool | None
+    ) -> IngestSummary:
         started = time.monotonic()  # (the models are loaded)
         collection = _open(self.store, meta)
         try:
@@ -334,7 +339,7 @@ class _Run:
         return summary
 
     def _work(
-        self, collection: Collection, models: IngestModels | WorkerPool, total: int
+        self, collection: Collection, models: IngestModels | WorkerPool | None, total: int
     ) -> tuple[IngestStats, bool]:
         """The claim → process → write loop; its counters and whether Ctrl-C aborted it."""
         from tqdm.contrib.logging import logging_redirect_tqdm
@@ -371,6 +376,7 @@ class _Run:
                         template_weight=options.text.template_weight,
                         thumbnail_root=self.thumbnails,
                         should_stop=self.should_stop,
+                        process=self.process,
                     )
             except KeyboardInterrupt:
                 aborted = True  # the batches in flight were released
@@ -390,7 +396,9 @@ def _refresh_lemma_index(collection: Collection) -> None:
 
 
 def _register(catalog: CatalogStore, corpus: CorpusFile) -> Registered:
-    result = catalog.add_corpus(corpus.name, corpus.source, corpus.captions, phrase=corpus.phrase)
+    result = catalog.add_corpus(
+        corpus.name, corpus.source, corpus.captions, phrase=corpus.phrase, items=corpus.items
+    )
     return Registered(
         name=corpus.name,
         read=len(corpus.captions),

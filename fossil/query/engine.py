@@ -16,7 +16,7 @@ import numpy as np
 
 from fossil.concepts import check_concepts
 from fossil.config import CoverageConfig, RetrievalConfig
-from fossil.db.protocols import Collection
+from fossil.db.protocols import CatalogStore, Collection
 from fossil.models.protocols import TextEncoder
 from fossil.query.cache import (
     CacheKey,
@@ -34,6 +34,7 @@ from fossil.query.routing import (
     current_lemma_index,
     route,
 )
+from fossil.records import SOURCE_LABELLED, is_labelled
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +202,7 @@ class QueryEngine:
             queries,
             c.N,
             retrieval_threshold=c.retrieval_threshold,
-            exclude_corpora=c.exclude_corpora,
+            exclude_corpora=excluded_corpora(self.collection.catalog, c),
             root=self.collection.root,
             lemmas=self._route(queries, revision),
         )
@@ -241,6 +242,18 @@ class QueryEngine:
             self._lemma_revision = revision
         assert self._lemma_index is not None
         return route(self._lemma_index, queries, c.N, cover=c.route_cover)
+
+
+def excluded_corpora(catalog: CatalogStore, config: RetrievalConfig) -> tuple[str, ...]:
+    """The corpora a search skips: ``exclude_corpora``, and with ``references`` naming one
+    source, every corpus of the other (labelled sets are the ``labelled:`` corpora)."""
+    excluded = set(config.exclude_corpora)
+    if config.references != "all":
+        keep_labelled = config.references == SOURCE_LABELLED
+        excluded |= {
+            c["name"] for c in catalog.corpora() if is_labelled(c["name"]) != keep_labelled
+        }
+    return tuple(sorted(excluded))
 
 
 def query(

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from fossil.db.protocols import CatalogStore, ReferenceStore
-from fossil.records import Hit
+from fossil.records import SOURCE_GENERATED, Hit, reference_source
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class Reference:
     lemma: str
     corpus: str | None
     thumbnail: str | None = None  # path of the kept thumbnail, None when not kept
+    source: str = SOURCE_GENERATED  # "generated" or "labelled" (a labelled photo, §5.10)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -120,4 +121,5 @@ def _reference(
         lemma=str(info.get("lemma") or payload.get("noun_lemma", "")),
         corpus=info.get("corpus") or payload.get("corpus"),
         thumbnail=thumbnail or None,
+        source=reference_source(payload.get("source"), info.get("corpus") or payload.get("corpus")),
     )
