@@ -20,6 +20,7 @@ from fossil.commands._options import (
     per_concept,
 )
 from fossil.config import PRESETS, FossilConfig, RetrievalConfig, apply_preset
+from fossil.records import SOURCE_LABELLED
 
 if TYPE_CHECKING:
     from fossil.query.coverage import Coverage
@@ -195,7 +196,10 @@ def _print_table(results: list[ConceptResult], covered: list[Coverage], top: int
             f"{len(result.prototypes)} prototypes; {state}: {coverage.reason}"
         )
         for r in result.references[:top]:
-            print(f"  {r.score:6.3f}  {r.noun:<16.16}  {r.caption or '(not catalogued)'}")
+            origin = "photo" if r.source == SOURCE_LABELLED else "gen."
+            print(
+                f"  {r.score:6.3f}  {origin:<5} {r.noun:<16.16}  {r.caption or '(not catalogued)'}"
+            )
     uncovered = [c.concept for c in covered if not c.covered]
     if uncovered:
         names = ", ".join(uncovered)

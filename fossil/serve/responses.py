@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fossil.pipeline.overlay import overlay, palette
+from fossil.records import SOURCE_GENERATED
 from fossil.serve.images import label_png, png_data_url, region_png
 
 if TYPE_CHECKING:
@@ -126,6 +127,7 @@ def query_response(
                 "caption": r["caption"],
                 "noun": r["noun"],
                 "corpus": r["corpus"],
+                "source": r.get("source", SOURCE_GENERATED),  # or "labelled" (a photo)
                 "thumbnail": thumbnail_url(r["id"]) if r["thumbnail"] else None,
             }
             for r in references[:top]
