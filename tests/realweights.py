@@ -226,18 +226,18 @@ def labelled_photo(name: str) -> LabelledPhoto | None:
     for label, mask in zip(data["labels"], masks, strict=True):
         labels[mask] = label
     names = [line.strip() for line in (folder / "class_names.txt").read_text().splitlines()]
-    return LabelledPhoto(
-        name, data["rgb"], labels, masks, data["labels"].astype(np.int32), names
-    )
+    return LabelledPhoto(name, data["rgb"], labels, masks, data["labels"].astype(np.int32), names)
 
 
-def require(value: T | None, what: str) -> T:
+def require(
+    value: T | None, what: str, how: str = "scripts/test.sh installs it with --no-deps"
+) -> T:
     """``value``, or skip the test when it is absent (fail instead under ``CI=true``: CI
     installs these packages, so an absent one is a broken set-up, not a reason to skip)."""
     import pytest
 
     if value is None:
-        message = f"{what} is not installed (scripts/test.sh installs it with --no-deps)"
+        message = f"{what} is not installed ({how})"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
