@@ -48,7 +48,7 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fossil.config import FossilConfig, OpenCutConfig, with_overrides  # noqa: E402
+from fossil.config import FossilConfig, with_overrides  # noqa: E402
 from fossil.db.open import open_collection  # noqa: E402
 from fossil.models.loading import load_models  # noqa: E402
 from fossil.pipeline.crop_cache import CropCache  # noqa: E402
