@@ -224,7 +224,9 @@ def _catalogue_chunk(
     by_key = _lookup(conn, caption.c.text_hash, [k for *_, k in todo if k], caption.c.id)
     asked = [int(payload["caption_id"]) for _, payload, _ in todo if "caption_id" in payload]
     taken = set(_lookup(conn, caption.c.id, asked, caption.c.id))
-    rows, holders = [], set()
+    rows: list[dict[str, Any]] = []
+    holders: set[tuple[int, int]] = set()
+    fresh: list[dict[str, Any]] = []  # new captions that keep their payload's id
     for point, payload, key in todo:
         name = payload.get("corpus")
         text = normalise_caption(str(payload.get("caption") or ""))
@@ -233,8 +235,10 @@ def _catalogue_chunk(
         elif key is not None and key in by_key:
             caption_id = by_key[key]
         elif key is not None and text and isinstance(name, str) and name:
-            caption_id = _new_caption(conn, names, name, text, key, payload, taken, made)
+            corpus_id = _corpus_id(conn, names, name, made)
+            caption_id = _new_caption(conn, corpus_id, text, key, payload, taken, fresh)
             by_key[key] = caption_id
+            made["captions"] += 1
         elif key is None and int(payload.get("caption_id", -1)) in taken:
             caption_id = int(payload["caption_id"])
         else:
@@ -245,6 +249,8 @@ def _catalogue_chunk(
         if isinstance(name, str) and name:
             holders.add((caption_id, _corpus_id(conn, names, name, made)))
         rows.append(_row(point, payload, caption_id, thumbnails.get(point)))
+    if fresh:
+        conn.execute(insert(caption), fresh)
     _hold(conn, holders)
     if rows:
         conn.execute(insert(reference), rows)
@@ -263,30 +269,29 @@ def _corpus_id(conn: Any, names: dict[str, int], name: str, made: dict[str, int]
 
 def _new_caption(
     conn: Any,
-    names: dict[str, int],
-    name: str,
+    corpus_id: int,
     text: str,
     key: str,
     payload: dict[str, Any],
     taken: set[int],
-    made: dict[str, int],
+    fresh: list[dict[str, Any]],
 ) -> int:
-    """Insert the caption of a payload; its id is the payload's unless another caption has
-    that id (then a new one: the reference row names the caption, not the payload)."""
+    """The id of a payload's new caption (``done``): the payload's own, its row appended to
+    ``fresh`` (inserted with the chunk), unless another caption has that id — then the row
+    is inserted now under a new id (the reference row names the caption, not the
+    payload)."""
+    values = {"corpus_id": corpus_id, "text": text, "text_hash": key, "status": "done"}
+    values["attempts"] = 1
     wanted = payload.get("caption_id")
-    values = {
-        "corpus_id": _corpus_id(conn, names, name, made),
-        "text": text,
-        "text_hash": key,
-        "status": "done",
-        "attempts": 1,
-    }
     if wanted is not None and int(wanted) not in taken:
-        values["id"] = int(wanted)
-    added = conn.execute(insert(caption).values(**values))
-    caption_id = int(added.inserted_primary_key[0])
+        caption_id = int(wanted)
+        fresh.append({"id": caption_id, **values})
+    else:  # SQLite picks max(id) + 1: the rows waiting in ``fresh`` go first
+        if fresh:
+            conn.execute(insert(caption), fresh)
+            fresh.clear()
+        caption_id = int(conn.execute(insert(caption).values(**values)).inserted_primary_key[0])
     taken.add(caption_id)
-    made["captions"] += 1
     return caption_id
 
 

@@ -4,11 +4,13 @@ generating anything.
 
 Checks (each a count in :attr:`StoreCheck.counts`, 0 on a healthy store):
 
-* ``catalog``: missing, empty or damaged (``PRAGMA quick_check``);
+* ``catalog``: missing, empty or damaged (``PRAGMA quick_check``), or without its rows
+  (:data:`ROWLESS`: no collection_meta, or no caption, beside a shard of points);
 * ``points_missing``: catalogued references whose point Qdrant does not hold;
 * ``points_uncatalogued``: points the catalog does not list — of a caption still being
   ingested (``points_in_progress``: the next ingest completes them, not counted as a fault),
-  of a known caption (its reference row was lost), or of no known caption;
+  of a known caption (its reference row was lost), or of no known caption (an older catalog
+  restored);
 * ``rows_failed`` / ``rows_unnamed``: points whose row in the row file fails its check or
   who name no row of it (a lost, truncated or replaced file);
 * ``thumbnails_missing`` / ``thumbnails_orphaned``: catalogued thumbnails without a file,
@@ -16,12 +18,22 @@ Checks (each a count in :attr:`StoreCheck.counts`, 0 on a healthy store):
 * ``cache_files``: prototype cache and lemma index files (reported; dropped on repair).
 
 Repairs (``repair=True``): a damaged catalog is moved aside and rebuilt from the points'
-payloads (corpus, caption text, noun, lemma, mask area) and ``collection_meta.json``; a
-missing shard is created empty; catalogued references whose points are missing are deleted
-and their captions marked pending, so the next ingest regenerates exactly those; points of a
-known caption are catalogued again, points of no known caption deleted; the row file is
-rebuilt from Qdrant; orphaned thumbnails are deleted and missing ones uncatalogued; caches
-are dropped.  What cannot be rebuilt is said in :attr:`StoreCheck.notes`.
+payloads (corpus, caption text or key, noun, lemma, mask area) and ``collection_meta.json``,
+as is one without its rows — the meta and every row in one transaction, so a repair killed
+meanwhile leaves the catalog as it found it; a missing shard is created empty; catalogued
+references whose points are missing are deleted and their captions marked pending, so the
+next ingest regenerates exactly those; uncatalogued points are catalogued from their
+payloads, beside the rows the catalog holds (their corpus and caption too, when it lacks
+them).  **A point whose payload can be catalogued is never deleted**: only points that name
+no caption the catalog knows and carry no caption text (ingested before fossil recorded it)
+are.  The row file is rebuilt from Qdrant; orphaned thumbnails are deleted and missing ones
+uncatalogued; caches are dropped.
+
+What the payloads cannot tell (said in :attr:`StoreCheck.notes`): captions without a point
+(pending, failed, no noun found), and which corpora hold a caption besides the one its
+points name — the corpus that registered it first.  A corpus whose captions another corpus
+registered first therefore names no point and is not rebuilt; ingesting its source file
+again brings it back without generating anything (its captions are done).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from fossil.db.catalog import SqlCatalog, caption_hash
-from fossil.db.catalog_repair import Catalogued, catalogue_payloads
+from fossil.db.catalog_repair import Catalogued, caption_states, catalogue_payloads
 from fossil.db.protocols import ReferenceRow
 from fossil.db.schema import caption, caption_corpus, corpus
 from tests.db.conftest import make_meta
@@ -96,16 +96,45 @@ def test_points_join_the_rows_the_catalog_holds(catalog) -> None:
     points = [
         ("p1", payload(ids["A dog on grass"], "A dog on grass", "coco", "dog")),
         ("p2", payload(99, "A dog on grass", "web", "grass")),  # known text, other id
+        ("p2b", payload(taken + 1, "A boat on a lake", "web", "boat")),  # a free id: kept
         ("p3", payload(taken, "A car on a road", "web", "car")),  # id taken by another text
         ("p4", LABELLED),
         ("p5", {"caption_id": taken, "noun": "mat", "noun_lemma": "mat", "corpus": "coco"}),
     ]
     counts = catalogue_payloads(catalog, points, {})
-    assert counts == Catalogued(corpora=2, captions=2, references=4, uncatalogued=())
-    found = catalog.lookup(["p1", "p2", "p3", "p4", "p5"])
+    assert counts == Catalogued(corpora=2, captions=3, references=5, uncatalogued=())
+    found = catalog.lookup(["p1", "p2", "p2b", "p3", "p4", "p5"])
+    assert found["p2b"]["caption_id"] == taken + 1
     assert found["p2"]["caption_id"] == ids["A dog on grass"]  # by its key, not its id
     assert found["p3"]["caption"] == "A car on a road" and found["p3"]["caption_id"] != taken
     assert found["p5"]["caption_id"] == taken  # no text: the payload's id, which is known
     assert (ids["A dog on grass"], "web") in holders(catalog)
     assert captions(catalog)["voc:2007_000123#dog"][1:] == ("a photo of a dog", "labelled:voc")
     assert catalogue_payloads(catalog, points, {}).references == 0  # nothing twice
+
+
+class _Payloads:
+    """What ``caption_states`` reads of a vector store: payloads by point id."""
+
+    def __init__(self, payloads: dict[str, dict]) -> None:
+        self._payloads = payloads
+
+    def payloads(self, ids: list[str]) -> dict[str, dict]:
+        return {i: self._payloads[i] for i in ids if i in self._payloads}
+
+
+def test_a_caption_of_the_payloads_id_but_another_text_is_not_its_caption(catalog) -> None:
+    """An older catalog may give a caption id to another caption (ids are reused after a
+    corpus removal): such a point is not "in progress" of that caption, it is uncatalogued."""
+    catalog.add_corpus("coco", "coco.txt", ["A dog on grass"])
+    (job,) = catalog.claim("w", 1, 60.0)  # leased: its points would be in progress
+    refs = _Payloads(
+        {
+            "own": payload(job.id, "A dog on grass", "coco", "dog"),
+            "other": payload(job.id, "A car on a road", "web", "car"),
+            "old": {"caption_id": job.id, "noun_lemma": "grass", "corpus": "coco"},
+            "lost": payload(42, "A cat", "coco", "cat"),
+        }
+    )
+    states = caption_states(catalog, refs, ["own", "other", "old", "lost"])  # type: ignore[arg-type]
+    assert states == {"own": "leased", "old": "leased"}
