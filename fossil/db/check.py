@@ -213,10 +213,9 @@ def _rebuild_catalog(
     repair killed meanwhile leaves the catalog as it found it)."""
     points = refs.iter_payloads() if refs is not None else iter(())
     done = catalog_repair.catalogue_payloads(catalog, points, _thumbnail_files(root), meta=meta)
-    report.repairs.update(
-        catalog_corpora=done.corpora, catalog_captions=done.captions,
-        catalog_references=done.references,
-    )  # fmt: skip
+    report.repairs["catalog_corpora"] = done.corpora
+    report.repairs["catalog_captions"] = done.captions
+    report.repairs["catalog_references"] = done.references
     report.catalog = "rebuilt"
     report.notes.append(
         "catalog rebuilt from the points' payloads: captions without references (no noun "
@@ -310,9 +309,10 @@ def _catalogue(
         refs.delete(list(done.uncatalogued))
         report.repairs["points_deleted"] = len(done.uncatalogued)
         report.notes.append(
-            f"{len(done.uncatalogued)} points named no caption the catalog knows and carried "
-            "no caption text (ingested before fossil recorded it), so they could not be "
-            "catalogued and were deleted: ingest their source files again to regenerate them"
+            f"{len(done.uncatalogued)} points could not be catalogued (their payloads name no "
+            "caption the catalog knows and carry no caption text, or no noun lemma: ingested "
+            "before fossil recorded them) and were deleted: ingest their source files again "
+            "to regenerate them"
         )
 
 
