@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from sqlalchemy import create_engine, text
 
 from fossil.cli import main
 from tests.conftest import build_tiny_store, models_loaded_once
@@ -54,9 +55,21 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]
         shutil.copytree(store, files["locked"])
         (files["locked"] / "qdrant.lock").unlink()
         (files["locked"] / "qdrant.lock").mkdir()
+        # the catalog's tables without their rows beside a shard of points (issue 25)
+        files["emptied"] = root / "emptied"
+        shutil.copytree(store, files["emptied"])
+        _delete_catalog_rows(files["emptied"])
         files["unknown_toml"] = root / "unknown.toml"
         files["unknown_toml"].write_text('[models]\nfrobnicator = "tiny"\n')
         yield files
+
+
+def _delete_catalog_rows(store: Path) -> None:
+    engine = create_engine(f"sqlite:///{store / 'catalog.sqlite'}")
+    with engine.begin() as conn:
+        for table in ("reference", "caption_corpus", "caption", "corpus"):
+            conn.execute(text(f"DELETE FROM {table}"))
+    engine.dispose()
 
 
 def _bilevel_png(width: int, height: int) -> bytes:
@@ -178,6 +191,14 @@ CASES: list = [
     ("info-unlockable-store", ("info", "--store", "{locked}")),
     ("corpus-list-unlockable-store", ("corpus", "list", "--store", "{locked}")),
     ("store-check-unlockable-store", ("store", "check", "--store", "{locked}")),
+    ("query-catalog-emptied", ("query", "dog", "--store", "{emptied}", *TINY)),
+    (
+        "segment-catalog-emptied",
+        ("segment", "{photo}", "--concepts", "dog", "--store", "{emptied}", *TINY),
+    ),
+    ("info-catalog-emptied", ("info", "--store", "{emptied}")),
+    ("corpus-list-catalog-emptied", ("corpus", "list", "--store", "{emptied}")),
+    ("ingest-catalog-emptied", ("ingest", "{source}", "--store", "{emptied}", *TINY)),
 ]
 
 
@@ -226,4 +247,6 @@ def test_bad_input_is_one_line_nonzero_and_leaves_the_store_alone(
     assert len(errors) == 1, f"{name}: {err}"
     if "unlockable" in name:
         assert "cannot lock the store" in err, f"{name}: {err}"
+    if "emptied" in name:
+        assert "store check --repair" in err, f"{name}: {err}"
     assert _snapshot(world["store"]) == before, f"{name} changed the store"

@@ -185,7 +185,30 @@ def run(args: argparse.Namespace) -> int:
         _print_table(results, covered, args.top)
     if args.grid:
         print(f"grid written to {args.grid}", file=sys.stderr)
+    _warn_uncatalogued(results, args)
     return 0
+
+
+def _warn_uncatalogued(results: list[ConceptResult], args: argparse.Namespace) -> None:
+    """One line on stderr when references lack their catalog rows (their provenance).  The
+    answer stands — it comes from the vectors and payloads — and a crash between a batch's
+    vector upsert and its catalog commit leaves such points until the next ingest; a
+    catalog that lost every row is refused when the store opens."""
+    retrieved = {r.id: r.caption for result in results for r in result.references}
+    lacking = sum(1 for caption in retrieved.values() if caption is None)
+    if not lacking:
+        return
+    fix = (
+        f"run `fossil store check --repair --store {args.store}` (it catalogues them from "
+        "their payloads), or rerun an interrupted `fossil ingest`"
+        if args.store and not args.qdrant_url
+        else "restore the catalog from a backup, or rerun an interrupted `fossil ingest`"
+    )
+    print(
+        f"fossil query: warning: {lacking} of the {len(retrieved)} references retrieved are not "
+        f"in the catalog (their captions and thumbnails are unknown): {fix}",
+        file=sys.stderr,
+    )
 
 
 def _print_table(results: list[ConceptResult], covered: list[Coverage], top: int) -> None:

@@ -37,13 +37,17 @@ points Qdrant holds, every point's VRE in the row file (DIR/qdrant-visual.f32) a
 Qdrant's copy, thumbnails against the catalog, and the caches.  Exit status 0 when the store
 is healthy, 1 when something disagrees.
 
---repair does what needs no generation: a damaged catalog is moved aside and rebuilt from
-the points' payloads and DIR/collection_meta.json; references whose points are missing are
-uncatalogued and their captions marked pending (rerun `fossil ingest` to regenerate exactly
-those); points the catalog lost are catalogued again; the row file is rebuilt from Qdrant;
-orphaned thumbnails are deleted; the prototype cache and lemma index are dropped.  What
-cannot be rebuilt is said.  The store is locked meanwhile; a backup of DIR (taken while
-nothing writes to it) is still the surest way back.
+--repair does what needs no generation: a damaged catalog, or one whose tables lost their
+rows, is rebuilt from the points' payloads and DIR/collection_meta.json (in one
+transaction); references whose points are missing are uncatalogued and their captions
+marked pending (rerun `fossil ingest` to regenerate exactly those); points the catalog
+lacks (e.g. an older catalog restored) are catalogued from their payloads, with their
+corpus and caption — a point whose payload can be catalogued is never deleted; the row file
+is rebuilt from Qdrant; orphaned thumbnails are deleted; the prototype cache and lemma index
+are dropped.  What cannot be rebuilt is said: captions without a point, and a corpus whose
+captions another corpus registered first (ingest its source file again: nothing is
+generated).  The store is locked meanwhile; a backup of DIR (taken while nothing writes to
+it) is still the surest way back.
 """
 
 

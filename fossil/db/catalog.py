@@ -764,12 +764,18 @@ class SqlCatalog:
         has none yet)."""
         with self._engine.begin() as conn:
             self._serialise(conn, _META_LOCK)
-            conn.execute(delete(collection_meta).where(collection_meta.c.key != INSTANCE_KEY))
-            conn.execute(
-                insert(collection_meta),
-                [{"key": k, "value": json.dumps(v)} for k, v in meta.as_dict().items()],
-            )
-            self._instance(conn)
+            self.write_meta(conn, meta)
+
+    @staticmethod
+    def write_meta(conn: Connection, meta: CollectionMeta) -> None:
+        """Within a transaction: :meth:`set_meta` (for a caller whose other writes must
+        commit with it, e.g. a catalog rebuilt by ``fossil store check --repair``)."""
+        conn.execute(delete(collection_meta).where(collection_meta.c.key != INSTANCE_KEY))
+        conn.execute(
+            insert(collection_meta),
+            [{"key": k, "value": json.dumps(v)} for k, v in meta.as_dict().items()],
+        )
+        SqlCatalog._instance(conn)
 
     def instance_id(self) -> str:
         """The collection's random id (32 hex digits), created with it; a catalog made

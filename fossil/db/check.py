@@ -4,11 +4,13 @@ generating anything.
 
 Checks (each a count in :attr:`StoreCheck.counts`, 0 on a healthy store):
 
-* ``catalog``: missing, empty or damaged (``PRAGMA quick_check``);
+* ``catalog``: missing, empty or damaged (``PRAGMA quick_check``), or without its rows
+  (:data:`ROWLESS`: no collection_meta, or no caption, beside a shard of points);
 * ``points_missing``: catalogued references whose point Qdrant does not hold;
 * ``points_uncatalogued``: points the catalog does not list — of a caption still being
   ingested (``points_in_progress``: the next ingest completes them, not counted as a fault),
-  of a known caption (its reference row was lost), or of no known caption;
+  of a known caption (its reference row was lost), or of no known caption (an older catalog
+  restored);
 * ``rows_failed`` / ``rows_unnamed``: points whose row in the row file fails its check or
   who name no row of it (a lost, truncated or replaced file);
 * ``thumbnails_missing`` / ``thumbnails_orphaned``: catalogued thumbnails without a file,
@@ -16,12 +18,22 @@ Checks (each a count in :attr:`StoreCheck.counts`, 0 on a healthy store):
 * ``cache_files``: prototype cache and lemma index files (reported; dropped on repair).
 
 Repairs (``repair=True``): a damaged catalog is moved aside and rebuilt from the points'
-payloads (corpus, caption text, noun, lemma, mask area) and ``collection_meta.json``; a
-missing shard is created empty; catalogued references whose points are missing are deleted
-and their captions marked pending, so the next ingest regenerates exactly those; points of a
-known caption are catalogued again, points of no known caption deleted; the row file is
-rebuilt from Qdrant; orphaned thumbnails are deleted and missing ones uncatalogued; caches
-are dropped.  What cannot be rebuilt is said in :attr:`StoreCheck.notes`.
+payloads (corpus, caption text or key, noun, lemma, mask area) and ``collection_meta.json``,
+as is one without its rows — the meta and every row in one transaction, so a repair killed
+meanwhile leaves the catalog as it found it; a missing shard is created empty; catalogued
+references whose points are missing are deleted and their captions marked pending, so the
+next ingest regenerates exactly those; uncatalogued points are catalogued from their
+payloads, beside the rows the catalog holds (their corpus and caption too, when it lacks
+them).  **A point whose payload can be catalogued is never deleted**: only points that name
+no caption the catalog knows and carry no caption text (ingested before fossil recorded it)
+are.  The row file is rebuilt from Qdrant; orphaned thumbnails are deleted and missing ones
+uncatalogued; caches are dropped.
+
+What the payloads cannot tell (said in :attr:`StoreCheck.notes`): captions without a point
+(pending, failed, no noun found), and which corpora hold a caption besides the one its
+points name — the corpus that registered it first.  A corpus whose captions another corpus
+registered first therefore names no point and is not rebuilt; ingesting its source file
+again brings it back without generating anything (its captions are done).
 """
 
 from __future__ import annotations
@@ -52,6 +64,10 @@ from fossil.db.rowfile import probe
 
 logger = logging.getLogger(__name__)
 
+# the catalog's state when its tables lack the collection_meta or every caption while the
+# shard holds points
+ROWLESS = "no rows: its tables hold no collection_meta or no captions beside the points"
+
 FAULTS = (
     "points_missing",
     "points_uncatalogued",
@@ -67,7 +83,7 @@ class StoreCheck:
     """What :func:`check_store` found (``counts``) and did (``repairs``)."""
 
     store: str
-    catalog: str = "ok"  # ok | missing | empty | damaged: <detail>
+    catalog: str = "ok"  # ok | missing | empty | damaged: <detail> | ROWLESS | rebuilt
     row_file: str = "ok"  # ok | missing | v1 | bad
     counts: dict[str, int] = field(default_factory=dict)
     repairs: dict[str, int] = field(default_factory=dict)
@@ -107,10 +123,13 @@ def _check_locked(root: Path, report: StoreCheck, repair: bool) -> None:
     report.catalog = catalog_repair.catalog_health(root / CATALOG_FILE)
     report.row_file = probe(visual_file(root / QDRANT_DIR))
     meta = None
+    captions = 0
     if report.catalog == "ok":
         catalog = SqlCatalog(store_catalog_url(root))
         meta = catalog.get_meta()
+        captions = sum(catalog.status_counts().values())
         catalog.close()
+    rowless = report.catalog == "ok" and (meta is None or not captions)
     meta = meta or load_meta_copy(root)
     if meta is None:
         report.notes.append(
@@ -128,6 +147,10 @@ def _check_locked(root: Path, report: StoreCheck, repair: bool) -> None:
     if repair and report.row_file == "bad":
         _move_aside(visual_file(root / QDRANT_DIR), report)
     refs = _open_shard(root, meta, report, repair)
+    if rowless and refs is not None and refs.count() > 0:
+        # the tables without their rows (emptied by hand, or a repair killed before its
+        # rebuild committed): every point would look unknown
+        report.catalog = ROWLESS
     catalog = SqlCatalog(store_catalog_url(root))
     try:
         if repair and report.catalog != "ok":
@@ -186,26 +209,35 @@ def _rebuild_catalog(
     meta: CollectionMeta,
     report: StoreCheck,
 ) -> None:
-    catalog.set_meta(meta)
-    if refs is None:
-        return
-    thumbnails = {
-        p.stem: p.relative_to(root).as_posix() for p in (root / THUMBNAILS_DIR).rglob("*.webp")
-    }
-    rebuilt = catalog_repair.rebuild_catalog(catalog, refs.iter_points(), thumbnails)
-    report.repairs.update({f"catalog_{k}": v for k, v in rebuilt.items() if k != "no_caption"})
+    """Fill the catalog from every point's payload, with ``meta``: one transaction (a
+    repair killed meanwhile leaves the catalog as it found it)."""
+    points = refs.iter_payloads() if refs is not None else iter(())
+    done = catalog_repair.catalogue_payloads(catalog, points, _thumbnail_files(root), meta=meta)
+    report.repairs["catalog_corpora"] = done.corpora
+    report.repairs["catalog_captions"] = done.captions
+    report.repairs["catalog_references"] = done.references
     report.catalog = "rebuilt"
     report.notes.append(
         "catalog rebuilt from the points' payloads: captions without references (no noun "
         "found), pending and failed captions are not in it — ingest their source files again "
         "to bring them back (captions already present are skipped)"
     )
-    if rebuilt["no_caption"]:
-        report.notes.append(
-            f"{rebuilt['no_caption']} points carry no caption text (ingested before fossil "
-            "recorded it) and stay uncatalogued: ingest their source files again (their "
-            "captions are generated anew and catalogued), or restore the catalog from a backup"
-        )
+    report.notes.append(SHARED_NOTE)
+
+
+def _thumbnail_files(root: Path) -> dict[str, str]:
+    """Point id → store-relative path of every thumbnail file."""
+    base = root / THUMBNAILS_DIR
+    return {p.stem: p.relative_to(root).as_posix() for p in base.rglob("*.webp")}
+
+
+SHARED_NOTE = (
+    "each caption comes back held by the one corpus its points name (the corpus that "
+    "registered it first): a corpus whose captions another corpus registered first names no "
+    "point and is not rebuilt, and shared captions lose their other corpora — ingest those "
+    "corpora's source files again (`fossil ingest SOURCE --store DIR`; their captions are "
+    "done, nothing is generated)"
+)
 
 
 def _cross_check(
@@ -219,11 +251,10 @@ def _cross_check(
     counts["points_missing"] = len(missing)
     extra = sorted(held - set(listed))
     states = catalog_repair.caption_states(catalog, refs, extra) if refs is not None else {}
-    in_progress = [p for p in extra if states.get(p) in ("pending", "leased")]
-    known = [p for p in extra if states.get(p) in ("done", "failed")]
-    unknown = [p for p in extra if p not in states]
+    in_progress = {p for p in extra if states.get(p) in ("pending", "leased")}
+    uncatalogued = [p for p in extra if p not in in_progress]
     counts["points_in_progress"] = len(in_progress)
-    counts["points_uncatalogued"] = len(known) + len(unknown)
+    counts["points_uncatalogued"] = len(uncatalogued)
     if refs is not None and report.row_file != "bad":
         rows = refs.check_rows()
         counts["rows_failed"], counts["rows_unnamed"] = rows["failed"], rows["unnamed"]
@@ -239,11 +270,8 @@ def _cross_check(
         done["references_uncatalogued"], done["captions_pending"] = catalog_repair.mark_missing(
             catalog, missing
         )
-    if known and refs is not None:
-        done["references_recatalogued"] = catalog_repair.catalogue_points(catalog, refs, known)
-    if unknown and refs is not None:
-        refs.delete(unknown)
-        done["points_deleted"] = len(unknown)
+    if uncatalogued and refs is not None:
+        _catalogue(root, catalog, refs, uncatalogued, report)
     if refs is not None and (counts.get("rows_failed") or counts.get("rows_unnamed")):
         done["rows_rebuilt"] = refs.rebuild_rows()
     elif refs is not None and report.row_file == "bad":
@@ -260,6 +288,32 @@ def _cross_check(
         done["cache_files_deleted"] = counts["cache_files"]
     done = {k: v for k, v in done.items() if v}
     report.repairs = done
+
+
+def _catalogue(
+    root: Path, catalog: SqlCatalog, refs: EdgeStore, point_ids: list[str], report: StoreCheck
+) -> None:
+    """Catalogue the points the catalog lacks from their payloads (never delete one that
+    can be); delete only those whose payload names no caption the catalog knows or could
+    hold (no caption text: ingested before fossil recorded it)."""
+    payloads = (
+        item
+        for start in range(0, len(point_ids), 1024)
+        for item in refs.payloads(point_ids[start : start + 1024]).items()
+    )
+    done = catalog_repair.catalogue_payloads(catalog, payloads, _thumbnail_files(root))
+    report.repairs["corpora_recatalogued"] = done.corpora
+    report.repairs["captions_recatalogued"] = done.captions
+    report.repairs["references_recatalogued"] = done.references
+    if done.uncatalogued:
+        refs.delete(list(done.uncatalogued))
+        report.repairs["points_deleted"] = len(done.uncatalogued)
+        report.notes.append(
+            f"{len(done.uncatalogued)} points could not be catalogued (their payloads name no "
+            "caption the catalog knows and carry no caption text, or no noun lemma: ingested "
+            "before fossil recorded them) and were deleted: ingest their source files again "
+            "to regenerate them"
+        )
 
 
 def _thumbnail_faults(root: Path, listed: dict[str, str | None]) -> dict[str, Any]:

@@ -324,6 +324,12 @@ class EdgeStore:
             if offset is None:
                 return
 
+    def iter_payloads(self, batch_size: int = 1024) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(id, payload)`` of every point (in id order), without vectors."""
+        for records in self._scroll(batch_size, with_vector=False):
+            for r in records:
+                yield str(r.id), _payload(r.payload)
+
     def _scroll(self, batch_size: int, with_vector: bool) -> Iterator[list[Any]]:
         """Every point record (with payload, row-file bookkeeping included), in id order."""
         offset: Any = None

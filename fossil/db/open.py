@@ -11,8 +11,9 @@ Store directory layout::
     DIR/cache/           prototype cache and lemma index (fossil.query; safe to delete)
 
 Opening an embedded store refuses a store whose parts disagree in a way a command would
-answer wrongly from — a catalog missing or empty beside a shard, a shard missing or empty
-beside a catalog that lists references — naming ``fossil store check --repair``
+answer wrongly from — a catalog missing or empty beside a shard, a catalog whose tables lost
+their rows (no collection_meta beside a shard; no captions beside points), a shard missing
+or empty beside a catalog that lists references — naming ``fossil store check --repair``
 (:mod:`fossil.db.check`); fewer points than catalogued references is logged as a warning.
 """
 
@@ -144,6 +145,8 @@ def _open_edge(
         catalog = SqlCatalog(_catalog_url(root, catalog_url))
         if not exists and catalog_url is None:
             _check_vectors_lost(root, catalog, 0)
+        if exists and catalog_url is None and catalog.get_meta() is None:
+            raise StoreDamagedError(_rows_lost(root, "no collection_meta"))
         checked = _check_meta(catalog, meta, create)
         if release_stale and catalog_url is None:
             _release_stale_leases(catalog)
@@ -227,9 +230,13 @@ def _check_catalog_file(root: Path) -> None:
 def _check_vectors_lost(root: Path, catalog: CatalogStore, points: int) -> None:
     """Refuse a shard that is missing or empty while the store's own catalog lists
     references (and no corpus removal is under way): ingest would skip their captions as
-    done and queries would find nothing.  Fewer points than references: a warning.  (A
+    done and queries would find nothing; and points beside a catalog that holds no caption
+    (its rows were lost: every answer would lack its provenance, and ingest would register
+    the captions anew).  Fewer points than references: a warning.  (A
     catalog given by URL may be shared by the shards of several workers: not checked.)"""
     listed = catalog.reference_count()
+    if listed == 0 < points and not sum(catalog.status_counts().values()):
+        raise StoreDamagedError(_rows_lost(root, f"no captions beside {points} points"))
     if listed <= points or any(c["removing"] for c in catalog.corpora()):
         return
     if points == 0:
@@ -245,6 +252,13 @@ def _check_vectors_lost(root: Path, catalog: CatalogStore, points: int) -> None:
         points,
         listed,
         REPAIR.format(root=root),
+    )
+
+
+def _rows_lost(root: Path, what: str) -> str:
+    return (
+        f"the catalog {root / CATALOG_FILE} has lost its rows ({what}): rebuild them from "
+        f"the points' payloads with {REPAIR.format(root=root)}, or restore it from a backup"
     )
 
 

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import create_engine, text
 
 from fossil.db.catalog import SqlCatalog
 from fossil.db.open import (
     CATALOG_FILE,
     MetaMismatchError,
+    StoreDamagedError,
     meta_mismatch,
     open_collection,
     store_catalog_url,
@@ -25,6 +27,9 @@ def test_create_layout_and_reopen_persists(tmp_path: Path, rng: np.random.Genera
     root = tmp_path / "store"
     points = make_points(40, rng)
     collection = open_collection(root, meta=make_meta(), create=True)
+    # (a store's catalog holds its captions: points beside a catalog without any are refused
+    # as a catalog that lost its rows)
+    collection.catalog.add_corpus("coco", "coco.txt", ["a caption"])
     collection.refs.upsert(points)
     collection.close()
     assert (root / "qdrant").is_dir() and (root / "catalog.sqlite").is_file()
@@ -141,6 +146,7 @@ def test_acknowledged_upserts_survive_sigkill(tmp_path: Path) -> None:
         from fossil.db.open import open_collection
         from tests.db.conftest import make_meta, make_points
         collection = open_collection({str(tmp_path)!r}, meta=make_meta(), create=True)
+        collection.catalog.add_corpus("coco", "coco.txt", ["a caption"])
         collection.refs.upsert(make_points(50, np.random.default_rng(0)))
         os.kill(os.getpid(), signal.SIGKILL)  # no flush, no close
         """
@@ -154,6 +160,26 @@ def test_acknowledged_upserts_survive_sigkill(tmp_path: Path) -> None:
         assert collection.refs.search(expected.text[None, :], 1)[0][0].id == expected.id
     finally:
         collection.close()
+
+
+def test_points_beside_a_catalog_without_rows_are_refused_naming_the_repair(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """Issue 25: a catalog that lost its rows (or its collection_meta) beside a shard of
+    points answered every reference as "(not catalogued)"."""
+    collection = open_collection(tmp_path, meta=make_meta(), create=True)
+    collection.refs.upsert(make_points(3, rng))
+    collection.close()
+    with pytest.raises(StoreDamagedError, match=r"no captions beside 3 points.*--repair"):
+        open_collection(tmp_path)
+    engine = create_engine(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM collection_meta"))
+    engine.dispose()
+    with pytest.raises(StoreDamagedError, match=r"no collection_meta.*--repair"):
+        open_collection(tmp_path, meta=make_meta(), create=True)  # ingest: refused too
+    open_collection(tmp_path / "fresh", meta=make_meta(), create=True).close()
+    open_collection(tmp_path / "fresh").close()  # no points, no captions: a new store
 
 
 def test_server_collection_missing_without_create(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, text
 
 import fossil.pipeline.ingest as ingest_run
 from fossil.cli import main
+from fossil.db.check import check_store
 from fossil.db.edge import EdgeStore, visual_file
 from tests.ingest.conftest import load_fake_models
 
@@ -33,7 +34,7 @@ def fake_models(monkeypatch: pytest.MonkeyPatch) -> None:
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
-    parsed = json.loads(out) if "--json" in argv and out.strip().startswith("{") else out
+    parsed = json.loads(out) if "--json" in argv and out.strip()[:1] in ("{", "[") else out
     return code, parsed, err
 
 
@@ -219,3 +220,141 @@ def test_points_lost_in_part_are_named_by_info_and_repaired(
     code, summary, _ = ingest(capsys, store, source)  # exactly the captions of the lost points
     assert code == 0 and summary["captions_processed"] == repairs["captions_pending"] > 0
     assert_same(state(store), clean)
+
+
+def empty_the_catalog(store: Path, *, meta: bool = False) -> None:
+    """Delete every row of the catalog's tables (the tables stay), as a user with sqlite3
+    would, or as a ``--repair`` killed between making the catalog and filling it left it
+    (``meta``: collection_meta too)."""
+    engine = create_engine(f"sqlite:///{store / 'catalog.sqlite'}")
+    tables = ["reference", "caption_corpus", "caption", "corpus"]
+    with engine.begin() as conn:
+        for table in [*tables, *(["collection_meta"] if meta else [])]:
+            conn.execute(text(f"DELETE FROM {table}"))
+    engine.dispose()
+
+
+@pytest.mark.parametrize("meta", [False, True], ids=["rows", "rows-and-meta"])
+def test_a_catalog_emptied_of_its_rows_is_refused_then_rebuilt_not_deleted(
+    tmp_path, source, clean, capsys, meta: bool
+) -> None:
+    """Issue 25, failure 1: repair used to delete every point (``points_deleted 63``)."""
+    store = built(tmp_path, source, capsys)
+    empty_the_catalog(store, meta=meta)
+    for argv in (["info", "--store", str(store)], ["corpus", "list", "--store", str(store)]):
+        code, _, err = run(capsys, *argv)
+        assert code == 1 and "store check --repair" in err and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1
+    code, _, err = ingest(capsys, store, source)  # would register the captions anew
+    assert code == 1 and "store check --repair" in err
+    assert check(capsys, store)[0] == 1
+    code, report = check(capsys, store, "--repair")
+    found = report["found"]
+    assert code == 0 and "points_deleted" not in found["repairs"], found
+    assert found["catalog"] == "rebuilt"
+    assert found["repairs"]["catalog_references"] == len(clean["ids"])
+    rebuilt = state(store)
+    assert rebuilt["ids"] == clean["ids"] and rebuilt["references"] == clean["references"]
+    assert rebuilt["thumbnails"] == clean["thumbnails"]
+    code, summary, _ = ingest(capsys, store, source)
+    assert code == 0 and summary["references_written"] == 0
+    assert_same(state(store), clean)
+
+
+def test_the_meta_and_the_rebuilt_catalog_are_written_in_one_transaction(
+    tmp_path, source, clean, capsys, monkeypatch
+) -> None:
+    """A repair killed while it rebuilds leaves no catalog that has a meta but no rows: the
+    meta write and the rebuild commit together (issue 25, failure 1)."""
+    store = built(tmp_path, source, capsys)
+    (store / "catalog.sqlite").unlink()
+    real = EdgeStore.iter_payloads
+
+    def killed(self: EdgeStore, *args: Any, **kwargs: Any) -> Any:
+        for i, point in enumerate(real(self, *args, **kwargs)):
+            if i == 5:
+                raise KeyboardInterrupt  # as SIGINT would, partway through the points
+            yield point
+
+    monkeypatch.setattr(EdgeStore, "iter_payloads", killed)
+    with pytest.raises(KeyboardInterrupt):
+        check_store(store, repair=True)
+    monkeypatch.setattr(EdgeStore, "iter_payloads", real)
+    engine = create_engine(f"sqlite:///{store / 'catalog.sqlite'}")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM collection_meta")).scalar() == 0
+        assert conn.execute(text("SELECT count(*) FROM caption")).scalar() == 0
+    engine.dispose()
+    code, report = check(capsys, store, "--repair")
+    assert code == 0 and "points_deleted" not in report["found"]["repairs"]
+    assert state(store)["references"] == clean["references"]
+
+
+def copy_catalog(store: Path, to: Path) -> None:
+    to.mkdir(parents=True, exist_ok=True)
+    for part in store.glob("catalog.sqlite*"):
+        shutil.copy2(part, to / part.name)
+
+
+def restore_catalog(backup: Path, store: Path) -> None:
+    for part in store.glob("catalog.sqlite*"):
+        part.unlink()
+    for part in backup.glob("catalog.sqlite*"):
+        shutil.copy2(part, store / part.name)
+
+
+def test_an_older_catalog_restored_gets_the_newer_references_from_their_payloads(
+    tmp_path, source, capsys
+) -> None:
+    """Issue 25, failure 2: repair used to delete the references the old catalog lacked."""
+    newer = tmp_path / "newer.txt"
+    newer.write_text(
+        "A cat number 1 on a car\nA cat number 2 on a car\n" + CAPTIONS[1] + "\n"
+    )  # two new captions, and one the first corpus holds already
+    store = tmp_path / "store"
+    assert ingest(capsys, store, source)[0] == 0
+    copy_catalog(store, tmp_path / "backup")
+    assert ingest(capsys, store, newer)[0] == 0
+    want = state(store)
+    restore_catalog(tmp_path / "backup", store)
+    code, report = check(capsys, store)
+    assert code == 1 and report["found"]["counts"]["points_uncatalogued"] == 4  # cat, car × 2
+    code, report = check(capsys, store, "--repair")
+    repairs = report["found"]["repairs"]
+    assert code == 0 and "points_deleted" not in repairs and "thumbnails_deleted" not in repairs
+    assert repairs["references_recatalogued"] == 4
+    got = state(store)
+    assert got["ids"] == want["ids"] and got["references"] == want["references"]
+    assert got["thumbnails"] == want["thumbnails"]
+    code, corpora, _ = run(capsys, "corpus", "list", "--store", str(store), "--json")
+    by_name = {c["name"]: c for c in corpora}
+    assert by_name["newer"]["references"] == 4 and by_name["newer"]["captions"] == 2
+    for corpus_file in (source, newer):  # nothing is generated again
+        code, summary, _ = ingest(capsys, store, corpus_file)
+        assert code == 0 and summary["references_written"] == 0
+    code, corpora, _ = run(capsys, "corpus", "list", "--store", str(store), "--json")
+    assert {c["name"]: c["captions"] for c in corpora}["newer"] == 3
+
+
+def test_a_corpus_of_shared_captions_is_named_by_the_rebuild_and_comes_back_by_ingest(
+    tmp_path, source, capsys
+) -> None:
+    """Issue 25, partial 1: a corpus whose captions another corpus registered first names
+    no point, so a rebuild from the payloads cannot know it; the repair says so and how to
+    bring it back (add its file again: nothing is generated)."""
+    shared = tmp_path / "shared.txt"
+    shared.write_text("\n".join(CAPTIONS[1:4]) + "\n")
+    store = tmp_path / "store"
+    assert ingest(capsys, store, source)[0] == 0
+    assert ingest(capsys, store, shared)[0] == 0
+    (store / "catalog.sqlite").unlink()
+    code, report = check(capsys, store, "--repair")
+    assert code == 0
+    notes = " ".join(report["found"]["notes"])
+    assert "registered first" in notes and "fossil ingest" in notes
+    code, corpora, _ = run(capsys, "corpus", "list", "--store", str(store), "--json")
+    assert [c["name"] for c in corpora] == ["captions"]
+    code, summary, _ = ingest(capsys, store, shared)
+    assert code == 0 and summary["references_written"] == 0
+    code, corpora, _ = run(capsys, "corpus", "list", "--store", str(store), "--json")
+    assert {c["name"]: c["captions"] for c in corpora}["shared"] == 3

@@ -88,3 +88,46 @@ def test_empty_concept_and_missing_store(tmp_path: Path, capsys: pytest.CaptureF
     assert "is empty" in capsys.readouterr().err
     assert main(["query", "dog", "--store", str(tmp_path / "nowhere")]) == 1
     assert "fossil ingest" in capsys.readouterr().err
+
+
+def _delete_rows(store: Path, where: str = "") -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"sqlite:///{store / 'catalog.sqlite'}")
+    with engine.begin() as conn:
+        if where:  # these captions' rows only
+            ids = f"SELECT id FROM caption WHERE {where}"
+            conn.execute(text(f"DELETE FROM reference WHERE caption_id IN ({ids})"))
+            conn.execute(text(f"DELETE FROM caption_corpus WHERE caption_id IN ({ids})"))
+            conn.execute(text(f"DELETE FROM caption WHERE {where}"))
+            return
+        for table in ("reference", "caption_corpus", "caption", "corpus"):
+            conn.execute(text(f"DELETE FROM {table}"))
+    engine.dispose()
+
+
+def test_a_catalog_emptied_of_its_rows_is_refused_naming_the_repair(
+    store: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Issue 25: it used to answer every reference as "(not catalogued)", exit 0."""
+    _delete_rows(store)
+    assert main(["query", "dog", "--store", str(store), "--n", "5", "--k", "2"]) == 1
+    captured = capsys.readouterr()
+    assert "(not catalogued)" not in captured.out
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and f"fossil store check --repair --store {store}" in lines[0]
+
+
+def test_references_the_catalog_lacks_are_answered_with_one_line_naming_the_repair(
+    store: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Some rows lost (an older catalog restored): the answer stands — vectors and payloads
+    are intact — and stderr says how many references lack their provenance and the fix."""
+    _delete_rows(store, "text LIKE 'a dog picture 1%'")  # 1, 10, 11 of the 12 dogs
+    argv = ["query", "dog", "--store", str(store), "--n", "12", "--k", "2", "--top", "12"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "(not catalogued)" in captured.out
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "3 of the 12 references retrieved are not in the catalog" in lines[0]
+    assert f"fossil store check --repair --store {store}" in lines[0]
