@@ -236,6 +236,29 @@ def test_cli_corpus_list_check_and_remove(
     assert after["ids"] == [] and after["corpora"] == [] and after["thumbnails"] == []
 
 
+def test_repair_rebuilds_an_emptied_catalog_of_labelled_references(
+    voc_and_whole: tuple[Path, dict], tmp_path: Path
+) -> None:
+    """The caption keys come back from the payloads (``caption_hash``): a rerun after the
+    repair adds nothing."""
+    import sqlite3
+
+    voc, whole = voc_and_whole
+    store = tmp_path / "store"
+    assert main(_argv(voc, store)) == 0
+    with sqlite3.connect(store / "catalog.sqlite") as conn:
+        for table in ("reference", "caption_corpus", "caption", "corpus"):
+            conn.execute(f"delete from {table}")
+    conn.close()
+    assert main(["store", "check", "--repair", "--store", str(store)]) == 0
+    repaired = _state(store)
+    assert repaired["ids"] == whole["ids"] and repaired["catalogued"] == len(whole["ids"])
+    assert repaired["corpora"] == ["labelled:drawn"]
+    assert main(_argv(voc, store)) == 0
+    assert _state(store)["ids"] == whole["ids"]
+    assert _state(store)["captions"]["done"] == len(whole["ids"])
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_kill_at_a_random_point_resumes_with_the_same_ids(
     voc_and_whole: tuple[Path, dict], tmp_path: Path, seed: int
