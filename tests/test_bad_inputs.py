@@ -103,6 +103,13 @@ CASES: list = [
     ("query-empty-concept", ("query", " ", "--store", "{store}", *TINY)),
     ("query-missing-store", ("query", "dog", "--store", "{missing}", *TINY)),
     ("query-store-is-a-file", ("query", "dog", "--store", "{file}", *TINY)),
+    ("query-escape-in-concept", ("query", "dog\x1b[2J\x1b[31m", "--store", "{store}", *TINY)),
+    ("query-bidi-in-concept", ("query", "\u202egod", "--store", "{store}", *TINY)),
+    (
+        "segment-bom-in-concepts",
+        ("segment", "{photo}", "--concepts", "\ufeffdog", "--store", "{store}", *TINY),
+    ),
+    ("ingest-escape-in-concepts", ("ingest", "--concepts", "a\x07xolotl", "--store", "{store}")),
     ("query-n-0", ("query", "dog", "--store", "{store}", *TINY, "--n", "0")),
     ("query-k-over-n", ("query", "dog", "--store", "{store}", *TINY, "--n", "5", "--k", "9")),
     ("query-unknown-preset", ("query", "dog", "--store", "{store}", *TINY, "--preset", "nope")),
@@ -222,6 +229,7 @@ def test_bad_input_is_one_line_nonzero_and_leaves_the_store_alone(
     err = capsys.readouterr().err
     assert code not in (0, None), f"{name}: exit 0"
     assert "Traceback" not in err, f"{name}: {err}"
+    assert "\x1b" not in err and "\u202e" not in err, f"{name}: raw terminal escapes: {err!r}"
     errors = [line for line in err.splitlines() if "error:" in line]  # argparse adds usage
     assert len(errors) == 1, f"{name}: {err}"
     if "unlockable" in name:

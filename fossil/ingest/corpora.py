@@ -2,7 +2,7 @@
 
 Every reader returns a :class:`CorpusFile`: the cleaned captions in file order plus what was
 skipped and why.  Control and bidi-override characters are removed from every caption
-(:func:`fossil.db.catalog.strip_invisible`) and a UTF-8 byte-order mark is accepted in every
+(:func:`fossil.invisible.strip_invisible`) and a UTF-8 byte-order mark is accepted in every
 format.  Bad *items* are skipped and counted (empty lines and lines that are not UTF-8); a
 bad *file* (missing, unreadable, wrong JSON shape, missing CSV column, no caption at all,
 more lines that are not UTF-8 than captions: binary data) raises :class:`CorpusError` naming
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from fossil.db.catalog import strip_invisible
 from fossil.errors import naming
+from fossil.invisible import strip_invisible
 
 FORMATS: tuple[str, ...] = ("coco", "jsonl", "csv", "text")
 EXTENSIONS: dict[str, str] = {
