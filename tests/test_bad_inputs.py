@@ -38,6 +38,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]
         files["csv"].write_text("text\nA dog\n")
         files["jsonl"] = root / "bad.jsonl"
         files["jsonl"].write_text('{"caption": 7}\n')
+        files["deep"] = root / "deep.jsonl"
+        files["deep"].write_text('{"caption": "a dog"}\n' + "[" * 100_000 + "\n")
         files["photo"] = root / "photo.png"
         Image.fromarray(np.full((40, 60, 3), 90, np.uint8)).save(files["photo"])
         files["corrupt"] = root / "corrupt.jpg"
@@ -83,6 +85,7 @@ CASES: list = [
     ("ingest-csv-column", ("ingest", "{csv}", "--store", "{store}", *TINY)),
     ("ingest-not-coco", ("ingest", "{coco}", "--store", "{store}", *TINY)),
     ("ingest-jsonl-number", ("ingest", "{jsonl}", "--store", "{store}", *TINY)),
+    ("ingest-jsonl-nested-100k", ("ingest", "{deep}", "--store", "{store}", *TINY)),
     ("ingest-unknown-extension", ("ingest", "{file}", "--store", "{store}", *TINY)),
     ("ingest-unknown-profile", ("ingest", "{source}", "--store", "{store}", "--models", "nope")),
     (
@@ -234,4 +237,6 @@ def test_bad_input_is_one_line_nonzero_and_leaves_the_store_alone(
     assert len(errors) == 1, f"{name}: {err}"
     if "unlockable" in name:
         assert "cannot lock the store" in err, f"{name}: {err}"
+    if name == "ingest-jsonl-nested-100k":  # names the file and the line, not the recursion
+        assert "deep.jsonl line 2: nested deeper" in err, err
     assert _snapshot(world["store"]) == before, f"{name} changed the store"

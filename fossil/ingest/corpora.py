@@ -4,11 +4,11 @@ Every reader returns a :class:`CorpusFile`: the cleaned captions in file order p
 skipped and why.  Control and bidi-override characters are removed from every caption
 (:func:`fossil.invisible.strip_invisible`) and a UTF-8 byte-order mark is accepted in every
 format.  Bad *items* are skipped and counted (empty lines and lines that are not UTF-8); a
-bad *file* (missing, unreadable, wrong JSON shape, missing CSV column, no caption at all,
-more lines that are not UTF-8 than captions: binary data) raises :class:`CorpusError` naming
-the file and what was expected.  Files are read completely before anything is registered,
-so a bad file leaves the store untouched.  Gzip is detected from the magic bytes, whatever
-the file is called.
+bad *file* (missing, unreadable, wrong JSON shape, JSON nested too deeply to parse, missing
+CSV column, no caption at all, more lines that are not UTF-8 than captions: binary data)
+raises :class:`CorpusError` naming the file (and line) and what was expected.  Files are
+read completely before anything is registered, so a bad file leaves the store untouched.
+Gzip is detected from the magic bytes, whatever the file is called.
 
 Deduplication and the length limit are the catalog's (:mod:`fossil.db.catalog`): it
 normalises, skips over-long captions (counted) and deduplicates by the hash of the normalised
@@ -42,6 +42,8 @@ EXTENSIONS: dict[str, str] = {
 _GZIP_MAGIC = b"\x1f\x8b"
 # Bytes that are not UTF-8 decode (errors="surrogateescape") to lone surrogates U+DC80–U+DCFF.
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
+# json raises RecursionError (a RuntimeError naming nothing) past ~1000 nested [ or {
+_TOO_DEEP = "nested deeper than Python's JSON reader can follow (thousands of [ or {)"
 
 
 class CorpusError(ValueError):
@@ -193,6 +195,8 @@ def _coco_captions(stream: IO[str], path: Path) -> Iterator[str | None]:
         data = json.load(stream)
     except json.JSONDecodeError as error:
         raise CorpusError(f"{path}: not valid JSON ({error}); {expected}") from error
+    except RecursionError:
+        raise CorpusError(f"{path}: {_TOO_DEEP}; {expected}") from None
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
         got = _describe(data) if not isinstance(data, dict) else f"keys {sorted(data)[:8]}"
         raise CorpusError(f"{path}: {expected}; got {got}")
@@ -213,6 +217,8 @@ def _jsonl_captions(stream: IO[str], path: Path) -> Iterator[str | None]:
         except json.JSONDecodeError as error:
             message = f"{path} line {number}: not valid JSON ({error}); {expected}"
             raise CorpusError(message) from None
+        except RecursionError:
+            raise CorpusError(f"{path} line {number}: {_TOO_DEEP}; {expected}") from None
         if not isinstance(item, dict) or "caption" not in item:
             raise CorpusError(f"{path} line {number}: got {_describe(item)}; {expected}")
         if "id" in item and not isinstance(item["id"], str | int):

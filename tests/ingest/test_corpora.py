@@ -85,6 +85,7 @@ def test_non_utf8_inside_json_skips_only_that_caption(tmp_path: Path) -> None:
         ('{"annotations": [{"id": 1}]}', r"annotations\[0\] is dict"),
         ('{"annotations": [{"caption": 5}]}', r"annotations\[0\]\.caption is int"),
         ('{"annotations": [', r"bad\.json: not valid JSON"),
+        ("[" * 100_000, r"bad\.json: nested deeper than Python's JSON reader can follow"),
     ],
 )
 def test_wrong_coco_shape_names_file_and_expectation(
@@ -103,13 +104,16 @@ def test_wrong_coco_shape_names_file_and_expectation(
         ('["a list"]', r"bad\.jsonl line 2: got list; expected JSON Lines"),
         ('{"text": "no caption key"}', r"line 2: got dict; expected JSON Lines"),
         ('{"caption": "x", "id": [1]}', r"line 2: 'id' is list"),
+        ("[" * 100_000, r"bad\.jsonl line 2: nested deeper than Python's JSON reader"),
+        ('{"caption": ' + "[" * 100_000, r"bad\.jsonl line 2: nested deeper"),
     ],
 )
 def test_wrong_jsonl_shape(tmp_path: Path, line: str, match: str) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text('{"caption": "fine"}\n' + line + "\n")
-    with pytest.raises(CorpusError, match=match):
+    with pytest.raises(CorpusError, match=match) as error:
         read_corpus(path)
+    assert "\n" not in str(error.value) and len(str(error.value)) < 400
 
 
 def test_unreadable_files(tmp_path: Path) -> None:
