@@ -37,6 +37,7 @@ OPTION_FLAGS: MappingProxyType[str, tuple[str, str]] = MappingProxyType(
         "max_mb": ("max_image_mb", "--max-image-mb MB"),
         "format": ("format", "--format"),
         "csv_column": ("csv_column", "--csv-column COLUMN"),
+        "corpus_name": ("corpus_name", "--corpus-name NAME"),
         "profile": ("models", "--models path/to/models.toml"),
         "root": ("data", "--data DIR"),
         "out": ("out", "--out DIR"),

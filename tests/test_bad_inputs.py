@@ -38,6 +38,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]
         files["csv"].write_text("text\nA dog\n")
         files["jsonl"] = root / "bad.jsonl"
         files["jsonl"].write_text('{"caption": 7}\n')
+        for folder, content in (("a", '{"caption": "a dog"}\n'), ("b", "a cat\n")):
+            (root / folder).mkdir()
+            files[f"stem_{folder}"] = root / folder / ("x.jsonl" if folder == "a" else "x.txt")
+            files[f"stem_{folder}"].write_text(content)
+        files["other_captions"] = root / "b" / "captions.txt"  # the store has 'captions'
+        files["other_captions"].write_text("a cat on a mat\n")
         files["deep"] = root / "deep.jsonl"
         files["deep"].write_text('{"caption": "a dog"}\n' + "[" * 100_000 + "\n")
         files["photo"] = root / "photo.png"
@@ -86,6 +92,12 @@ CASES: list = [
     ("ingest-not-coco", ("ingest", "{coco}", "--store", "{store}", *TINY)),
     ("ingest-jsonl-number", ("ingest", "{jsonl}", "--store", "{store}", *TINY)),
     ("ingest-jsonl-nested-100k", ("ingest", "{deep}", "--store", "{store}", *TINY)),
+    ("ingest-two-files-one-name", ("ingest", "{stem_a}", "{stem_b}", "--store", "{store}", *TINY)),
+    ("ingest-name-taken-by-a-file", ("ingest", "{other_captions}", "--store", "{store}", *TINY)),
+    (
+        "ingest-register-two-files-one-name",
+        ("ingest", "--register-only", "{stem_a}", "{stem_b}", "--store", "{store}"),
+    ),
     ("ingest-unknown-extension", ("ingest", "{file}", "--store", "{store}", *TINY)),
     ("ingest-unknown-profile", ("ingest", "{source}", "--store", "{store}", "--models", "nope")),
     (
@@ -237,6 +249,11 @@ def test_bad_input_is_one_line_nonzero_and_leaves_the_store_alone(
     assert len(errors) == 1, f"{name}: {err}"
     if "unlockable" in name:
         assert "cannot lock the store" in err, f"{name}: {err}"
+    if name in ("ingest-two-files-one-name", "ingest-register-two-files-one-name"):
+        assert "x.jsonl and " in err and "would both be corpus 'x'" in err, err
+        assert "--corpus-name" in err, err
+    if name == "ingest-name-taken-by-a-file":
+        assert "corpus 'captions' is already registered from" in err, err
     if name == "ingest-jsonl-nested-100k":  # names the file and the line, not the recursion
         assert "deep.jsonl line 2: nested deeper" in err, err
     assert _snapshot(world["store"]) == before, f"{name} changed the store"

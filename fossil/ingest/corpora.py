@@ -23,7 +23,7 @@ import io
 import json
 import re
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -61,6 +61,7 @@ class CorpusFile:
     skipped_empty: int = 0
     skipped_encoding: int = 0  # lines / captions with bytes that are not UTF-8
     phrase: str | None = None  # concept corpora: the noun span every caption is about
+    named_after_file: bool = False  # the name is the file's (corpus_name), not one given
 
     @property
     def skipped(self) -> int:
@@ -152,7 +153,40 @@ def read_corpus(
         captions=captions,
         skipped_empty=tally.empty,
         skipped_encoding=tally.encoding,
+        named_after_file=name is None,
     )
+
+
+def check_corpus_names(
+    corpora: Sequence[CorpusFile], registered: Mapping[str, str] | None = None
+) -> None:
+    """Refuse a corpus named after its file (:func:`corpus_name`) that would silently share
+    its name, and so become one corpus, with another file: another of ``corpora`` (``a/x.jsonl``
+    and ``b/x.txt`` are both ``x``), or the source a corpus of that name was registered from
+    (``registered``: name → source).  Naming corpora by their stem keeps the names users type
+    (``fossil corpus remove x``) short and stable when a file moves; so the clash is refused,
+    naming both files, rather than resolved by a longer name.  Corpora given a name on
+    purpose are never refused: giving one name to several files is how they become one."""
+    seen: dict[str, CorpusFile] = {}
+    for corpus in corpora:
+        first = seen.setdefault(corpus.name, corpus)
+        if first is not corpus and (first.named_after_file or corpus.named_after_file):
+            message = (
+                f"corpus files {first.source} and {corpus.source} would both be corpus "
+                f"{corpus.name!r} (a corpus is named after its file): rename one, or ingest "
+                "each in its own run under a corpus name of its own; to make them one corpus "
+                "on purpose, give them one corpus name"
+            )
+            raise naming(CorpusError(message), "corpus_name")
+    for corpus in corpora:
+        source = (registered or {}).get(corpus.name)
+        if corpus.named_after_file and source is not None and source != corpus.source:
+            message = (
+                f"corpus {corpus.name!r} is already registered from {source}; "
+                f"{corpus.source} would add its captions to it: give it a corpus name of its "
+                f"own, or name it {corpus.name!r} explicitly to add to that corpus on purpose"
+            )
+            raise naming(CorpusError(message), "corpus_name")
 
 
 class _Tally:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from fossil.db.protocols import CatalogStore, Collection, CollectionMeta
 from fossil.db.schema import SCHEMA_VERSION
-from fossil.ingest.corpora import CorpusFile
+from fossil.ingest.corpora import CorpusFile, check_corpus_names
 from fossil.ingest.references import IngestModels, IngestStats, collection_meta
 from fossil.pipeline.ingest_config import IngestOptions, ModelChoice, StoreAddress
 
@@ -147,11 +147,13 @@ def register_corpora(store: StoreAddress, corpora: Sequence[CorpusFile]) -> Inge
     no corpora)."""
     from fossil.db.catalog import SqlCatalog
 
+    check_corpus_names(corpora)  # before the catalog is created
     if store.catalog_url is None:
         assert store.root is not None
         Path(store.root).expanduser().mkdir(parents=True, exist_ok=True)
     catalog = SqlCatalog(store.catalog)
     try:
+        _check_registered_names(catalog, corpora)
         registered = tuple(_register(catalog, corpus) for corpus in corpora)
         counts = catalog.status_counts()
     finally:
@@ -181,6 +183,7 @@ def ingest_corpora(
     :class:`IngestAborted`, carrying the summary so far.  A rerun resumes; nothing is
     generated twice."""
     run = _Run(store, corpora, options or IngestOptions(), on_progress, should_stop)
+    _check_names(store, corpora)  # before any model is loaded or anything is written
     if isinstance(store, StoreAddress) and not corpora:
         done = _nothing_pending(store)
         if done is not None:
@@ -207,6 +210,29 @@ def ingest_corpora(
         loaders, schema_version=SCHEMA_VERSION, template_weight=weight, thumbnail_root=root
     ) as pool:
         return run(pool.wait_ready(), pool)
+
+
+def _check_names(store: StoreAddress | Collection, corpora: Sequence[CorpusFile]) -> None:
+    """:func:`~fossil.ingest.corpora.check_corpus_names` against the corpora given and those
+    the store's catalog (when it exists) registered."""
+    from fossil.db.catalog import SqlCatalog
+
+    check_corpus_names(corpora)
+    if not any(c.named_after_file for c in corpora):
+        return
+    if isinstance(store, Collection):
+        _check_registered_names(store.catalog, corpora)
+    elif store.catalog_exists():
+        catalog = SqlCatalog(store.catalog)
+        try:
+            _check_registered_names(catalog, corpora)
+        finally:
+            catalog.close()
+
+
+def _check_registered_names(catalog: CatalogStore, corpora: Sequence[CorpusFile]) -> None:
+    if any(c.named_after_file for c in corpora):
+        check_corpus_names(corpora, {c["name"]: c["source"] for c in catalog.corpora()})
 
 
 def _warn_without_nouns(parser: Any, phrases: list[str]) -> None:

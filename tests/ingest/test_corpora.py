@@ -140,3 +140,28 @@ def test_format_detection(tmp_path: Path) -> None:
     path.write_text("one\ntwo\n")
     assert read_corpus(path, format="text", name="mine").captions == ("one", "two")
     assert read_corpus(path, format="text", name="mine").name == "mine"
+
+
+def test_files_named_alike_are_refused_not_merged(tmp_path: Path) -> None:
+    """Issue 25: a/x.jsonl and b/x.txt would both be corpus 'x' and silently become one."""
+    from fossil.errors import option_of
+    from fossil.ingest.corpora import check_corpus_names
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "x.jsonl").write_text('{"caption": "a dog"}\n')
+    (tmp_path / "b" / "x.txt").write_text("a cat\n")
+    first, second = read_corpus(tmp_path / "a" / "x.jsonl"), read_corpus(tmp_path / "b" / "x.txt")
+    with pytest.raises(CorpusError) as error:
+        check_corpus_names([first, second])
+    message = str(error.value)
+    assert f"{tmp_path / 'a' / 'x.jsonl'} and {tmp_path / 'b' / 'x.txt'}" in message
+    assert "would both be corpus 'x'" in message and option_of(error.value) == "corpus_name"
+    # named on purpose: one corpus of both files, or each its own name
+    check_corpus_names([read_corpus(first.source, name="x"), read_corpus(second.source, name="x")])
+    check_corpus_names([first, read_corpus(second.source, name="x2")])
+    # across runs: 'x' already registered from another file
+    with pytest.raises(CorpusError, match=r"corpus 'x' is already registered from /elsewhere/x"):
+        check_corpus_names([second], {"x": "/elsewhere/x.txt"})
+    check_corpus_names([second], {"x": second.source})  # the same file again: resumes
+    check_corpus_names([read_corpus(second.source, name="x")], {"x": "/elsewhere/x.txt"})
