@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from fossil.db.protocols import CatalogStore, Collection, CollectionMeta
 from fossil.db.schema import SCHEMA_VERSION
+from fossil.db.space import OPEN_MARGIN, WRITE_MARGIN, require_free
 from fossil.ingest.corpora import CorpusFile, check_corpus_names
 from fossil.ingest.references import IngestModels, IngestStats, collection_meta
 from fossil.pipeline.ingest_config import IngestOptions, ModelChoice, StoreAddress
@@ -150,6 +151,7 @@ def register_corpora(store: StoreAddress, corpora: Sequence[CorpusFile]) -> Inge
     check_corpus_names(corpora)  # before the catalog is created
     if store.catalog_url is None:
         assert store.root is not None
+        require_free(store.root, OPEN_MARGIN, "register corpora")
         Path(store.root).expanduser().mkdir(parents=True, exist_ok=True)
     catalog = SqlCatalog(store.catalog)
     try:
@@ -183,11 +185,15 @@ def ingest_corpora(
     :class:`IngestAborted`, carrying the summary so far.  A rerun resumes; nothing is
     generated twice."""
     run = _Run(store, corpora, options or IngestOptions(), on_progress, should_stop)
+    if store.root is not None:  # the catalog is read below (fossil.db.space)
+        require_free(store.root, OPEN_MARGIN, "open the store")
     _check_names(store, corpora)  # before any model is loaded or anything is written
     if isinstance(store, StoreAddress) and not corpora:
         done = _nothing_pending(store)
         if done is not None:
             return IngestSummary(store_captions=done, idle=True)
+    if store.root is not None:  # before any model is loaded; each batch checks again
+        require_free(store.root, WRITE_MARGIN, "ingest")
     phrases = [c.phrase for c in corpora if c.phrase]
     if not isinstance(models, ModelChoice) and models is not None:
         if phrases:
@@ -352,9 +358,12 @@ class _Run:
                 elapsed_s=time.monotonic() - started,
                 interrupted=stopped,
             )
-        finally:
+        except BaseException:
             if collection is not self.store:
-                collection.close()
+                _close_after_error(collection)
+            raise
+        if collection is not self.store:
+            collection.close()
         if aborted:
             raise IngestAborted(summary)
         return summary
@@ -403,6 +412,15 @@ class _Run:
             finally:
                 writer.close()
         return writer.stats, aborted
+
+
+def _close_after_error(collection: Collection) -> None:
+    """Close ``collection`` while an error unwinds: a second failure (a full disk fails the
+    close's flush too) is logged, not chained over the first."""
+    try:
+        collection.close()
+    except Exception as error:  # noqa: BLE001 - the error being raised matters more
+        logger.warning("closing the store after an error failed too: %s", error)
 
 
 def _refresh_lemma_index(collection: Collection) -> None:
