@@ -76,10 +76,10 @@ def size_text(n: int) -> str:
     """``n`` bytes for a message: ``"0 bytes"``, ``"10.0 MB"``, ``"2.5 GB"``."""
     if n < 1024:
         return f"{n} bytes"
-    for unit, scale in (("GB", 1 << 30), ("MB", MiB), ("KB", 1024)):
-        if n >= scale or unit == "KB":
+    for unit, scale in (("GB", 1 << 30), ("MB", MiB)):
+        if n >= scale:
             return f"{n / scale:.1f} {unit}"
-    raise AssertionError("unreachable")
+    return f"{n / 1024:.1f} KB"
 
 
 def batch_bytes(captions: int, text_dim: int, visual_dim: int) -> int:

@@ -21,6 +21,7 @@ import csv
 import gzip
 import io
 import json
+import os
 import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -161,12 +162,15 @@ def check_corpus_names(
     corpora: Sequence[CorpusFile], registered: Mapping[str, str] | None = None
 ) -> None:
     """Refuse a corpus named after its file (:func:`corpus_name`) that would silently share
-    its name, and so become one corpus, with another file: another of ``corpora`` (``a/x.jsonl``
-    and ``b/x.txt`` are both ``x``), or the source a corpus of that name was registered from
-    (``registered``: name → source).  Naming corpora by their stem keeps the names users type
-    (``fossil corpus remove x``) short and stable when a file moves; so the clash is refused,
-    naming both files, rather than resolved by a longer name.  Corpora given a name on
-    purpose are never refused: giving one name to several files is how they become one."""
+    its name, and so become one corpus, with another file: another of ``corpora``
+    (``a/x.jsonl`` and ``b/x.txt`` are both ``x``), or the source a corpus of that name was
+    registered from (``registered``: name → source; each file of a corpus merged from
+    several is one of its sources, and a source that is not a path, such as a corpus
+    rebuilt by ``fossil store check --repair``, matches any file).  Naming corpora by their
+    stem keeps the names users type (``fossil corpus remove x``) short and stable when a
+    file moves; so the clash is refused, naming both files, rather than resolved by a
+    longer name.  Corpora given a name on purpose are never refused: giving one name to
+    several files is how they become one."""
     seen: dict[str, CorpusFile] = {}
     for corpus in corpora:
         first = seen.setdefault(corpus.name, corpus)
@@ -179,8 +183,11 @@ def check_corpus_names(
             )
             raise naming(CorpusError(message), "corpus_name")
     for corpus in corpora:
-        source = (registered or {}).get(corpus.name)
-        if corpus.named_after_file and source is not None and source != corpus.source:
+        source = (registered or {}).get(corpus.name, "")
+        # compared only with a source that names files: a corpus rebuilt by a repair, or a
+        # generated one, says where it came from in words
+        files = source.split(", ") if os.path.isabs(source) else [corpus.source]
+        if corpus.named_after_file and corpus.source not in files:
             message = (
                 f"corpus {corpus.name!r} is already registered from {source}; "
                 f"{corpus.source} would add its captions to it: give it a corpus name of its "

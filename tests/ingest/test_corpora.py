@@ -164,4 +164,6 @@ def test_files_named_alike_are_refused_not_merged(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match=r"corpus 'x' is already registered from /elsewhere/x"):
         check_corpus_names([second], {"x": "/elsewhere/x.txt"})
     check_corpus_names([second], {"x": second.source})  # the same file again: resumes
+    check_corpus_names([second], {"x": f"/elsewhere/x.txt, {second.source}"})  # one of its files
+    check_corpus_names([second], {"x": "rebuilt by `fossil store check --repair` from ..."})
     check_corpus_names([read_corpus(second.source, name="x")], {"x": "/elsewhere/x.txt"})
