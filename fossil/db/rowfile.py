@@ -38,6 +38,7 @@ import os
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -110,7 +111,7 @@ class RowFile:
         self._row_bytes = self._dtype.itemsize
         self.writable, self.why_read_only = True, ""
         try:
-            self._file = open(self.path, "a+b")  # noqa: SIM115 - closed by close()
+            self._file: BinaryIO = open(self.path, "a+b")  # noqa: SIM115 - closed by close()
         except PermissionError as error:  # EACCES, EPERM; a read-only file system: EROFS
             self._open_read_only(error)
         except OSError as error:
