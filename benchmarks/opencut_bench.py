@@ -73,9 +73,7 @@ def _same_set(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and key(a) == key(b)
 
 
-def bench_crop(
-    seed: int, dim: int, objects: int, graphs: int, variant: str
-) -> dict[str, object]:
+def bench_crop(seed: int, dim: int, objects: int, graphs: int, variant: str) -> dict[str, object]:
     scene = planted_scene(
         np.random.default_rng(seed), dim=dim, objects=objects, noise=0.3, background_cos=0.45
     )

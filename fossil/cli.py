@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from types import MappingProxyType
 
 import fossil.commands
+from fossil.db.space import DiskFullError, disk_full, is_disk_full
 from fossil.errors import option_of
 
 DESCRIPTION = """\
@@ -37,6 +38,7 @@ OPTION_FLAGS: MappingProxyType[str, tuple[str, str]] = MappingProxyType(
         "max_mb": ("max_image_mb", "--max-image-mb MB"),
         "format": ("format", "--format"),
         "csv_column": ("csv_column", "--csv-column COLUMN"),
+        "corpus_name": ("corpus_name", "--corpus-name NAME"),
         "profile": ("models", "--models path/to/models.toml"),
         "root": ("data", "--data DIR"),
         "out": ("out", "--out DIR"),
@@ -52,6 +54,14 @@ def user_message(error: BaseException, args: argparse.Namespace) -> str:
     if dest and hasattr(args, dest):
         return f"{error} (flag: {flag})"
     return str(error)
+
+
+def disk_full_message(args: argparse.Namespace) -> str:
+    """A full disk met outside the checks of :mod:`fossil.db.space`, in one line."""
+    store = getattr(args, "store", None)
+    if store:
+        return str(disk_full(store, f"fossil {args.command}"))
+    return f"no space left on device during fossil {args.command}: free space, then rerun it"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,12 +98,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, OSError, RuntimeError) as error:
+    except Exception as error:
         # Library errors carry messages written for users (STYLE §7): show them plainly;
-        # OSError: unwritable outputs, read-only stores, models that cannot be loaded.
+        # OSError: unwritable outputs, read-only stores, models that cannot be loaded; a full
+        # disk, whatever raised it (SQLite's "database or disk is full" too), in one line.
         if args.verbose >= 2:
             raise
-        print(f"fossil {args.command}: error: {user_message(error, args)}", file=sys.stderr)
+        if is_disk_full(error) and not isinstance(error, DiskFullError):
+            message = disk_full_message(args)
+        elif isinstance(error, ValueError | OSError | RuntimeError):
+            message = user_message(error, args)
+        else:
+            raise
+        print(f"fossil {args.command}: error: {message}", file=sys.stderr)
         return 1
 
 

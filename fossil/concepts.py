@@ -13,7 +13,12 @@ same things with the same one-line messages:
   user's spelling is otherwise kept: it is what results and reports show.  A concept that is
   empty after this, contains a comma (a comma list could not express it) or is longer than
   :data:`MAX_CONCEPT_CHARS` characters (a concept is a short noun phrase; CLIP reads 77
-  tokens) is refused.
+  tokens) is refused.  So is one holding an invisible character (:mod:`fossil.invisible`:
+  a control character such as ESC, a bidi control, a byte-order mark; tabs and line breaks
+  are whitespace and collapse as above).  Captions have these replaced by spaces, but a
+  concept is typed by a user who is there to fix it, and its spelling is what results
+  show: stripping would silently keep ``"[31m"`` of ``"dog\x1b[31m"``.  Every message shows
+  the concept escaped (``repr``), so nothing reaches a terminal raw.
 - **Identity** (:func:`concept_key`): two concepts are the same when their forms are equal
   ignoring case (``"Dog"`` is ``"dog"``; the text encoders lowercase anyway).  What is stored
   per concept — the concept corpora of ``fossil ingest --concepts`` — is named by this key,
@@ -26,20 +31,23 @@ same things with the same one-line messages:
 ``name`` is what the messages call the argument: ``"concepts"`` in the library, the flag
 (``"--concepts"``) when a command passes it, so a command's error names its flag.
 
-This module imports nothing of fossil's, so every layer may use it.
+This module imports only :mod:`fossil.invisible` (which imports nothing of fossil's), so
+every layer may use it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from fossil.invisible import first_invisible
+
 MAX_CONCEPT_CHARS = 80  # a concept is a short noun phrase; CLIP reads 77 tokens of caption
 
 
 def check_concept(concept: object, label: str = "concept") -> str:
     """``concept`` in its normal form (whitespace collapsed, spelling kept), or ``ValueError``
-    naming it as ``label`` when it is not a string, is empty, contains a comma or is longer
-    than :data:`MAX_CONCEPT_CHARS`."""
+    naming it as ``label`` when it is not a string, is empty, contains a comma or an
+    invisible character, or is longer than :data:`MAX_CONCEPT_CHARS`."""
     if not isinstance(concept, str):
         raise ValueError(f"{label} must be a string, got {type(concept).__name__}")
     text = " ".join(concept.split())
@@ -47,6 +55,11 @@ def check_concept(concept: object, label: str = "concept") -> str:
         raise ValueError(f"{label} ({concept!r}) is empty; give a noun phrase, e.g. 'solar panel'")
     if "," in text:
         raise ValueError(f"{label} ({text!r}) contains a comma: give one concept per entry")
+    invisible = first_invisible(text)
+    if invisible is not None:
+        raise ValueError(
+            f"{label} ({text[:60]!r}) contains {invisible}: type the concept as plain text"
+        )
     if len(text) > MAX_CONCEPT_CHARS:
         raise ValueError(
             f"{label} ({text[:40]!r}...) has {len(text)} characters; a concept is a short noun "

@@ -32,6 +32,15 @@ PARSED = [
     (f"dog, {LONG}", "entry 2 ('xxx"),
     (f"dog, {LONG}", f"has {MAX_CONCEPT_CHARS + 1} characters"),
     (f"dog, {LONG}", f"at most {MAX_CONCEPT_CHARS} characters"),
+    # invisible characters (issue 25): refused, shown escaped, named by code point
+    ("dog\x1b[31m", r"entry 1 ('dog\x1b[31m') contains U+001B (a control character)"),
+    ("cat, \u202edog", r"entry 2 ('\u202edog') contains U+202E (a bidi control)"),
+    ("\ufeffdog", r"('\ufeffdog') contains U+FEFF (a byte-order mark"),
+    ("dog\x00", "contains U+0000 (a control character)"),
+    ("dog\x9b31m", "contains U+009B (a control character)"),
+    ("\u2066dog\u2069", "contains U+2066 (a bidi control)"),
+    ("dog\u200f", "contains U+200F (a bidi control)"),
+    ("dog\tcat\n", ["dog cat"]),  # whitespace controls are whitespace: collapsed
 ]
 
 # (list, the concepts it gives, or the message it is refused with)
@@ -50,6 +59,9 @@ CHECKED = [
     (["dog", LONG], f"concepts[1] ('{'x' * 40}'...) has {MAX_CONCEPT_CHARS + 1} characters"),
     (["dog", "DOG"], "duplicate concepts: 'dog'"),
     (["a b", "A  B", "c", "c"], "duplicate concepts: 'a b', 'c'"),
+    (["dog", "\x1b]0;owned\x07cat"], r"concepts[1] ('\x1b]0;owned\x07cat') contains U+001B"),
+    (["\u202ecat"], "concepts[0] ('\\u202ecat') contains U+202E"),
+    (["solar\r\npanel"], ["solar panel"]),
 ]
 
 

@@ -142,7 +142,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--corpus-name", default=None, metavar="NAME",
         help="register all SOURCEs as one corpus NAME (default: one corpus per file, "
-        "named after it)",
+        "named after it without its extension; two files of one name, or a file named like "
+        "a corpus registered from another file, are refused)",
     )  # fmt: skip
     p.add_argument(
         "--no-thumbnails", action="store_true",

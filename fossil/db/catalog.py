@@ -64,6 +64,7 @@ from fossil.db.schema import (
     reference,
     schema_version,
 )
+from fossil.invisible import strip_invisible
 
 logger = logging.getLogger(__name__)
 
@@ -76,16 +77,6 @@ _WHITESPACE = re.compile(r"\s+")
 _SCHEMA_LOCK = 0x666F7373696C01
 _REGISTER_LOCK = 0x666F7373696C02
 _META_LOCK = 0x666F7373696C03
-
-
-# C0/C1 controls (NUL, ESC, ...), bidi embeddings/overrides/isolates, BOM / zero-width
-# no-break space: invisible, yet they would make "dog\x00" a caption (and a lemma) of its own
-_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f\ufeff]")
-
-
-def strip_invisible(text: str) -> str:
-    """``text`` with control, bidi-override and BOM characters replaced by spaces."""
-    return _INVISIBLE.sub(" ", text)
 
 
 def normalise_caption(text: str) -> str:

@@ -61,6 +61,7 @@ from fossil.db.open import (
 )
 from fossil.db.protocols import CollectionMeta
 from fossil.db.rowfile import probe
+from fossil.db.space import OPEN_MARGIN, WRITE_MARGIN, require_free
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,10 @@ def check_store(root: str | Path, *, repair: bool = False) -> StoreCheck:
     shard = root / QDRANT_DIR
     if stored_dims(shard) is None and not (root / CATALOG_FILE).exists():
         raise FileNotFoundError(f"no fossil store at {root} (no {QDRANT_DIR}/ and no catalog)")
+    if repair:  # a repair may rewrite the row file and the catalog (fossil.db.space)
+        require_free(root, WRITE_MARGIN, "repair the store")
+    else:
+        require_free(root, OPEN_MARGIN, "open the store")
     report = StoreCheck(str(root))
     lock = StoreLock(root / LOCK_FILE)
     try:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from fossil.db.points import (
     query_filter,
 )
 from fossil.db.rowfile import RowFile
+from fossil.db.space import OPEN_MARGIN, disk_full, is_disk_full, require_free
 from fossil.records import Hit, ReferencePoint
 
 logger = logging.getLogger(__name__)
@@ -52,6 +54,12 @@ UPSERT_CHUNK = 256  # points per Edge update operation
 RETRIEVE_CHUNK = 2048  # ids per retrieve call
 CONFIG_FILE = "edge_config.json"  # written by Edge in the shard directory
 ROW_KEY = "vre_row"  # payload key: "<row file id>/<row>" in the VRE row file (fossil.db.rowfile)
+# how Edge's errors name a file it may not write: "Permission denied (os error 13)",
+# "Read-only file system (os error 30)"
+_DENIED = re.compile(
+    r"(Permission denied|Read-only file system|Operation not permitted)"
+    r"( \(os error \d+\))?"
+)
 
 
 def _config(text_dim: int, visual_dim: int) -> qe.EdgeConfig:
@@ -114,6 +122,8 @@ class EdgeStore:
             raise
 
     def _open(self, text_dim: int | None, visual_dim: int | None, create: bool) -> tuple[int, int]:
+        # Edge writes while opening, into memory-mapped files: on a full disk, a SIGBUS
+        require_free(self.path, OPEN_MARGIN, "open the store")
         dims = stored_dims(self.path)
         if dims is None:
             if not create:
@@ -148,8 +158,18 @@ class EdgeStore:
     def _call(self, opener: Any, *args: Any) -> Any:
         try:
             return opener(*args)
-        except Exception as error:  # Edge raises a bare Exception on a held WAL lock
-            if "WouldBlock" in str(error) or "lock" in str(error).lower():
+        except Exception as error:  # Edge raises a bare Exception, its cause in the text
+            text = str(error)
+            denied = _DENIED.search(text)
+            if denied:  # Edge writes to its shard even to read it
+                raise PermissionError(
+                    f"cannot open the vector store at {self.path} ({denied.group()}): Qdrant "
+                    "Edge writes to its shard files even to read them; make the store "
+                    "writable, or copy it to a writable place"
+                ) from error
+            if is_disk_full(error):
+                raise disk_full(self.path.parent, "opening the store") from error
+            if "WouldBlock" in text or "lock" in text.lower():
                 raise StoreLockedError(locked_message(self.path)) from error
             raise
 

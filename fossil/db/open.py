@@ -15,6 +15,8 @@ answer wrongly from — a catalog missing or empty beside a shard, a catalog who
 their rows (no collection_meta beside a shard; no captions beside points), a shard missing
 or empty beside a catalog that lists references — naming ``fossil store check --repair``
 (:mod:`fossil.db.check`); fewer points than catalogued references is logged as a warning.
+A disk without :data:`~fossil.db.space.OPEN_MARGIN` free is refused before anything is
+opened: Qdrant Edge would die of SIGBUS (:mod:`fossil.db.space`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 from fossil.db.protocols import CatalogStore, Collection, CollectionMeta, ReferenceStore
+from fossil.db.space import OPEN_MARGIN, require_free
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +142,8 @@ def _open_edge(
         )
     if catalog_url is None and exists:
         _check_catalog_file(root)
+    if root.exists():  # SQLite and Edge write while opening (fossil.db.space)
+        require_free(root, OPEN_MARGIN, "open the store")
     root.mkdir(parents=True, exist_ok=True)
     lock = StoreLock(root / LOCK_FILE)  # first: nothing below runs while another holds it
     try:
@@ -192,6 +197,7 @@ def _open_captions_only(
 
     if catalog_url is None:
         _check_catalog_file(root)  # never a fresh schema over an emptied catalog
+    require_free(root, OPEN_MARGIN, "open the store")
     lock = StoreLock(root / LOCK_FILE)
     try:
         catalog = SqlCatalog(_catalog_url(root, catalog_url))

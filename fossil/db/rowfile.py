@@ -31,12 +31,14 @@ checks) cannot be verified: it is started afresh on open (its points read from E
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -94,7 +96,12 @@ def probe(path: str | os.PathLike[str]) -> str:
 
 class RowFile:
     """Float32 rows of width ``dim``, each with its check, in the file at ``path`` (created
-    when missing; a file of the first format is started afresh)."""
+    when missing; a file of the first format is started afresh).
+
+    A file that exists but cannot be opened for writing (a read-only store, a file of
+    another user) is opened for reading: its rows are read as usual (a torn last row is
+    ignored rather than cut off, a header that is not this format's holds no usable row),
+    and :meth:`append` refuses in one line naming the file (:attr:`writable` False)."""
 
     def __init__(self, path: str | os.PathLike[str], dim: int) -> None:
         if dim < 1:
@@ -102,22 +109,40 @@ class RowFile:
         self.path, self.dim = Path(path), int(dim)
         self._dtype = np.dtype([("v", ITEM, (self.dim,)), ("check", "<u8", (2,))])
         self._row_bytes = self._dtype.itemsize
-        self._file = open(self.path, "a+b")  # noqa: SIM115 - closed by close()
+        self.writable, self.why_read_only = True, ""
+        try:
+            self._file: BinaryIO = open(self.path, "a+b")  # noqa: SIM115 - closed by close()
+        except PermissionError as error:  # EACCES, EPERM; a read-only file system: EROFS
+            self._open_read_only(error)
+        except OSError as error:
+            if error.errno != errno.EROFS:
+                raise
+            self._open_read_only(error)
         self.uid = self._header()
         size = os.fstat(self._file.fileno()).st_size - HEADER
-        whole = size - size % self._row_bytes
-        if whole != size:  # a torn last row: never named by a point
+        whole = max(size - size % self._row_bytes, 0)
+        if whole != size and self.writable:  # a torn last row: never named by a point
             self._file.truncate(HEADER + whole)
-        self.rows = whole // self._row_bytes
+        self.rows = whole // self._row_bytes if self.uid else 0
         self._map: np.memmap | None = None
+
+    def _open_read_only(self, error: OSError) -> None:
+        if not self.path.is_file():  # nothing to read: a store that cannot be written to
+            raise error
+        self._file = open(self.path, "rb")  # noqa: SIM115 - closed by close()
+        self.writable, self.why_read_only = False, error.strerror or str(error)
+        logger.info("%s cannot be written (%s): opened for reading", self.path, error)
 
     def _header(self) -> str:
         """The file's id; a new file (or one whose header write was torn: it holds no row
-        yet, or one of the first format: its rows cannot be checked) gets a fresh one."""
+        yet, or one of the first format: its rows cannot be checked) gets a fresh one (a
+        file opened for reading: no id, no usable row)."""
         self._file.seek(0)
         head = self._file.read(HEADER)
         if len(head) == HEADER and head.startswith(MAGIC):
             return head[len(MAGIC) : len(MAGIC) + 32].decode("ascii")
+        if not self.writable:
+            return ""
         if len(head) == HEADER and head.startswith(MAGIC_V1):
             logger.warning(
                 "%s holds VREs without per-row checks: started afresh (those points read "
@@ -139,6 +164,11 @@ class RowFile:
     def append(self, vectors: np.ndarray, ids: Sequence[str]) -> range:
         """Write ``vectors`` (n, dim), the VREs of points ``ids``, durably; returns their row
         numbers."""
+        if not self.writable:
+            raise PermissionError(
+                f"the VRE row file {self.path} cannot be written ({self.why_read_only}): make "
+                "it (and the store directory) writable to add references; reading works",
+            )
         array = np.ascontiguousarray(vectors, dtype=ITEM)
         if array.ndim != 2 or array.shape[1] != self.dim:
             raise ValueError(f"vectors must have shape (n, {self.dim}); got {array.shape}")

@@ -2,13 +2,13 @@
 
 Every reader returns a :class:`CorpusFile`: the cleaned captions in file order plus what was
 skipped and why.  Control and bidi-override characters are removed from every caption
-(:func:`fossil.db.catalog.strip_invisible`) and a UTF-8 byte-order mark is accepted in every
+(:func:`fossil.invisible.strip_invisible`) and a UTF-8 byte-order mark is accepted in every
 format.  Bad *items* are skipped and counted (empty lines and lines that are not UTF-8); a
-bad *file* (missing, unreadable, wrong JSON shape, missing CSV column, no caption at all,
-more lines that are not UTF-8 than captions: binary data) raises :class:`CorpusError` naming
-the file and what was expected.  Files are read completely before anything is registered,
-so a bad file leaves the store untouched.  Gzip is detected from the magic bytes, whatever
-the file is called.
+bad *file* (missing, unreadable, wrong JSON shape, JSON nested too deeply to parse, missing
+CSV column, no caption at all, more lines that are not UTF-8 than captions: binary data)
+raises :class:`CorpusError` naming the file (and line) and what was expected.  Files are
+read completely before anything is registered, so a bad file leaves the store untouched.
+Gzip is detected from the magic bytes, whatever the file is called.
 
 Deduplication and the length limit are the catalog's (:mod:`fossil.db.catalog`): it
 normalises, skips over-long captions (counted) and deduplicates by the hash of the normalised
@@ -21,15 +21,16 @@ import csv
 import gzip
 import io
 import json
+import os
 import re
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from fossil.db.catalog import strip_invisible
 from fossil.errors import naming
+from fossil.invisible import strip_invisible
 
 FORMATS: tuple[str, ...] = ("coco", "jsonl", "csv", "text")
 EXTENSIONS: dict[str, str] = {
@@ -42,6 +43,8 @@ EXTENSIONS: dict[str, str] = {
 _GZIP_MAGIC = b"\x1f\x8b"
 # Bytes that are not UTF-8 decode (errors="surrogateescape") to lone surrogates U+DC80–U+DCFF.
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
+# json raises RecursionError (a RuntimeError naming nothing) past ~1000 nested [ or {
+_TOO_DEEP = "nested deeper than Python's JSON reader can follow (thousands of [ or {)"
 
 
 class CorpusError(ValueError):
@@ -61,6 +64,7 @@ class CorpusFile:
     phrase: str | None = None  # concept corpora: the noun span every caption is about
     # labelled photos: per caption its own (key, phrase) (fossil.ingest.labelled_refs)
     items: tuple[tuple[str, str], ...] | None = None
+    named_after_file: bool = False  # the name is the file's (corpus_name), not one given
 
     @property
     def skipped(self) -> int:
@@ -152,7 +156,46 @@ def read_corpus(
         captions=captions,
         skipped_empty=tally.empty,
         skipped_encoding=tally.encoding,
+        named_after_file=name is None,
     )
+
+
+def check_corpus_names(
+    corpora: Sequence[CorpusFile], registered: Mapping[str, str] | None = None
+) -> None:
+    """Refuse a corpus named after its file (:func:`corpus_name`) that would silently share
+    its name, and so become one corpus, with another file: another of ``corpora``
+    (``a/x.jsonl`` and ``b/x.txt`` are both ``x``), or the source a corpus of that name was
+    registered from (``registered``: name → source; each file of a corpus merged from
+    several is one of its sources, and a source that is not a path, such as a corpus
+    rebuilt by ``fossil store check --repair``, matches any file).  Naming corpora by their
+    stem keeps the names users type (``fossil corpus remove x``) short and stable when a
+    file moves; so the clash is refused, naming both files, rather than resolved by a
+    longer name.  Corpora given a name on purpose are never refused: giving one name to
+    several files is how they become one."""
+    seen: dict[str, CorpusFile] = {}
+    for corpus in corpora:
+        first = seen.setdefault(corpus.name, corpus)
+        if first is not corpus and (first.named_after_file or corpus.named_after_file):
+            message = (
+                f"corpus files {first.source} and {corpus.source} would both be corpus "
+                f"{corpus.name!r} (a corpus is named after its file): rename one, or ingest "
+                "each in its own run under a corpus name of its own; to make them one corpus "
+                "on purpose, give them one corpus name"
+            )
+            raise naming(CorpusError(message), "corpus_name")
+    for corpus in corpora:
+        source = (registered or {}).get(corpus.name, "")
+        # compared only with a source that names files: a corpus rebuilt by a repair, or a
+        # generated one, says where it came from in words
+        files = source.split(", ") if os.path.isabs(source) else [corpus.source]
+        if corpus.named_after_file and corpus.source not in files:
+            message = (
+                f"corpus {corpus.name!r} is already registered from {source}; "
+                f"{corpus.source} would add its captions to it: give it a corpus name of its "
+                f"own, or name it {corpus.name!r} explicitly to add to that corpus on purpose"
+            )
+            raise naming(CorpusError(message), "corpus_name")
 
 
 class _Tally:
@@ -195,6 +238,8 @@ def _coco_captions(stream: IO[str], path: Path) -> Iterator[str | None]:
         data = json.load(stream)
     except json.JSONDecodeError as error:
         raise CorpusError(f"{path}: not valid JSON ({error}); {expected}") from error
+    except RecursionError:
+        raise CorpusError(f"{path}: {_TOO_DEEP}; {expected}") from None
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
         got = _describe(data) if not isinstance(data, dict) else f"keys {sorted(data)[:8]}"
         raise CorpusError(f"{path}: {expected}; got {got}")
@@ -215,6 +260,8 @@ def _jsonl_captions(stream: IO[str], path: Path) -> Iterator[str | None]:
         except json.JSONDecodeError as error:
             message = f"{path} line {number}: not valid JSON ({error}); {expected}"
             raise CorpusError(message) from None
+        except RecursionError:
+            raise CorpusError(f"{path} line {number}: {_TOO_DEEP}; {expected}") from None
         if not isinstance(item, dict) or "caption" not in item:
             raise CorpusError(f"{path} line {number}: got {_describe(item)}; {expected}")
         if "id" in item and not isinstance(item["id"], str | int):

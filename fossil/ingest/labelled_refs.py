@@ -147,7 +147,7 @@ def labelled_items(labelled: LabelledSet, corpus: str) -> list[LabelledItem]:
                 try:
                     class_concept(name)
                 except ValueError as error:
-                    raise LabelledError(f"{photo.source}: class {name!r}: {error}") from None
+                    raise LabelledError(photo.source, f"class {name!r}", str(error)) from None
         raise
     items = []
     for photo in labelled.photos:
@@ -157,8 +157,9 @@ def labelled_items(labelled: LabelledSet, corpus: str) -> list[LabelledItem]:
             concept = concepts[name]
             if concept in seen:
                 raise LabelledError(
-                    f"{photo.source}: classes {seen[concept]!r} and {name!r} both mean the "
-                    f"concept {concept!r}: merge them in the file"
+                    photo.source,
+                    f"classes {seen[concept]!r} and {name!r}",
+                    f"both mean the concept {concept!r}: merge them in the file",
                 )
             seen[concept] = name
             key = item_key(corpus, photo.key, concept)
@@ -205,8 +206,10 @@ def _labelled_group(
     unknown = [job.text_hash for job in jobs if job.text_hash not in items]
     if unknown:
         raise LabelledError(
-            f"{len(unknown)} leased labelled items are not in the set given to this run: "
-            "give the same PATH and --name as the run that registered them"
+            jobs[0].corpus,
+            f"{len(unknown)} registered items",
+            "not in the labelled set given to this run (files changed since it registered "
+            "them?): give the same PATH and --name as that run",
         )
     wanted = [items[job.text_hash] for job in jobs]
     photos = list(dict.fromkeys(item.photo.key for item in wanted))
@@ -230,7 +233,7 @@ def _labelled_group(
         image, masks = loaded[item.photo.key]
         mask = masks.get(item.class_name)
         if mask is None or not mask.any():
-            raise LabelledError(f"{item.photo.source}: class {item.class_name!r}: empty mask")
+            raise LabelledError(item.photo.source, f"class {item.class_name!r}", "empty mask")
         visual = region_pool(features[photos.index(item.photo.key)], mask[None])[0]  # eq. 4
         region = Region(item.concept, lemma, image, mask, float(mask.mean()), visual)
         refs = CaptionRefs([], [], IngestStats(captions=1))

@@ -162,7 +162,7 @@ class WorkerPool:
         except BaseException:
             self.aborted = True  # queued batches are released: close() will not wait for them
             for jobs in in_flight.values():
-                claimer.release(jobs)
+                claimer.release_after_error(jobs)
             raise
 
     def _next(self, expected: str) -> tuple[str, int, Any]:

@@ -23,6 +23,15 @@ from tqdm.auto import tqdm
 
 from fossil.db.edge import EdgeStore
 from fossil.db.protocols import CaptionJob, Collection
+from fossil.db.space import (
+    WRITE_MARGIN,
+    FreeBytes,
+    batch_bytes,
+    disk_full,
+    free_bytes,
+    is_disk_full,
+    require_free,
+)
 from fossil.ingest.references import (
     TEMPLATE_WEIGHT,
     BatchResult,
@@ -99,7 +108,16 @@ class BatchWriter:
 
     def write(self, result: BatchResult) -> None:
         """Vector upsert, then ONE catalog transaction (captions done + reference rows);
-        then the failures, each with its error (retried by a later claim up to the limit)."""
+        then the failures, each with its error (retried by a later claim up to the limit).
+        A full disk met on the way raises :class:`~fossil.db.space.DiskFullError`."""
+        try:
+            self._write(result)
+        except Exception as error:
+            if self.collection.root is None or not is_disk_full(error):
+                raise
+            raise disk_full(self.collection.root, "ingest") from error
+
+    def _write(self, result: BatchResult) -> None:
         if result.points:
             self.collection.refs.upsert(result.points)
         self.kill.hit("after-upsert")
@@ -145,7 +163,10 @@ class BatchWriter:
 
 class Claimer:
     """Leases batches for ``owner`` until the catalog has nothing claimable or ``limit``
-    captions were handed out; ``corpora``: only captions of these corpora."""
+    captions were handed out; ``corpora``: only captions of these corpora.  Before each
+    batch, a collection with a store directory must have room for it on that disk
+    (:data:`~fossil.db.space.WRITE_MARGIN` plus :func:`~fossil.db.space.batch_bytes`;
+    ``free``: how free space is read), else :class:`~fossil.db.space.DiskFullError`."""
 
     def __init__(
         self,
@@ -155,6 +176,7 @@ class Claimer:
         lease_seconds: float,
         limit: int | None = None,
         corpora: Sequence[str] | None = None,
+        free: FreeBytes = free_bytes,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size ({batch_size}) must be >= 1")
@@ -163,6 +185,7 @@ class Claimer:
         if limit is not None and limit < 0:
             raise ValueError(f"limit ({limit}) must be >= 0")
         self.catalog = collection.catalog
+        self.root, self.meta, self.free = collection.root, collection.meta, free
         self.owner, self.batch_size, self.lease_seconds = owner, batch_size, lease_seconds
         self.remaining = limit
         self.corpora = None if corpora is None else tuple(corpora)
@@ -170,6 +193,9 @@ class Claimer:
 
     def claim(self) -> list[CaptionJob]:
         size = self.batch_size if self.remaining is None else min(self.batch_size, self.remaining)
+        if size > 0 and self.root is not None:
+            needed = WRITE_MARGIN + batch_bytes(size, self.meta.text_dim, self.meta.visual_dim)
+            require_free(self.root, needed, "ingest", self.free)
         jobs = (
             self.catalog.claim(self.owner, size, self.lease_seconds, corpora=self.corpora)
             if size > 0
@@ -183,6 +209,15 @@ class Claimer:
     def release(self, jobs: Sequence[CaptionJob]) -> None:
         if jobs:
             self.catalog.release(self.owner, [job.id for job in jobs])
+
+    def release_after_error(self, jobs: Sequence[CaptionJob]) -> None:
+        """:meth:`release` while another error unwinds (a full disk, say): a failure here is
+        logged, not raised over it; the leases then return when the store is next opened
+        (embedded) or when they expire."""
+        try:
+            self.release(jobs)
+        except Exception as error:  # noqa: BLE001 - the error being raised matters more
+            logger.warning("could not hand back %d leased captions: %s", len(jobs), error)
 
 
 def run_ingest(
@@ -216,6 +251,6 @@ def run_ingest(
             writer.kill.hit("generate")
             writer.write(result)
         except BaseException:
-            claimer.release(jobs)  # done captions stay done; the rest go back to pending
+            claimer.release_after_error(jobs)  # done captions stay done; the rest: pending
             raise
     return writer.stats

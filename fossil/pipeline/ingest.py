@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from fossil.db.protocols import CatalogStore, Collection, CollectionMeta
 from fossil.db.schema import SCHEMA_VERSION
-from fossil.ingest.corpora import CorpusFile
+from fossil.db.space import OPEN_MARGIN, WRITE_MARGIN, require_free
+from fossil.ingest.corpora import CorpusFile, check_corpus_names
 from fossil.ingest.references import IngestModels, IngestStats, collection_meta
 from fossil.pipeline.ingest_config import IngestOptions, ModelChoice, StoreAddress
 
@@ -148,11 +149,14 @@ def register_corpora(store: StoreAddress, corpora: Sequence[CorpusFile]) -> Inge
     no corpora)."""
     from fossil.db.catalog import SqlCatalog
 
+    check_corpus_names(corpora)  # before the catalog is created
     if store.catalog_url is None:
         assert store.root is not None
+        require_free(store.root, OPEN_MARGIN, "register corpora")
         Path(store.root).expanduser().mkdir(parents=True, exist_ok=True)
     catalog = SqlCatalog(store.catalog)
     try:
+        _check_registered_names(catalog, corpora)
         registered = tuple(_register(catalog, corpus) for corpus in corpora)
         counts = catalog.status_counts()
     finally:
@@ -182,10 +186,15 @@ def ingest_corpora(
     :class:`IngestAborted`, carrying the summary so far.  A rerun resumes; nothing is
     generated twice."""
     run = IngestRun(store, corpora, options or IngestOptions(), on_progress, should_stop)
+    if store.root is not None:  # the catalog is read below (fossil.db.space)
+        require_free(store.root, OPEN_MARGIN, "open the store")
+    _check_names(store, corpora)  # before any model is loaded or anything is written
     if isinstance(store, StoreAddress) and not corpora:
         done = _nothing_pending(store)
         if done is not None:
             return IngestSummary(store_captions=done, idle=True)
+    if store.root is not None:  # before any model is loaded; each batch checks again
+        require_free(store.root, WRITE_MARGIN, "ingest")
     phrases = [c.phrase for c in corpora if c.phrase]
     if not isinstance(models, ModelChoice) and models is not None:
         if phrases:
@@ -208,6 +217,29 @@ def ingest_corpora(
         loaders, schema_version=SCHEMA_VERSION, template_weight=weight, thumbnail_root=root
     ) as pool:
         return run(pool.wait_ready(), pool)
+
+
+def _check_names(store: StoreAddress | Collection, corpora: Sequence[CorpusFile]) -> None:
+    """:func:`~fossil.ingest.corpora.check_corpus_names` against the corpora given and those
+    the store's catalog (when it exists) registered."""
+    from fossil.db.catalog import SqlCatalog
+
+    check_corpus_names(corpora)
+    if not any(c.named_after_file for c in corpora):
+        return
+    if isinstance(store, Collection):
+        _check_registered_names(store.catalog, corpora)
+    elif store.catalog_exists():
+        catalog = SqlCatalog(store.catalog)
+        try:
+            _check_registered_names(catalog, corpora)
+        finally:
+            catalog.close()
+
+
+def _check_registered_names(catalog: CatalogStore, corpora: Sequence[CorpusFile]) -> None:
+    if any(c.named_after_file for c in corpora):
+        check_corpus_names(corpora, {c["name"]: c["source"] for c in catalog.corpora()})
 
 
 def _warn_without_nouns(parser: Any, phrases: list[str]) -> None:
@@ -331,9 +363,12 @@ class IngestRun:
                 elapsed_s=time.monotonic() - started,
                 interrupted=stopped,
             )
-        finally:
+        except BaseException:
             if collection is not self.store:
-                collection.close()
+                _close_after_error(collection)
+            raise
+        if collection is not self.store:
+            collection.close()
         if aborted:
             raise IngestAborted(summary)
         return summary
@@ -383,6 +418,15 @@ class IngestRun:
             finally:
                 writer.close()
         return writer.stats, aborted
+
+
+def _close_after_error(collection: Collection) -> None:
+    """Close ``collection`` while an error unwinds: a second failure (a full disk fails the
+    close's flush too) is logged, not chained over the first."""
+    try:
+        collection.close()
+    except Exception as error:  # noqa: BLE001 - the error being raised matters more
+        logger.warning("closing the store after an error failed too: %s", error)
 
 
 def _refresh_lemma_index(collection: Collection) -> None:

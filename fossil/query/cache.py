@@ -9,11 +9,14 @@ count again from 0 under a new id.  Two layers, both owned by the caller (no glo
   ``<store>/cache/prototypes``), so separate processes (``fossil query`` runs) share work;
   entries of older revisions or other collections are deleted when a new entry is written.
   A file that cannot be read back whole (truncated, flipped bytes: the zip CRC fails) is
-  dropped with a warning and recomputed, never an error.
+  dropped with a warning and recomputed, never an error.  A directory that cannot be written
+  (a read-only store, a full disk, a file in its place) is not one either: a warning, once,
+  and the cache writes nothing more; queries are answered all the same.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -119,13 +122,18 @@ class DiskCache:
         self.directory = Path(directory)
         self.hits = 0
         self.misses = 0
+        self.writable = True  # False after a write failed: nothing more is written
 
     def _path(self, key: CacheKey) -> Path:
         return self.directory / _entry_dir(key.revision, key.collection) / f"{key.digest()}.npz"
 
     def get(self, key: CacheKey) -> ConceptResult | None:
         path = self._path(key)
-        if not path.is_file():
+        try:
+            found = path.is_file()
+        except OSError:  # a directory that cannot be searched
+            found = False
+        if not found:
             self.misses += 1
             return None
         try:
@@ -144,13 +152,30 @@ class DiskCache:
                     raise ValueError("entry does not match its key")
         except Exception as error:  # noqa: BLE001 - any unreadable file: BadZipFile, zlib.error…
             logger.warning("dropping unreadable prototype cache file %s: %s", path, error)
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
             self.misses += 1
             return None
         self.hits += 1
         return result
 
     def put(self, key: CacheKey, result: ConceptResult) -> None:
+        """Write the entry of ``key``; a write that fails is a warning (once), never an
+        error, and turns writing off for this cache."""
+        if not self.writable:
+            return
+        try:
+            self._write(key, result)
+        except OSError as error:
+            self.writable = False
+            logger.warning(
+                "cannot write the prototype cache under %s (%s): queries are answered without "
+                "caching; make it writable, or delete it",
+                self.directory,
+                error,
+            )
+
+    def _write(self, key: CacheKey, result: ConceptResult) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._prune(key.revision, key.collection)

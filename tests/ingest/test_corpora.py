@@ -85,6 +85,7 @@ def test_non_utf8_inside_json_skips_only_that_caption(tmp_path: Path) -> None:
         ('{"annotations": [{"id": 1}]}', r"annotations\[0\] is dict"),
         ('{"annotations": [{"caption": 5}]}', r"annotations\[0\]\.caption is int"),
         ('{"annotations": [', r"bad\.json: not valid JSON"),
+        ("[" * 100_000, r"bad\.json: nested deeper than Python's JSON reader can follow"),
     ],
 )
 def test_wrong_coco_shape_names_file_and_expectation(
@@ -103,13 +104,16 @@ def test_wrong_coco_shape_names_file_and_expectation(
         ('["a list"]', r"bad\.jsonl line 2: got list; expected JSON Lines"),
         ('{"text": "no caption key"}', r"line 2: got dict; expected JSON Lines"),
         ('{"caption": "x", "id": [1]}', r"line 2: 'id' is list"),
+        ("[" * 100_000, r"bad\.jsonl line 2: nested deeper than Python's JSON reader"),
+        ('{"caption": ' + "[" * 100_000, r"bad\.jsonl line 2: nested deeper"),
     ],
 )
 def test_wrong_jsonl_shape(tmp_path: Path, line: str, match: str) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text('{"caption": "fine"}\n' + line + "\n")
-    with pytest.raises(CorpusError, match=match):
+    with pytest.raises(CorpusError, match=match) as error:
         read_corpus(path)
+    assert "\n" not in str(error.value) and len(str(error.value)) < 400
 
 
 def test_unreadable_files(tmp_path: Path) -> None:
@@ -136,3 +140,30 @@ def test_format_detection(tmp_path: Path) -> None:
     path.write_text("one\ntwo\n")
     assert read_corpus(path, format="text", name="mine").captions == ("one", "two")
     assert read_corpus(path, format="text", name="mine").name == "mine"
+
+
+def test_files_named_alike_are_refused_not_merged(tmp_path: Path) -> None:
+    """Issue 25: a/x.jsonl and b/x.txt would both be corpus 'x' and silently become one."""
+    from fossil.errors import option_of
+    from fossil.ingest.corpora import check_corpus_names
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "x.jsonl").write_text('{"caption": "a dog"}\n')
+    (tmp_path / "b" / "x.txt").write_text("a cat\n")
+    first, second = read_corpus(tmp_path / "a" / "x.jsonl"), read_corpus(tmp_path / "b" / "x.txt")
+    with pytest.raises(CorpusError) as error:
+        check_corpus_names([first, second])
+    message = str(error.value)
+    assert f"{tmp_path / 'a' / 'x.jsonl'} and {tmp_path / 'b' / 'x.txt'}" in message
+    assert "would both be corpus 'x'" in message and option_of(error.value) == "corpus_name"
+    # named on purpose: one corpus of both files, or each its own name
+    check_corpus_names([read_corpus(first.source, name="x"), read_corpus(second.source, name="x")])
+    check_corpus_names([first, read_corpus(second.source, name="x2")])
+    # across runs: 'x' already registered from another file
+    with pytest.raises(CorpusError, match=r"corpus 'x' is already registered from /elsewhere/x"):
+        check_corpus_names([second], {"x": "/elsewhere/x.txt"})
+    check_corpus_names([second], {"x": second.source})  # the same file again: resumes
+    check_corpus_names([second], {"x": f"/elsewhere/x.txt, {second.source}"})  # one of its files
+    check_corpus_names([second], {"x": "rebuilt by `fossil store check --repair` from ..."})
+    check_corpus_names([read_corpus(second.source, name="x")], {"x": "/elsewhere/x.txt"})
