@@ -47,8 +47,15 @@ def test_json_prints_references_and_prototypes(store: Path, capsys: pytest.Captu
         assert len(entry["references"]) == 10
         first = entry["references"][0]
         assert set(first) == {
-                "id", "score", "caption", "noun", "lemma", "corpus", "thumbnail", "source"
-            }
+            "id",
+            "score",
+            "caption",
+            "noun",
+            "lemma",
+            "corpus",
+            "thumbnail",
+            "source",
+        }
         assert first["noun"] == concept and first["caption"].startswith(f"a {concept} picture")
         prototypes = np.array(entry["prototypes"])
         assert prototypes.shape == (2, 48)
