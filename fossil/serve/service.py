@@ -222,6 +222,10 @@ class Service:
                     "collection has no store directory: start with --store DIR"
                 )
             path = Path(self.collection.root) / path
-        if not path.is_file():
-            raise LookupError(f"thumbnail file of {point_id!r} is missing ({os.fspath(path)!r})")
+        if not path.is_file():  # the path is for the server's log, never for the answer
+            logger.warning("thumbnail file of %r is missing: %s", point_id, os.fspath(path))
+            raise LookupError(
+                f"thumbnail file of {point_id!r} is missing from the store (the server's log "
+                "names it)"
+            )
         return path
