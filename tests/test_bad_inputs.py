@@ -204,6 +204,17 @@ CASES: list = [
     ),
     ("demo-out-is-a-file", ("demo", "--out", "{file}", "--captions", "4", "--scenes", "1")),
     ("unknown-command", ("frobnicate",)),
+    ("serve-max-concepts-0", ("serve", "--store", "{store}", *TINY, "--max-concepts", "0")),
+    ("serve-max-side-0", ("serve", "--store", "{store}", *TINY, "--max-side", "0")),
+    (
+        "serve-public-without-allowed-hosts",
+        ("serve", "--store", "{store}", *TINY, "--host", "0.0.0.0", "--api-key", "k"),
+    ),
+    (
+        "serve-allowed-host-with-scheme",
+        ("serve", "--store", "{store}", *TINY, "--allowed-hosts", "http://fossil.example"),
+    ),
+    ("serve-allowed-hosts-empty-name", ("serve", "--store", "{store}", "--allowed-hosts", "a,,b")),
     ("ingest-unlockable-store", ("ingest", "{source}", "--store", "{locked}", *TINY)),
     ("query-unlockable-store", ("query", "dog", "--store", "{locked}", *TINY)),
     (

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 from functools import partial
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from fossil.commands._options import (
@@ -38,9 +40,15 @@ JSON API (documented at /docs): POST /segment, GET /query, GET /references/ID/th
 GET /info.  The --n/--k/--gamma/--preset/--no-opencut flags set the defaults that a request
 may override; --no-crf, --opencut-variant and --paper-taus hold for every request.
 
-Binds to 127.0.0.1.  Any other --host requires an API key (--api-key or ${API_KEY_ENV};
-prefer the variable: command lines are visible to other users), which every request but the
-page must send as X-API-Key.  Needs the `serve` extra: pip install 'fossil-ovss[serve]'.
+Binds to 127.0.0.1 and answers requests for localhost, 127.0.0.1 and ::1 only (the Host
+header; a web page cannot reach it by rebinding its own name).  Any other --host requires an
+API key (--api-key or ${API_KEY_ENV}; prefer the variable: command lines are visible to other
+users), which every request but the page must send as X-API-Key, and --allowed-hosts: the
+names clients reach it by.  Without the key, /info leaves out local paths.
+
+One request at a time decodes its image (shrunk to --max-side first), runs the models and
+builds its answer, all within --time-limit; others wait, holding only their upload.  Needs
+the `serve` extra: pip install 'fossil-ovss[serve]'.
 
 Without --models it serves with the models the collection was built with; a store written
 by `fossil demo` (or --models demo) gets the synthetic world's models and settings (N=40,
@@ -91,19 +99,59 @@ def add_parser(subparsers: Any) -> None:
         metavar="MB",
         help="largest image upload accepted, in MiB (default: %(default)s)",
     )
+    p.add_argument(
+        "--max-side",
+        type=int,
+        default=2048,
+        metavar="PX",
+        help="an image side longer than this is shrunk to it before anything else, and the "
+        "answer is at that size (default: %(default)s, the evaluation's long side)",
+    )
+    p.add_argument(
+        "--max-concepts",
+        type=int,
+        default=200,
+        metavar="C",
+        help="concepts one request may name (default: %(default)s)",
+    )
+    p.add_argument(
+        "--allowed-hosts",
+        default=None,
+        metavar="NAMES",
+        help="comma-separated host names the server answers (the Host header), besides the "
+        "local names when bound to localhost; required with a non-local --host ('*': any)",
+    )
     add_segmentation_options(p)
     add_models_options(p)
     add_server_options(p)
     p.set_defaults(func=run)
 
 
-def check_binding(host: str, api_key: str | None) -> None:
-    """A non-local address needs an API key."""
-    if host not in LOCAL_HOSTS and not api_key:
+def check_binding(host: str, api_key: str | None, allowed_hosts: str | None = None) -> None:
+    """A non-local address needs an API key and the host names clients use."""
+    if host in LOCAL_HOSTS:
+        return
+    if not api_key:
         raise ValueError(
             f"--host {host} makes the server reachable from other machines: give an API key "
             f"with ${API_KEY_ENV} (or --api-key)"
         )
+    if not allowed_hosts:
+        raise ValueError(
+            f"--host {host}: give --allowed-hosts, the names clients reach the server by "
+            "(e.g. --allowed-hosts fossil.example,10.0.0.5), or '*' to answer any Host"
+        )
+
+
+def allowed_host_names(host: str, allowed_hosts: str | None) -> tuple[str, ...]:
+    """The Host names to answer: --allowed-hosts, plus the local names when bound to
+    localhost."""
+    from fossil.serve.guards import LOCAL_NAMES
+
+    names = [n.strip() for n in (allowed_hosts or "").split(",")] if allowed_hosts else []
+    if any(not n for n in names):
+        raise ValueError(f"--allowed-hosts ({allowed_hosts!r}) has an empty name")
+    return (*LOCAL_NAMES, *names) if host in LOCAL_HOSTS else tuple(names)
 
 
 def is_demo(args: argparse.Namespace, collection: Collection) -> bool:
@@ -150,12 +198,20 @@ def build_app(args: argparse.Namespace) -> tuple[FastAPI, Collection]:
         ) from error
     from fossil.commands.info import describe
 
-    check_binding(args.host, args.api_key)
-    settings = ServeSettings(
-        api_key=args.api_key,
-        time_limit=args.time_limit,
-        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
-    )
+    check_binding(args.host, args.api_key, args.allowed_hosts)
+    try:
+        settings = ServeSettings(
+            api_key=args.api_key,
+            time_limit=args.time_limit,
+            max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+            max_side=args.max_side,
+            max_concepts=args.max_concepts,
+            allowed_hosts=allowed_host_names(args.host, args.allowed_hosts),
+        )
+    except ValueError as error:  # name the flag, not the setting
+        message = str(error).replace("max_side", "--max-side")
+        message = message.replace("max_concepts", "--max-concepts")
+        raise ValueError(message.replace("allowed host ", "--allowed-hosts: ")) from None
     collection = open_store(args)
     try:
         models, config = load_serve_models(args, collection)
@@ -173,12 +229,21 @@ def build_app(args: argparse.Namespace) -> tuple[FastAPI, Collection]:
         raise
 
 
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run(args: argparse.Namespace) -> int:
     app, collection = build_app(args)
     import uvicorn
 
+    # uvicorn shuts down gracefully on SIGTERM (the app's lifespan ends the CRF workers),
+    # then raises the signal again: with this handler that ends the process through the
+    # `finally` below (the store is closed) instead of killing it on the spot
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=True)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         collection.close()
     return 0

@@ -5,23 +5,17 @@ them to W worker processes (each loads its own models, e.g. one per GPU) and wri
 results in the §4 order through the same :class:`~fossil.ingest.worker.BatchWriter` as the
 single-process loop.  Workers are started with ``spawn`` (safe with CUDA and torch threads)
 and ignore SIGINT: Ctrl-C is the parent's to handle.  A worker exits as soon as its parent
-dies, however it dies (``kill -9`` included): a thread waits on the parent's sentinel, and on
-Linux the kernel sends it SIGKILL too (``PR_SET_PDEATHSIG``).  Workers write thumbnails
-staged; the writer moves them into place after each commit
+dies, however it dies (``kill -9`` included): :func:`fossil.processes.exit_with_parent`.
+Workers write thumbnails staged; the writer moves them into place after each commit
 (:mod:`fossil.ingest.thumbnails`).
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing as mp
-import multiprocessing.connection
-import os
 import queue
 import signal
-import sys
-import threading
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -37,34 +31,12 @@ from fossil.ingest.references import (
 )
 from fossil.ingest.thumbnails import staging_root
 from fossil.ingest.worker import BatchWriter, Claimer
+from fossil.processes import exit_with_parent
 
 logger = logging.getLogger(__name__)
 
 _POLL_SECONDS = 0.5
 _JOIN_SECONDS = 10.0
-
-
-_PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
-
-
-def exit_with_parent() -> None:
-    """In a child process: end it the moment its parent dies (see the module docstring)."""
-    parent = mp.parent_process()
-    if parent is None:
-        return
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):  # no prctl: the thread below still watches
-            pass
-
-    def watch() -> None:
-        mp.connection.wait([parent.sentinel])
-        os._exit(1)
-
-    threading.Thread(target=watch, name="fossil-parent-watch", daemon=True).start()
-    if not parent.is_alive():  # died before the watch began
-        os._exit(1)
 
 
 def _worker_main(

@@ -7,6 +7,10 @@ PNG of 16000×16000 px decodes to gigabytes), :data:`MAX_DECODE_MB` megabytes un
 ``FOSSIL_MAX_IMAGE_MB`` environment variable raises it; or with sides more than
 :data:`MAX_ASPECT` to 1 apart (the segmenter scales the short side up, so a 20000×1 strip
 becomes millions of pixels wide and runs for minutes before failing).
+
+``max_side`` (``fossil serve``: answers at most that large) shrinks a larger image while it
+is still PIL's, before any array is made of it (:func:`shrink`): a JPEG is decoded at a
+reduced scale to begin with, and no full-size RGB or float copy exists.
 """
 
 from __future__ import annotations
@@ -82,12 +86,17 @@ def check_size(name: str, width: int, height: int, mode: str, max_mb: float | No
         )
 
 
-def load_image(path: str | os.PathLike[str], max_mb: float | None = None) -> np.ndarray:
+def load_image(
+    path: str | os.PathLike[str], max_mb: float | None = None, max_side: int | None = None
+) -> np.ndarray:
     """Read ``path`` as RGB uint8.  Grayscale, palette, RGBA (composited on white) and
     16-bit images are converted; unreadable/corrupt files raise ``ValueError`` naming the
     file; images too large, too costly to decode or too elongated are refused before they
     are decoded (:func:`check_size`; ``max_mb``: the decoded-memory budget, see
-    :func:`decode_budget`)."""
+    :func:`decode_budget`).  ``max_side``: a longer side is shrunk to it first
+    (:func:`shrink`)."""
+    if max_side is not None and max_side < 1:
+        raise naming(ValueError(f"max_side ({max_side}) must be >= 1"), "max_side")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image {str(path)!r} does not exist")
@@ -96,12 +105,48 @@ def load_image(path: str | os.PathLike[str], max_mb: float | None = None) -> np.
     try:
         with Image.open(path) as image:
             check_size(str(path), image.width, image.height, image.mode, max_mb)
+            if max_side is None:
+                image.load()
+                return to_rgb(image)
+            image.draft(image.mode, shrunk_size(image.width, image.height, max_side))  # JPEG
             image.load()
-            return to_rgb(image)
+            return to_rgb(shrink(image, max_side))
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ValueError(f"image {str(path)!r} cannot be read ({error})") from error
     finally:
         Image.MAX_IMAGE_PIXELS = previous
+
+
+# modes PIL resamples with any filter (RGBA and LA premultiplied by their alpha)
+_RESAMPLED = {"L", "LA", "RGB", "RGBA", "CMYK", "YCbCr", "I", "F"}
+
+
+def shrunk_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """(width, height) with the long side at most ``max_side``, the aspect ratio kept
+    (rounded as the protocol's resize rounds, §9)."""
+    scale = min(1.0, max_side / max(width, height, 1))
+    return max(1, int(width * scale + 0.5)), max(1, int(height * scale + 0.5))
+
+
+def shrink(image: Image.Image, max_side: int) -> Image.Image:
+    """``image`` with its long side at most ``max_side`` pixels (:func:`shrunk_size`;
+    ``image`` itself when it is that small), resampled by PIL in 8-bit or 32-bit integer
+    form (bilinear, antialiased): the full-size image never becomes an array, nor a float
+    copy.  Bilevel and palette images become L and RGB(A) first (PIL resamples them by
+    nearest neighbour only), 16-bit ones 32-bit."""
+    size = shrunk_size(image.width, image.height, max_side)
+    if size == image.size:
+        return image
+    if image.mode == "1":
+        image = image.convert("L")
+    elif image.mode in ("P", "PA"):
+        alpha = image.mode == "PA" or "transparency" in image.info
+        image = image.convert("RGBA" if alpha else "RGB")
+    elif image.mode.startswith("I;16"):
+        image = image.convert("I")
+    elif image.mode not in _RESAMPLED:
+        image = image.convert("RGB")
+    return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
 
 
 def to_rgb(image: Image.Image) -> np.ndarray:

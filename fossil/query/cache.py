@@ -4,10 +4,13 @@ K-Means.  Keys carry the collection's identity (a random id created with its cat
 every older entry unreachable, and so does a store rebuilt from scratch, whose revisions
 count again from 0 under a new id.  Two layers, both owned by the caller (no global state):
 
-* :class:`MemoryCache` — an LRU on the query engine;
+* :class:`MemoryCache` — an LRU on the query engine, at most ``maxsize`` entries and
+  ``max_bytes`` bytes (:func:`entry_bytes`; default 256 MiB);
 * :class:`DiskCache` — one ``.npz`` per entry under a directory (by default
   ``<store>/cache/prototypes``), so separate processes (``fossil query`` runs) share work;
-  entries of older revisions or other collections are deleted when a new entry is written.
+  entries of older revisions or other collections are deleted when a new entry is written,
+  and the least recently used ones (by file time: a hit touches its file) once the folder
+  passes ``max_bytes`` (default 1 GiB).
   A file that cannot be read back whole (truncated, flipped bytes: the zip CRC fails) is
   dropped with a warning and recomputed, never an error.  A directory that cannot be written
   (a read-only store, a full disk, a file in its place) is not one either: a warning, once,
@@ -34,6 +37,9 @@ from fossil.db.protocols import Collection
 from fossil.query.retrieval import ConceptResult, Reference
 
 logger = logging.getLogger(__name__)
+
+MEMORY_CACHE_BYTES = 256 * 2**20  # default size of a MemoryCache
+DISK_CACHE_BYTES = 1024 * 2**20  # default size of a DiskCache folder
 
 
 @dataclass(frozen=True)
@@ -79,36 +85,62 @@ def collection_instance(collection: Collection) -> str:
     return str(instance()) if callable(instance) else ""
 
 
-class MemoryCache:
-    """Least-recently-used mapping ``CacheKey → ConceptResult`` of at most ``maxsize`` entries."""
+def entry_bytes(result: ConceptResult) -> int:
+    """About what ``result`` holds in memory: its arrays and its references' texts."""
+    texts = sum(
+        len(r.id)
+        + len(r.caption or "")
+        + len(r.noun)
+        + len(r.lemma)
+        + len(r.corpus or "")
+        + len(r.thumbnail or "")
+        + 200  # the objects themselves
+        for r in result.references
+    )
+    return int(result.visual.nbytes + result.prototypes.nbytes + texts)
 
-    def __init__(self, maxsize: int = 1024) -> None:
+
+class MemoryCache:
+    """Least-recently-used mapping ``CacheKey → ConceptResult`` of at most ``maxsize`` entries
+    and ``max_bytes`` bytes (:func:`entry_bytes`); an entry larger than that is not kept."""
+
+    def __init__(self, maxsize: int = 1024, max_bytes: int = MEMORY_CACHE_BYTES) -> None:
         if maxsize < 0:
             raise ValueError(f"maxsize ({maxsize}) must be >= 0")
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes ({max_bytes}) must be >= 0")
         self.maxsize = maxsize
-        self._entries: OrderedDict[CacheKey, ConceptResult] = OrderedDict()
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._entries: OrderedDict[CacheKey, tuple[ConceptResult, int]] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
     def get(self, key: CacheKey) -> ConceptResult | None:
-        result = self._entries.get(key)
-        if result is None:
+        entry = self._entries.get(key)
+        if entry is None:
             self.misses += 1
             return None
         self._entries.move_to_end(key)
         self.hits += 1
-        return result
+        return entry[0]
 
     def put(self, key: CacheKey, result: ConceptResult) -> None:
-        if self.maxsize == 0:
+        size = entry_bytes(result)
+        if self.maxsize == 0 or size > self.max_bytes:
             return
-        self._entries[key] = result
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.maxsize:
-            self._entries.popitem(last=False)
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.bytes -= old[1]
+        self._entries[key] = (result, size)
+        self.bytes += size
+        while len(self._entries) > self.maxsize or self.bytes > self.max_bytes:
+            _, (_, dropped) = self._entries.popitem(last=False)
+            self.bytes -= dropped
 
     def clear(self) -> None:
         self._entries.clear()
+        self.bytes = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -118,11 +150,17 @@ class DiskCache:
     """``.npz`` files under ``directory/<revision>.<collection>/<key digest>.npz``; unreadable
     or mismatching files count as misses and are removed (with a warning)."""
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str], max_bytes: int = DISK_CACHE_BYTES
+    ) -> None:
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes ({max_bytes}) must be >= 0")
         self.directory = Path(directory)
+        self.max_bytes = max_bytes
         self.hits = 0
         self.misses = 0
         self.writable = True  # False after a write failed: nothing more is written
+        self._bytes: int | None = None  # the folder's size as last counted plus writes since
 
     def _path(self, key: CacheKey) -> Path:
         return self.directory / _entry_dir(key.revision, key.collection) / f"{key.digest()}.npz"
@@ -157,6 +195,10 @@ class DiskCache:
             self.misses += 1
             return None
         self.hits += 1
+        try:
+            os.utime(path)  # recently used: evicted last
+        except OSError:
+            pass
         return result
 
     def put(self, key: CacheKey, result: ConceptResult) -> None:
@@ -198,6 +240,28 @@ class DiskCache:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        if self._bytes is not None:
+            self._bytes += path.stat().st_size
+        if self._bytes is None or self._bytes > self.max_bytes:
+            self._evict()
+
+    def _evict(self) -> None:
+        """Count the folder (other processes write to it too) and delete the least recently
+        used entries until it holds at most ``max_bytes``."""
+        entries = []
+        for path in self.directory.glob("*/*.npz"):
+            try:
+                stat = path.stat()
+            except OSError:  # deleted meanwhile
+                continue
+            entries.append((stat.st_mtime_ns, stat.st_size, path))
+        total = sum(size for _, size, _ in entries)
+        for _, size, path in sorted(entries, key=lambda entry: entry[0]):
+            if total <= self.max_bytes:
+                break
+            path.unlink(missing_ok=True)
+            total -= size
+        self._bytes = total
 
     def _prune(self, revision: int, collection: str) -> None:
         """Delete entries of older revisions and of other collections: they can never be hit

@@ -81,10 +81,12 @@ def check_text_encoder(collection: Collection, text_encoder: TextEncoder) -> Non
 class QueryEngine:
     """Retrieval + prototypes for one collection, with a prototype cache.
 
-    ``cache_size``: entries of the in-memory LRU (0 disables it).  ``disk_cache``: a
-    directory for the on-disk cache, ``True`` for ``<store>/cache/prototypes`` (needs
-    ``collection.root``), or ``False``/``None`` for none.  ``use_gpu``: faiss on GPU
-    (``None``: when available).
+    ``cache_size``: entries of the in-memory LRU (0 disables it; it also holds at most
+    :data:`~fossil.query.cache.MEMORY_CACHE_BYTES`).  ``memory_cache``: an LRU to use
+    instead, e.g. one shared by the engines of several retrieval settings (its keys carry
+    them) so that one bound holds for all.  ``disk_cache``: a directory for the on-disk
+    cache, ``True`` for ``<store>/cache/prototypes`` (needs ``collection.root``), or
+    ``False``/``None`` for none.  ``use_gpu``: faiss on GPU (``None``: when available).
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class QueryEngine:
         config: RetrievalConfig | None = None,
         *,
         cache_size: int = 1024,
+        memory_cache: MemoryCache | None = None,
         disk_cache: bool | str | os.PathLike[str] | None = None,
         use_gpu: bool | None = None,
     ) -> None:
@@ -102,7 +105,7 @@ class QueryEngine:
         self.text_encoder = text_encoder
         self.config = config if config is not None else RetrievalConfig()
         self.use_gpu = use_gpu
-        self._memory = MemoryCache(cache_size)
+        self._memory = memory_cache if memory_cache is not None else MemoryCache(cache_size)
         self._disk = _disk_cache(collection, disk_cache)
         self._instance = collection_instance(collection)  # cache keys: which collection
         self._revision: int | None = None

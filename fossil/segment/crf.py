@@ -10,7 +10,10 @@ variant measured in ``benchmarks/opencut_bench.py``: one multi-label CRF over al
 pydensecrf holds the GIL, so threads would not overlap, and a crop's CRFs are independent of
 each other.  The processes are started once ("spawn", safe beside torch's threads and a
 server's) and reused; a script that calls fossil with ``workers != 1`` needs the usual
-``if __name__ == "__main__":`` guard, as any multiprocessing program does.
+``if __name__ == "__main__":`` guard, as any multiprocessing program does.  They end with
+their parent however it ends (:func:`fossil.processes.exit_with_parent`, ``kill -9``
+included), and :func:`shutdown_pools` ends them at once (``fossil serve`` calls it on its way
+out, e.g. on SIGTERM).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import numpy as np
 import scipy.ndimage
 
 from fossil.config import CRFConfig
+from fossil.processes import exit_with_parent
 
 logger = logging.getLogger(__name__)
 _POOLS: dict[int, ProcessPoolExecutor] = {}
@@ -113,8 +117,17 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     pool = _POOLS.get(workers)
     if pool is None:
         context = multiprocessing.get_context("spawn")
-        pool = _POOLS[workers] = ProcessPoolExecutor(workers, mp_context=context)
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=exit_with_parent)
+        _POOLS[workers] = pool
     return pool
+
+
+def shutdown_pools() -> None:
+    """End the CRF worker processes now (queued CRFs are cancelled); a later
+    :func:`crf_masks` starts new ones."""
+    while _POOLS:
+        _, pool = _POOLS.popitem()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def crf_masks(

@@ -1,9 +1,14 @@
 """The HTTP side of ``fossil serve``: a FastAPI app over a :class:`~fossil.serve.service.Service`.
 
-Model work (``/segment``, ``/query``) runs one request at a time on one worker thread; a
-request that waits and works longer than the time limit gets a 503 while the server keeps
-answering (the work it started finishes in the background and is dropped).  With an API key,
-every route but the static page (``/`` and ``/static/…``) needs it.
+Everything a model request holds in memory — its decoded image (shrunk to at most
+``max_side`` pixels first), the model work and its response (PNGs, overlay) — is done on one
+worker thread, one request at a time, so the server's memory does not grow with the number
+of requests: a waiting request holds only its spooled upload.  A request that waits and works
+longer than the time limit gets a 503 while the server keeps answering; the work it started
+stops at its next stage (after decoding, after the model call) and is dropped.  Requests
+name at most ``max_concepts`` concepts.  With an API key, every route but the static page
+(``/`` and ``/static/…``) needs it; every route needs an allowed ``Host``
+(:mod:`fossil.serve.guards`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, BinaryIO, TypeVar
 
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -27,6 +32,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import fossil
 from fossil.config import PRESETS
+from fossil.serve.guards import (
+    LOCAL_NAMES,
+    HostCheck,
+    check_host_names,
+    scrub,
+    store_locations,
+    without_paths,
+)
 from fossil.serve.images import decode_upload, highlight, png_bytes
 from fossil.serve.responses import query_response, segment_response
 from fossil.serve.service import SegmentOptions, Service, request_config
@@ -45,6 +58,9 @@ class ServeSettings:
     time_limit: float = 300.0  # seconds a model request may wait and work before a 503
     max_upload_bytes: int = 20 * 1024 * 1024  # an uploaded image larger than this gets a 413
     top: int = 8  # references per concept in /query
+    max_side: int = 2048  # px; a longer image side is shrunk to it on decoding (§9's long side)
+    max_concepts: int = 200  # concepts per request (COCO-Stuff has 171 classes)
+    allowed_hosts: tuple[str, ...] = LOCAL_NAMES  # Host names answered ("*": any)
 
     def __post_init__(self) -> None:
         if self.time_limit <= 0:
@@ -53,22 +69,45 @@ class ServeSettings:
             raise ValueError(f"upload limit ({self.max_upload_bytes}) must be >= 1 byte")
         if self.api_key is not None and not self.api_key.strip():
             raise ValueError("the API key is empty")
+        if self.max_side < 1:
+            raise ValueError(f"max_side ({self.max_side}) must be >= 1 pixel")
+        if self.max_concepts < 1:
+            raise ValueError(f"max_concepts ({self.max_concepts}) must be >= 1")
+        object.__setattr__(self, "allowed_hosts", check_host_names(self.allowed_hosts))
+
+
+class Expired(Exception):
+    """Raised in a model job that reaches a stage after its request's time limit."""
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When a model job's request stops waiting (``time.monotonic()`` seconds)."""
+
+    end: float
+
+    def check(self) -> None:
+        """Raise :class:`Expired` past the deadline: nobody waits for the rest."""
+        if time.monotonic() >= self.end:
+            raise Expired
 
 
 class ModelQueue:
-    """Runs model calls one at a time on one thread, each within the time limit (queueing
-    included).  A call past the limit raises a 503; if it had started it runs to its end in
-    the background (a model call cannot be interrupted) and its result is dropped."""
+    """Runs model jobs one at a time on one thread, each within the time limit (queueing
+    included).  A job is called with its :class:`Deadline`, which it checks between stages.
+    A job past the limit answers a 503; a queued one never runs, a running one stops at its
+    next check (a model call cannot be interrupted) and its result is dropped."""
 
     def __init__(self, time_limit: float) -> None:
         self.time_limit = time_limit
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fossil-model")
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        future = self._executor.submit(fn, *args)
+    async def run(self, job: Callable[[Deadline], T]) -> T:
+        deadline = Deadline(time.monotonic() + self.time_limit)
+        future = self._executor.submit(job, deadline)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), self.time_limit)
-        except TimeoutError:
+        except (TimeoutError, Expired):
             future.cancel()  # still queued: it never runs
             raise HTTPException(
                 503,
@@ -145,14 +184,18 @@ def _given_key(request: Request) -> str:
 
 
 def create_app(service: Service, settings: ServeSettings | None = None) -> FastAPI:
-    """The app serving ``service``: the API routes, the static page, the key check."""
+    """The app serving ``service``: the API routes, the static page, the key and host checks."""
     settings = settings if settings is not None else ServeSettings()
     queue = ModelQueue(settings.time_limit)
+    locations = store_locations(service.collection.root)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         queue.close()
+        from fossil.segment.crf import shutdown_pools
+
+        shutdown_pools()  # the CRF worker processes end with the server
 
     app = FastAPI(
         title="fossil",
@@ -181,14 +224,25 @@ def create_app(service: Service, settings: ServeSettings | None = None) -> FastA
     app.add_middleware(
         BodyLimit, limit=settings.max_upload_bytes + 65536, message=_too_large(settings)
     )
+    app.add_middleware(HostCheck, allowed=settings.allowed_hosts)  # outermost: checked first
 
     @app.exception_handler(ValueError)
     async def bad_input(_: Request, error: ValueError) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=400)
+        return JSONResponse({"detail": scrub(str(error), locations)}, status_code=400)
 
     @app.exception_handler(LookupError)
     async def not_found(_: Request, error: LookupError) -> JSONResponse:
-        return JSONResponse({"detail": str(error.args[0] if error.args else error)}, 404)
+        detail = str(error.args[0] if error.args else error)
+        return JSONResponse({"detail": scrub(detail, locations)}, 404)
+
+    def concepts_of(text: str) -> list[str]:
+        names = service.parse_concepts(text)
+        if len(names) > settings.max_concepts:
+            raise ValueError(
+                f"concepts: {len(names)} given, at most {settings.max_concepts} per request "
+                "(the server's --max-concepts)"
+            )
+        return names
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -206,28 +260,41 @@ def create_app(service: Service, settings: ServeSettings | None = None) -> FastA
         preset: Annotated[str | None, Form(description=f"one of {sorted(PRESETS)}")] = None,
         no_opencut: Annotated[bool, Form(description="label every patch on its own")] = False,
     ) -> dict[str, Any]:
-        """Label every pixel with one of the concepts.  Returns the label map (PNG, concept
-        index per pixel), the overlay (PNG, with a legend), a region map (PNG: region
-        index + 1 in red + 256·green, 0 outside regions) and, per region, its concept,
-        score, pixel share and the references that decided it."""
-        names = service.parse_concepts(concepts)
+        """Label every pixel with one of the concepts.  An image whose long side is over the
+        server's limit is shrunk to it first, and the answer is at that size (``size``; the
+        upload's is ``original_size``).  Returns the label map (PNG, concept index per
+        pixel), the overlay (PNG, with a legend), a region map (PNG: region index + 1 in
+        red + 256·green, 0 outside regions) and, per region, its concept, score, pixel share
+        and the references that decided it."""
+        names = concepts_of(concepts)
         options = SegmentOptions(preset or None, n, k, gamma, no_opencut)
         config = request_config(service.config, options)
-        data = await image.read(settings.max_upload_bytes + 1)
-        if len(data) > settings.max_upload_bytes:
+        if image.size is not None and image.size > settings.max_upload_bytes:
             raise HTTPException(413, _too_large(settings))
-        pixels = await run_in_threadpool(decode_upload, data, image.filename)
-        start = time.perf_counter()
-        result = await queue.run(service.segment, pixels, names, config)
-        logger.info(
-            "segment %dx%d, %d concepts: %.2f s (model %.2f s)",
-            pixels.shape[1],
-            pixels.shape[0],
-            len(names),
-            time.perf_counter() - start,
-            result.seconds,
-        )
-        return await run_in_threadpool(segment_response, pixels, result, config)
+        upload: BinaryIO = image.file  # spooled (on disk past 1 MB): read on the model thread
+
+        def work(deadline: Deadline) -> tuple[dict[str, Any], str]:
+            data = upload.read(settings.max_upload_bytes + 1)
+            if len(data) > settings.max_upload_bytes:
+                raise HTTPException(413, _too_large(settings))
+            pixels, original = decode_upload(data, image.filename, settings.max_side)
+            del data
+            deadline.check()
+            start = time.perf_counter()
+            result = service.segment(pixels, names, config)
+            deadline.check()
+            body = segment_response(pixels, result, config)
+            body["original_size"] = list(original)
+            summary = (
+                f"segment {original[0]}x{original[1]} (as {pixels.shape[1]}x{pixels.shape[0]})"
+                f", {len(names)} concepts: model {result.seconds:.2f} s, with the response "
+                f"{time.perf_counter() - start:.2f} s"
+            )
+            return body, summary
+
+        body, summary = await queue.run(work)
+        logger.info("%s", summary)
+        return body
 
     @app.get("/query", summary="References, prototype count and coverage per concept")
     async def query(
@@ -239,13 +306,18 @@ def create_app(service: Service, settings: ServeSettings | None = None) -> FastA
     ) -> dict[str, Any]:
         """What each concept retrieves: its nearest references (caption, noun, thumbnail
         URL), how many prototypes they make and whether the collection covers it."""
-        names = service.parse_concepts(concepts)
+        names = concepts_of(concepts)
         config = request_config(service.config, SegmentOptions(preset or None, n, k))
         shown = settings.top if top is None else top
         if shown < 1:
             raise ValueError(f"top ({shown}) must be >= 1")
-        results = await queue.run(service.query, names, config.retrieval)
-        return query_response(results, config.retrieval, shown)
+
+        def work(deadline: Deadline) -> dict[str, Any]:
+            results = service.query(names, config.retrieval)
+            deadline.check()
+            return query_response(results, config.retrieval, shown)
+
+        return await queue.run(work)
 
     @app.get("/references/{point_id}/thumbnail", summary="A reference's stored thumbnail")
     async def thumbnail(point_id: str, highlight_mask: bool = Query(False, alias="highlight")):
@@ -258,7 +330,9 @@ def create_app(service: Service, settings: ServeSettings | None = None) -> FastA
 
     @app.get("/info", summary="What `fossil info --json` says about the collection")
     async def info() -> dict[str, Any]:
-        return await run_in_threadpool(service.describe)
+        """Without an API key, local paths are left out (the store's, the corpus files')."""
+        described = await run_in_threadpool(service.describe)
+        return described if settings.api_key is not None else without_paths(described, locations)
 
     return app
 

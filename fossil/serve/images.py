@@ -26,15 +26,21 @@ def upload_name(filename: str | None) -> str:
     return name[:100] or "upload"
 
 
-def decode_upload(data: bytes, filename: str | None) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of an uploaded file; ``ValueError`` as :func:`load_image` gives
-    it (unreadable, over the pixel limit), with the upload's name in the message."""
+def decode_upload(
+    data: bytes, filename: str | None, max_side: int | None = None
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """(H, W, 3) uint8 RGB of an uploaded file, its long side shrunk to ``max_side`` when it
+    is longer (:func:`~fossil.pipeline.images.shrink`, before any array is made), and the
+    upload's own (width, height); ``ValueError`` as :func:`load_image` gives it (unreadable,
+    over the pixel limit), with the upload's name in the message."""
     name = upload_name(filename)
     with tempfile.TemporaryDirectory(prefix="fossil-upload-") as tmp:
         path = Path(tmp) / name
         path.write_bytes(data)
         try:
-            return load_image(path)
+            pixels = load_image(path, max_side=max_side)
+            with Image.open(path) as header:  # the header only: nothing more is decoded
+                return pixels, header.size
         except ValueError as error:
             raise ValueError(str(error).replace(str(path), name)) from None
 

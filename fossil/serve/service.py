@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 
 from fossil.config import FossilConfig, RetrievalConfig, with_overrides
 from fossil.pipeline.segmenter import CropAnalysis, ImageAnalyser, Region, segment_image
+from fossil.query.cache import MemoryCache
 from fossil.query.engine import QueryEngine
 
 if TYPE_CHECKING:
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
     from fossil.query.coverage import Coverage
 
 logger = logging.getLogger(__name__)
+
+MAX_ENGINES = 8  # query engines kept, one per retrieval setting (N, K, preset) requested
 
 
 class ServeModels(Protocol):
@@ -147,16 +151,28 @@ class Service:
         self.parse_concepts = parse_concepts
         self.describe = describe
         self.explain = explain
-        self._engines: dict[RetrievalConfig, QueryEngine] = {}
+        self._memory = MemoryCache()  # one bounded prototype cache for every engine
+        self._engines: OrderedDict[RetrievalConfig, QueryEngine] = OrderedDict()
         self.engine(config.retrieval)  # refuses a text encoder the collection was not built with
 
     def engine(self, retrieval: RetrievalConfig) -> QueryEngine:
-        """The query engine (and prototype cache) of one retrieval setting."""
+        """The query engine of one retrieval setting; the :data:`MAX_ENGINES` most recently
+        used are kept.  They share one in-memory prototype cache (its keys carry N, K and
+        the options) and the store's on-disk one, each bounded in bytes."""
         engine = self._engines.get(retrieval)
         if engine is None:
             disk = True if self.collection.root is not None else None
-            engine = QueryEngine(self.collection, self.models.text, retrieval, disk_cache=disk)
+            engine = QueryEngine(
+                self.collection,
+                self.models.text,
+                retrieval,
+                memory_cache=self._memory,
+                disk_cache=disk,
+            )
             self._engines[retrieval] = engine
+            while len(self._engines) > MAX_ENGINES:
+                self._engines.popitem(last=False)
+        self._engines.move_to_end(retrieval)
         return engine
 
     def coverage(self, engine: QueryEngine, concepts: list[str]) -> list[Coverage]:
@@ -222,6 +238,10 @@ class Service:
                     "collection has no store directory: start with --store DIR"
                 )
             path = Path(self.collection.root) / path
-        if not path.is_file():
-            raise LookupError(f"thumbnail file of {point_id!r} is missing ({os.fspath(path)!r})")
+        if not path.is_file():  # the path is for the server's log, never for the answer
+            logger.warning("thumbnail file of %r is missing: %s", point_id, os.fspath(path))
+            raise LookupError(
+                f"thumbnail file of {point_id!r} is missing from the store (the server's log "
+                "names it)"
+            )
         return path

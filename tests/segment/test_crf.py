@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -107,3 +109,79 @@ def test_a_dead_crf_worker_falls_back_to_this_process(caplog):
     assert all(np.array_equal(a, b) for a, b in zip(out, expected, strict=True))
     assert "died" in caplog.text and 2 not in crf._POOLS
     assert crf_masks(image, softs, config)[0] is not None  # a new pool starts
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _gone(pids: list[int], seconds: float = 20.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while any(map(_alive, pids)):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_shutdown_pools_ends_the_crf_worker_processes():
+    import fossil.segment.crf as crf
+
+    image = _image(np.random.default_rng(7))
+    softs = [_square(24, 72, 24, 72).astype(np.float32)] * 2
+    crf_masks(image, softs, CRFConfig(workers=2))
+    pids = [p.pid for p in crf._POOLS[2]._processes.values()]  # type: ignore[attr-defined]
+    assert len(pids) == 2 and all(map(_alive, pids))
+    crf.shutdown_pools()
+    assert not crf._POOLS and _gone(pids, 5.0)
+    assert crf_masks(image, softs, CRFConfig(workers=2))[0] is not None  # a new pool starts
+    crf.shutdown_pools()
+
+
+CHILD = """
+import os, signal
+from multiprocessing import resource_tracker
+import os
+
+import numpy as np
+from fossil.config import CRFConfig
+from fossil.segment import crf
+
+if __name__ == "__main__":
+    softs = [np.ones((32, 32), np.float32)] * 2
+    crf.crf_masks(np.zeros((32, 32, 3), np.uint8), softs, CRFConfig(workers=2))
+    pids = [p.pid for p in crf._POOLS[2]._processes.values()]
+    pids.append(resource_tracker._resource_tracker._pid)
+    print(*pids, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # no clean-up of any kind runs
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_crf_workers_and_the_resource_tracker_die_with_their_parent(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": root}
+    out = tmp_path / "out.txt"  # a file, not a pipe: orphans holding it would block a read
+    with out.open("w") as output:
+        done = subprocess.run([sys.executable, str(script)], stdout=output, env=env, timeout=120)
+    assert done.returncode == -9
+    pids = [int(p) for p in out.read_text().split()]
+    assert len(pids) == 3, out.read_text()
+    try:
+        assert _gone(pids), f"left behind: {[p for p in pids if _alive(p)]}"
+    finally:
+        for pid in filter(_alive, pids):
+            os.kill(pid, 9)

@@ -25,6 +25,7 @@ from fossil.serve.service import Segmentation, Service
 from tests.serve.conftest import park, png
 
 CONCEPTS = "dog, car, tree"
+LOCAL = "http://127.0.0.1"  # the server answers local Host names only (DNS rebinding)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def app(store: Path) -> Iterator[FastAPI]:
 
 @pytest.fixture(scope="module")
 def client(app: FastAPI) -> TestClient:
-    return TestClient(app)
+    return TestClient(app, base_url=LOCAL)
 
 
 @pytest.fixture(scope="module")
@@ -148,8 +149,9 @@ def test_query_lists_references_prototypes_and_coverage(
         assert concept["coverage"]["retrieved"] == 4
 
 
-def test_info_says_what_fossil_info_says(client: TestClient, store: Path) -> None:
-    body = client.get("/info").json()
+def test_info_says_what_fossil_info_says(service: Service, store: Path) -> None:
+    client = TestClient(create_app(service, ServeSettings(api_key="k")), base_url=LOCAL)
+    body = client.get("/info", headers={"X-API-Key": "k"}).json()  # paths: behind the key
     assert body["meta"]["text_encoder"] == "fossil-tiny/text"
     assert body["references"] == body["catalog_references"] == 6
     assert body["captions"]["done"] == 3
@@ -215,7 +217,7 @@ def test_an_image_over_the_pixel_limit_is_refused(
 
 
 def test_an_upload_over_the_byte_limit_gets_413(service: Service) -> None:
-    client = TestClient(create_app(service, ServeSettings(max_upload_bytes=1000)))
+    client = TestClient(create_app(service, ServeSettings(max_upload_bytes=1000)), base_url=LOCAL)
     noisy = np.random.default_rng(1).integers(0, 256, (40, 40, 3), dtype=np.uint8)
     assert 1000 < len(png(noisy)) < 65536  # refused by the route
     huge = np.random.default_rng(1).integers(0, 256, (200, 200, 3), dtype=np.uint8)
@@ -227,7 +229,7 @@ def test_an_upload_over_the_byte_limit_gets_413(service: Service) -> None:
 
 
 def test_a_chunked_upload_is_cut_off_at_the_limit(service: Service) -> None:
-    client = TestClient(create_app(service, ServeSettings(max_upload_bytes=1000)))
+    client = TestClient(create_app(service, ServeSettings(max_upload_bytes=1000)), base_url=LOCAL)
     boundary = "fossilboundary"
     head = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="concepts"\r\n\r\ndog\r\n'
@@ -257,7 +259,7 @@ def test_an_api_key_guards_everything_but_the_page(
     service: Service, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("DEBUG")
-    client = TestClient(create_app(service, ServeSettings(api_key="s3cret")))
+    client = TestClient(create_app(service, ServeSettings(api_key="s3cret")), base_url=LOCAL)
     assert client.get("/").status_code == 200
     assert client.get("/static/app.js").status_code == 200
     for path in ("/info", "/query?concepts=dog", "/openapi.json", "/references/x/thumbnail"):
@@ -322,7 +324,7 @@ def test_a_request_past_the_time_limit_gets_503_and_the_server_stays_healthy(
 ) -> None:
     blocking = Blocking(service)
     monkeypatch.setattr(service, "segment", blocking)
-    client = TestClient(create_app(service, ServeSettings(time_limit=0.5)))
+    client = TestClient(create_app(service, ServeSettings(time_limit=0.5)), base_url=LOCAL)
     started = time.perf_counter()
     response = post(client, "dog")
     assert response.status_code == 503
@@ -351,7 +353,7 @@ def test_model_requests_run_one_at_a_time(
     answers: list[int] = []
 
     def request() -> None:
-        answers.append(post(TestClient(app), "dog").status_code)
+        answers.append(post(TestClient(app, base_url=LOCAL), "dog").status_code)
 
     threads = [threading.Thread(target=request) for _ in range(3)]
     for thread in threads:

@@ -35,7 +35,7 @@ def client(demo_store: Path) -> Iterator[TestClient]:
     args = build_parser().parse_args(["serve", "--store", str(demo_store)])
     app, collection = build_app(args)
     try:
-        yield TestClient(app)
+        yield TestClient(app, base_url="http://localhost")
     finally:
         collection.close()
 
