@@ -155,7 +155,9 @@ class Service:
         engine = self._engines.get(retrieval)
         if engine is None:
             disk = True if self.collection.root is not None else None
-            engine = QueryEngine(self.collection, self.models.text, retrieval, disk_cache=disk)
+            engine = QueryEngine(
+                self.collection, self.models.text, retrieval, disk_cache=disk, embedding_cache=disk
+            )
             self._engines[retrieval] = engine
         return engine
 
