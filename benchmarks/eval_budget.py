@@ -188,6 +188,11 @@ def main() -> None:
     if args.images < 1:
         parser.error(f"--images ({args.images}) must be >= 1")
     shapes = json.loads(args.report.read_text()) if args.report else measure(args)
+    if "paper_shapes_eval" in shapes:  # an earlier eval_budget.py report
+        shapes = {
+            "threads": shapes["cpu"]["device"].split()[2],
+            "commands": {"eval": shapes["paper_shapes_eval"]},
+        }
     if "eval" not in shapes.get("commands", {}):
         raise SystemExit(f"{args.report}: no eval command in this paper_shapes.py report")
     cpu = cpu_per_crop(shapes["commands"]["eval"])
@@ -201,6 +206,7 @@ def main() -> None:
         "cpu": {"device": f"this CPU, {shapes['threads']} threads", **cpu},
         "gpu": gpu,
         "source": str(args.report) if args.report else "measured now",
+        "paper_shapes_eval": shapes["commands"]["eval"],
         "datasets": rows,
     }
     text = json.dumps(report, indent=2)
