@@ -83,6 +83,9 @@ else
 fi
 mkdir -p "$out"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# transformers >= 5.2x loads with hub kernels by default and refuses when the `kernels` package
+# is absent (a bare machine); they would come from the Hub, unreachable offline anyway
+export USE_HUB_KERNELS=${USE_HUB_KERNELS:-0}
 
 python benchmarks/paper_shapes.py --shapes "$shapes" --device "$device" --steps "$steps" \
   --height "$side" --commands "$commands" --cache "$cache" "${quick[@]}" \
