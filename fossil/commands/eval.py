@@ -94,7 +94,11 @@ def add_parser(subparsers: Any) -> None:
         "--cache-dir", type=Path, default=None, metavar="DIR",
         help=f"per-crop features + OpenCut masks cache (default: {default_cache_dir()})",
     )  # fmt: skip
-    p.add_argument("--no-cache", action="store_true", help="do not cache per-crop work")
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not cache per-crop work nor concept embeddings",
+    )
     p.add_argument(
         "--restart", action="store_true", help="discard earlier per-image results under --out"
     )
@@ -119,7 +123,9 @@ def open_predictor(
     collection = open_store(args)
     try:
         models = load_command_models(args, "eval", collection, sizes=config.eval)
-        results = QueryEngine(collection, models.text, config.retrieval).query(class_names)
+        store_cache = not args.no_cache and collection.root is not None  # concept embeddings
+        engine = QueryEngine(collection, models.text, config.retrieval, embedding_cache=store_cache)
+        results = engine.query(class_names)
         check_dense_encoder(collection, models)
         cache = None if args.no_cache else CropCache(args.cache_dir or default_cache_dir())
         prototypes = [r.prototypes for r in results]

@@ -104,7 +104,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--top", type=int, default=8, metavar="T", help="references shown per concept (default: 8)"
     )
-    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither read nor write the store's caches (prototypes, concept embeddings)",
+    )
     add_coverage_options(p)
     add_server_options(p)
     p.set_defaults(func=run)
@@ -157,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
             models.text,
             config,
             disk_cache=None if args.no_cache or collection.root is None else True,
+            embedding_cache=None if args.no_cache or collection.root is None else True,
         )
         lemmas = concept_lemmas(models.nouns, concepts)
         extending = models if args.extend else None

@@ -113,7 +113,12 @@ def run(args: argparse.Namespace) -> int:
         models = load_command_models(
             args, "segment", collection, extend=args.extend, sizes=config.eval
         )
-        engine = QueryEngine(collection, models.text, config.retrieval)
+        engine = QueryEngine(
+            collection,
+            models.text,
+            config.retrieval,
+            embedding_cache=collection.root is not None,  # concept embeddings in the store
+        )
         check_dense_encoder(collection, models)
         lemmas = concept_lemmas(models.nouns, concepts)
         extending = models if args.extend else None

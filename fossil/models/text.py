@@ -78,11 +78,21 @@ def retrieval_embeddings(
 
 class ClipTextEncoder:
     """CLIP text tower with projection (``CLIPTextModelWithProjection``): pooled, projected,
-    L2-normalised embeddings; 77-token truncation."""
+    L2-normalised embeddings; truncation at the model's context (77 tokens for CLIP).
+
+    Texts are tokenised once, sorted by length and batched, and each batch is padded to its
+    own longest text, not to 77: the tower's causal mask keeps every token's state blind to
+    the padding after it, and the pooled state is the end-of-text token's, so the embeddings
+    equal those of padding to 77 (to float rounding) at a fraction of the work (a CLIP prompt
+    of the 7 templates is 6-11 tokens).
+    """
 
     def __init__(self, model: Any, tokenizer: Any, name: str, batch_size: int = 256) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size ({batch_size}) must be >= 1")
         self.model, self.tokenizer, self.name = model.eval(), tokenizer, name
         self.dim = int(model.config.projection_dim)
+        self.context = int(model.config.max_position_embeddings)
         self.batch_size = batch_size
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -90,17 +100,23 @@ class ClipTextEncoder:
         import torch
 
         _check_texts("texts", texts)
-        param = next(self.model.parameters())
         out = np.zeros((len(texts), self.dim), np.float32)
+        if len(texts) == 0:
+            return out
+        ids = self.tokenizer(list(texts), truncation=True, max_length=self.context)["input_ids"]
+        order = np.argsort([len(i) for i in ids], kind="stable")  # similar lengths batch together
+        param = next(self.model.parameters())
         with torch.inference_mode():
-            for start in range(0, len(texts), self.batch_size):
-                chunk = list(texts[start : start + self.batch_size])
-                tokens = self.tokenizer(
-                    chunk, padding="max_length", truncation=True, max_length=77,
+            for start in range(0, len(order), self.batch_size):
+                rows = order[start : start + self.batch_size]
+                tokens = self.tokenizer.pad(
+                    {"input_ids": [ids[i] for i in rows]},
+                    padding="longest",
+                    padding_side="right",  # after the end-of-text token, which pools
                     return_tensors="pt",
-                ).to(param.device)  # fmt: skip
+                ).to(param.device)
                 embeds = self.model(**tokens).text_embeds
-                out[start : start + len(chunk)] = embeds.float().cpu().numpy()
+                out[rows] = embeds.float().cpu().numpy()
         return normalise(out)
 
 

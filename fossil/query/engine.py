@@ -26,6 +26,7 @@ from fossil.query.cache import (
     retrieval_options,
 )
 from fossil.query.coverage import Coverage, assess_coverage
+from fossil.query.embeddings import EMBEDDING_CACHE_DIR, EmbeddingCache
 from fossil.query.prototypes import batch_prototypes, effective_k
 from fossil.query.retrieval import ConceptResult, Retrieved, retrieve
 from fossil.query.routing import (
@@ -65,6 +66,8 @@ class CacheStats:
     disk_hits: int
     disk_misses: int
     entries: int
+    embedding_hits: int = 0  # concepts whose query embedding was cached (memory or disk)
+    embedding_misses: int = 0  # concepts encoded
 
 
 def check_text_encoder(collection: Collection, text_encoder: TextEncoder) -> None:
@@ -86,7 +89,10 @@ class QueryEngine:
     instead, e.g. one shared by the engines of several retrieval settings (its keys carry
     them) so that one bound holds for all.  ``disk_cache``: a directory for the on-disk
     cache, ``True`` for ``<store>/cache/prototypes`` (needs ``collection.root``), or
-    ``False``/``None`` for none.  ``use_gpu``: faiss on GPU (``None``: when available).
+    ``False``/``None`` for none.  ``embedding_cache``: where the concepts' query embeddings
+    are kept on disk (:mod:`fossil.query.embeddings`; they outlive every ingest): the same
+    choices, ``True`` meaning ``<store>/cache/embeddings``; they are kept in memory too (up
+    to ``cache_size``).  ``use_gpu``: faiss on GPU (``None``: when available).
     """
 
     def __init__(
@@ -98,6 +104,7 @@ class QueryEngine:
         cache_size: int = 1024,
         memory_cache: MemoryCache | None = None,
         disk_cache: bool | str | os.PathLike[str] | None = None,
+        embedding_cache: bool | str | os.PathLike[str] | None = None,
         use_gpu: bool | None = None,
     ) -> None:
         check_text_encoder(collection, text_encoder)
@@ -107,6 +114,12 @@ class QueryEngine:
         self.use_gpu = use_gpu
         self._memory = memory_cache if memory_cache is not None else MemoryCache(cache_size)
         self._disk = _disk_cache(collection, disk_cache)
+        embedding_dir = _cache_dir(
+            collection, embedding_cache, EMBEDDING_CACHE_DIR, "embedding_cache"
+        )
+        self._embeddings = EmbeddingCache(
+            text_encoder.name, text_encoder.dim, directory=embedding_dir, maxsize=cache_size
+        )
         self._instance = collection_instance(collection)  # cache keys: which collection
         self._revision: int | None = None
         self._lemma_index: LemmaIndex | None = None
@@ -173,10 +186,13 @@ class QueryEngine:
             disk_hits=disk.hits if disk else 0,
             disk_misses=disk.misses if disk else 0,
             entries=len(self._memory),
+            embedding_hits=self._embeddings.hits,
+            embedding_misses=self._embeddings.misses,
         )
 
     def clear_cache(self) -> None:
-        """Forget the in-memory entries (the on-disk ones are pruned by revision)."""
+        """Forget the in-memory prototype entries (the on-disk ones are pruned by revision;
+        query embeddings do not depend on the revision and stay)."""
         self._memory.clear()
 
     def _key(self, concept: str, revision: int) -> CacheKey:
@@ -195,10 +211,8 @@ class QueryEngine:
         return result
 
     def _compute(self, concepts: list[str], revision: int) -> list[ConceptResult]:
-        from fossil.models.text import concept_embeddings
-
         c = self.config
-        queries = np.asarray(concept_embeddings(self.text_encoder, concepts), dtype=np.float32)
+        queries = self._embeddings.embed(self.text_encoder, concepts)
         retrieved = retrieve(
             self.collection.refs,
             self.collection.catalog,
@@ -289,13 +303,25 @@ def _warn_short(concepts: list[str], retrieved: list[Retrieved], config: Retriev
 def _disk_cache(
     collection: Collection, disk_cache: bool | str | os.PathLike[str] | None
 ) -> DiskCache | None:
-    if disk_cache is None or disk_cache is False:
+    directory = _cache_dir(collection, disk_cache, DISK_CACHE_DIR, "disk_cache")
+    return None if directory is None else DiskCache(directory)
+
+
+def _cache_dir(
+    collection: Collection,
+    choice: bool | str | os.PathLike[str] | None,
+    under_store: str,
+    name: str,
+) -> str | os.PathLike[str] | None:
+    """The directory of cache ``name``: ``choice`` itself, ``<store>/<under_store>`` for
+    True, or None."""
+    if choice is None or choice is False:
         return None
-    if disk_cache is True:
+    if choice is True:
         if collection.root is None:
             raise ValueError(
-                "disk_cache=True needs a store directory (collection.root is None for a "
-                "server collection); pass a directory instead"
+                f"{name}=True needs a store directory (collection.root is None for a server "
+                "collection); pass a directory instead"
             )
-        return DiskCache(os.path.join(os.fspath(collection.root), DISK_CACHE_DIR))
-    return DiskCache(disk_cache)
+        return os.path.join(os.fspath(collection.root), under_store)
+    return choice

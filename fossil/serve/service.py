@@ -168,6 +168,7 @@ class Service:
                 retrieval,
                 memory_cache=self._memory,
                 disk_cache=disk,
+                embedding_cache=disk,
             )
             self._engines[retrieval] = engine
             while len(self._engines) > MAX_ENGINES:

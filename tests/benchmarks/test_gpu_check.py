@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,8 +18,8 @@ def test_gpu_check_passes_on_cpu(tmp_path: Path) -> None:
     done = subprocess.run(
         ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--device", "cpu",
          "--out", str(out), "--cache", str(cache)],
-        capture_output=True, text=True, timeout=1200, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        check=False,
+        capture_output=True, text=True, timeout=1200, check=False,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHON": sys.executable},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     shapes = json.loads((out / "paper_shapes.json").read_text())

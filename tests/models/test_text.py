@@ -97,3 +97,73 @@ def test_real_sentence_encoder_puppy_is_closer_to_dog_than_car() -> None:
     assert float(puppy @ dog) > float(puppy @ car) + 0.1
     tre = retrieval_embeddings(encoder, ["dog"], ["a dog sleeping on a sofa"])
     assert float(tre[0] @ dog) > 0.9
+
+
+def _padded_to_77(model: Any, tokenizer: Any, texts: Sequence[str]) -> np.ndarray:
+    """The embeddings as fossil computed them before issue 26: every text padded to 77."""
+    import torch
+
+    tokens = tokenizer(
+        list(texts), padding="max_length", truncation=True, max_length=77, return_tensors="pt"
+    )
+    with torch.inference_mode():
+        return normalise(model(**tokens).text_embeds.numpy())
+
+
+# prompts of 4 to 77+ tokens: the templates of short and long concepts, and one truncated
+MIXED_TEXTS = [
+    *(t.format(c) for c in ("dog", "traffic light", "wall-other-merged") for t in TEMPLATES),
+    "a",
+    " ".join(["grass"] * 120),  # longer than the 77-token context: truncated as before
+    "a photo of the large building and a tree near a sky",
+]
+
+
+@pytest.mark.parametrize("pad_token", ["<|endoftext|>", "!"])
+@pytest.mark.parametrize("legacy_eos", [False, True])
+def test_clip_padding_to_the_longest_equals_padding_to_77(pad_token: str, legacy_eos: bool) -> None:
+    """CLIP's causal mask keeps the end-of-text token blind to the padding after it, so the
+    pooled embedding does not depend on how far a batch is padded; both pooling rules of
+    transformers' CLIP (argmax of the ids for the legacy ``eos_token_id=2`` of OpenAI's
+    configs; the first end-of-text id otherwise) and both pad tokens in use ('<|endoftext|>'
+    in OpenAI's tokenizer, '!' in LAION's)."""
+    from transformers import CLIPTextModelWithProjection
+
+    from fossil.models.text import ClipTextEncoder
+    from fossil.models.tiny import tiny_text_config
+    from fossil.models.tokenizer import tiny_clip_tokenizer
+
+    tokenizer = tiny_clip_tokenizer(pad_token=pad_token)
+    config = tiny_text_config(tokenizer)
+    if legacy_eos:
+        config.eos_token_id = 2
+    import torch
+
+    torch.manual_seed(0)
+    model = CLIPTextModelWithProjection(config).eval()
+    expected = _padded_to_77(model, tokenizer, MIXED_TEXTS)
+    for batch_size in (1, 4, 256):
+        encoder = ClipTextEncoder(model, tokenizer, "tiny", batch_size=batch_size)
+        np.testing.assert_allclose(encoder.encode(MIXED_TEXTS), expected, atol=1e-5)
+
+
+def test_clip_batches_are_padded_to_their_longest_text(tiny_text_encoder: Any) -> None:
+    """Texts are sorted by length before batching: a batch of short prompts is not padded to
+    a long prompt of another batch, nor to 77."""
+    encoder = tiny_text_encoder
+    tokens = encoder.tokenizer(MIXED_TEXTS, truncation=True, max_length=77)
+    lengths = [len(i) for i in tokens["input_ids"]]
+    seen: list[int] = []
+    hook = encoder.model.register_forward_pre_hook(
+        lambda _module, _args, kwargs: seen.append(kwargs["input_ids"].shape[1]),
+        with_kwargs=True,
+    )
+    encoder.batch_size = 4
+    try:
+        encoder.encode(MIXED_TEXTS)
+    finally:
+        encoder.batch_size = 256
+        hook.remove()
+    expected = [max(chunk) for chunk in np.array_split(sorted(lengths), range(4, len(lengths), 4))]
+    assert seen == expected
+    assert sum(seen) < 77 * len(seen) / 2  # most batches far shorter than the context
