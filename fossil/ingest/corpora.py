@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from fossil.db.catalog import strip_invisible
 from fossil.errors import naming
 
 FORMATS: tuple[str, ...] = ("coco", "jsonl", "csv", "text")
@@ -160,6 +159,8 @@ class _Tally:
         self.empty = self.encoding = 0
 
     def clean_all(self, raw: Iterable[str | None]) -> Iterator[str]:
+        from fossil.db.catalog import strip_invisible  # here: `fossil --help` needs no SQL
+
         for text in raw:
             caption = " ".join(strip_invisible(text).split()) if text else ""
             if not caption:
