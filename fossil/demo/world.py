@@ -138,7 +138,8 @@ def run_demo(
     started = time.perf_counter()
     on_stage("loading the models: spaCy and the MiniLM text encoder (real), the synthetic "
              "generator and encoders")  # fmt: skip
-    models = (models or demo_models()).load()
+    models = models or demo_models()
+    models.load()
     timings = {"load_models_s": time.perf_counter() - started}
     collection = create_world_store(out / "store", models, config)
     try:
