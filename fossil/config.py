@@ -9,7 +9,8 @@ of prototypes, ``t`` the masks per threshold, ``tau`` the NCut threshold, ``eta`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Literal
 
@@ -358,3 +359,59 @@ def with_overrides(
         opencut=config.scoring.opencut if opencut is None else opencut,
     )
     return replace(config, retrieval=retrieval, scoring=scoring)
+
+
+@dataclass(frozen=True)
+class CollectionSettings:
+    """What a collection was built for, recorded in its catalog by whoever built it
+    (``fossil demo`` records its world's): the N, K, γ and image sides that commands reading
+    it use unless told otherwise (flags, presets and requests still override them), and two
+    things for people: what the collection is and concepts it covers, to try first.
+    ``None``: not recorded, the paper's default (or a benchmark's preset) holds."""
+
+    N: int | None = None  # §5.6 references per concept
+    K: int | None = None  # §5.6 prototypes per concept
+    gamma: float | None = None  # eq. 5 weight of the max over prototypes
+    short_side: int | None = None  # §9 resize target of the short side, pixels
+    crop: int | None = None  # §9 sliding-window crop side, pixels
+    stride: int | None = None  # §9 sliding-window stride, pixels
+    about: str = ""  # one sentence: what the collection is
+    examples: tuple[str, ...] = ()  # concepts the collection covers
+
+    def __post_init__(self) -> None:
+        self.apply(FossilConfig())  # the configs' own checks: K ≤ N, 0 ≤ γ ≤ 1, sides ≥ 1
+
+    @property
+    def sets_retrieval(self) -> bool:
+        """Whether N, K or γ is recorded (then it replaces a benchmark's preset)."""
+        return any(v is not None for v in (self.N, self.K, self.gamma))
+
+    def apply(self, config: FossilConfig) -> FossilConfig:
+        """``config`` with the recorded values."""
+        sides = {"short_side": self.short_side, "crop": self.crop, "stride": self.stride}
+        evaluation = replace(config.eval, **{name: v for name, v in sides.items() if v is not None})
+        return replace(
+            with_overrides(config, N=self.N, K=self.K, gamma=self.gamma), eval=evaluation
+        )
+
+    def describe(self) -> str:
+        """The recorded values, e.g. ``"N 40, K 1, γ 0.5, short side 256, crop 256, stride
+        128"`` (empty when none is)."""
+        named = [("N", self.N), ("K", self.K), ("γ", self.gamma), ("short side", self.short_side),
+                 ("crop", self.crop), ("stride", self.stride)]  # fmt: skip
+        return ", ".join(f"{name} {value:g}" for name, value in named if value is not None)
+
+    def as_dict(self) -> dict[str, object]:
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {
+            "examples": list(self.examples)
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> CollectionSettings:
+        """Settings from :meth:`as_dict`'s form; keys this version does not know are ignored
+        (a newer fossil may record more)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        if "examples" in values:
+            values["examples"] = tuple(values["examples"])  # type: ignore[arg-type]
+        return cls(**values)  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from fossil.config import (
     OPENCUT_VARIANTS,
+    CollectionSettings,
     CoverageConfig,
     EvalConfig,
     FossilConfig,
@@ -20,6 +21,9 @@ from fossil.config import (
     with_overrides,
 )
 from fossil.records import SOURCES
+
+# how to install `fossil serve`'s extra from a clone (the distribution is not on PyPI)
+SERVE_EXTRA = 'pip install -e ".[serve]"'
 
 if TYPE_CHECKING:
     from fossil.db.protocols import Collection
@@ -68,8 +72,9 @@ def add_models_options(p: Any) -> None:
         "--models",
         default=None,
         metavar="PROFILE",
-        help="model profile: 'paper', 'tiny' (random, for smoke tests) or a TOML file "
-        "(default: the models the collection was built with; it must match them)",
+        help="model profile: 'paper', 'tiny' (random, for smoke tests), 'demo' (the synthetic "
+        "world's) or a TOML file (default: the models the collection was built with, the "
+        "synthetic world's for a `fossil demo` store; it must match them)",
     )
     p.add_argument("--device", default=None, metavar="D", help="torch device (default: auto)")
 
@@ -89,12 +94,21 @@ def add_references_option(p: Any) -> None:
 def add_segmentation_options(p: Any) -> None:
     """--n, --k, --gamma, --references, --no-opencut, --no-crf, --crf-workers,
     --opencut-variant, --paper-taus, --opencut-subdivide (read by :func:`build_config`)."""
-    p.add_argument("--n", type=int, default=None, metavar="N", help="references per concept, N")
+    default = "default: the collection's (see `fossil info`), else"
+    paper = FossilConfig()
     add_references_option(p)
-    p.add_argument("--k", type=int, default=None, metavar="K", help="prototypes per concept, K")
     p.add_argument(
-        "--gamma", type=float, default=None, help="γ of eq. 5: weight of the max over prototypes"
-    )
+        "--n", type=int, default=None, metavar="N",
+        help=f"references per concept, N ({default} {paper.retrieval.N})",
+    )  # fmt: skip
+    p.add_argument(
+        "--k", type=int, default=None, metavar="K",
+        help=f"prototypes per concept, K ({default} {paper.retrieval.K})",
+    )  # fmt: skip
+    p.add_argument(
+        "--gamma", type=float, default=None,
+        help=f"γ of eq. 5: weight of the max over prototypes ({default} {paper.scoring.gamma})",
+    )  # fmt: skip
     p.add_argument(
         "--no-opencut", action="store_true", help="label every patch on its own (Fig. 3 ablation)"
     )
@@ -206,11 +220,21 @@ def check_output_file(path: str | os.PathLike[str], flag: str) -> None:
         raise ValueError(f"{flag} {path}: the folder {existing} is not writable")
 
 
-def build_config(args: argparse.Namespace, preset: str | None) -> FossilConfig:
-    """The paper's defaults, the Table 3 ``preset`` when given, then the overrides of
-    :func:`add_segmentation_options`."""
+def build_config(
+    args: argparse.Namespace,
+    preset: str | None,
+    settings: CollectionSettings | None = None,
+    *,
+    default_preset: str | None = None,
+) -> FossilConfig:
+    """The paper's defaults, then the collection's ``settings`` (:func:`store_settings`),
+    then the Table 3 ``preset`` when given (else ``default_preset``, a benchmark's own, when
+    the settings record no N, K or γ), then the overrides of :func:`add_segmentation_options`."""
+    base = FossilConfig() if settings is None else settings.apply(FossilConfig())
+    if preset is None and not (settings is not None and settings.sets_retrieval):
+        preset = default_preset
     config = with_overrides(
-        FossilConfig(),
+        base,
         preset,
         N=args.n,
         K=args.k,
@@ -222,6 +246,27 @@ def build_config(args: argparse.Namespace, preset: str | None) -> FossilConfig:
         retrieval=replace(config.retrieval, references=args.references),
         opencut=opencut_config(args, config.opencut),
     )
+
+
+def is_demo_store(args: argparse.Namespace, collection: Collection) -> bool:
+    """``--models demo``, or no --models for a store `fossil demo` built (its
+    ``collection_meta`` names the synthetic models)."""
+    from fossil.demo.settings import DEMO_PROFILE, is_demo_meta
+
+    if getattr(args, "models", None) == DEMO_PROFILE:
+        return True
+    return getattr(args, "models", None) is None and is_demo_meta(collection.meta)
+
+
+def store_settings(collection: Collection) -> CollectionSettings | None:
+    """The settings the collection records (``fossil info`` shows them); a demo store built
+    before fossil recorded them gets the demo's."""
+    from fossil.demo.settings import demo_settings, is_demo_meta
+
+    recorded = collection.catalog.get_settings()
+    if recorded is None and is_demo_meta(collection.meta):
+        return demo_settings()
+    return recorded
 
 
 def opencut_config(args: argparse.Namespace, base: OpenCutConfig) -> OpenCutConfig:
@@ -258,9 +303,16 @@ def load_command_models(
     extend: bool = False,
     sizes: EvalConfig | None = None,
 ) -> ModelBundle:
-    """:func:`fossil.pipeline.models.collection_models` with --models and --device."""
+    """:func:`fossil.pipeline.models.collection_models` with --models and --device; the
+    synthetic world's models for a store `fossil demo` built (or ``--models demo``)."""
     from fossil.pipeline.models import collection_models
 
+    if collection is not None and is_demo_store(args, collection):
+        from fossil.demo.world import demo_models
+        from fossil.models.loading import command_roles
+
+        roles = command_roles(command, extend=extend)
+        return demo_models(collection.meta.text_encoder, args.device, roles)
     return collection_models(
         command, collection, profile=args.models, device=args.device, extend=extend, sizes=sizes
     )

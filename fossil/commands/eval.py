@@ -15,11 +15,13 @@ from fossil.commands._options import (
     add_segmentation_options,
     add_server_options,
     build_config,
+    store_settings,
 )
 from fossil.config import PRESETS, FossilConfig, TextConfig
 from fossil.eval.layouts import SPECS
 
 if TYPE_CHECKING:
+    from fossil.db.protocols import Collection
     from fossil.segment.window import CropPredictor
 
 HELP = "evaluate on Pascal Context 59, COCO-Stuff 171, ADE20K 150 or Cityscapes 19 (mIoU)"
@@ -71,7 +73,8 @@ def add_parser(subparsers: Any) -> None:
         "--preset",
         choices=sorted(PRESETS),
         default=None,
-        help=f"N, K and γ of a Table 3 setting; default: the dataset's own ({presets})",
+        help="N, K and γ of a Table 3 setting; default: the collection's (see `fossil info`), "
+        f"else the dataset's own ({presets})",
     )
     add_segmentation_options(p)
     p.add_argument(
@@ -108,39 +111,48 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-@contextmanager
 def open_predictor(
-    args: argparse.Namespace, config: FossilConfig, class_names: Sequence[str]
-) -> Iterator[tuple[CropPredictor, dict[str, Any]]]:
-    """Models, store and prototypes of ``class_names`` → the crop predictor (§5.8) and what
-    the report records about it (model ids, collection revision, references per class)."""
-    from fossil.commands._options import load_command_models, open_store
+    args: argparse.Namespace,
+    collection: Collection,
+    config: FossilConfig,
+    class_names: Sequence[str],
+) -> tuple[CropPredictor, dict[str, Any]]:
+    """Models and prototypes of ``class_names`` → the crop predictor (§5.8) and what the
+    report records about it (model ids, collection revision, references per class)."""
+    from fossil.commands._options import load_command_models
     from fossil.pipeline import build_predictor
     from fossil.pipeline.crop_cache import CropCache
     from fossil.pipeline.models import check_dense_encoder
     from fossil.query.engine import QueryEngine
 
+    models = load_command_models(args, "eval", collection, sizes=config.eval)
+    store_cache = not args.no_cache and collection.root is not None  # concept embeddings
+    engine = QueryEngine(collection, models.text, config.retrieval, embedding_cache=store_cache)
+    results = engine.query(class_names)
+    check_dense_encoder(collection, models)
+    cache = None if args.no_cache else CropCache(args.cache_dir or default_cache_dir())
+    prototypes = [r.prototypes for r in results]
+    predictor = build_predictor(prototypes, models.dense, models.keys, config, cache)
+    return (
+        predictor,
+        {
+            "profile": models.profile,
+            "models": dict(models.ids),
+            "device": models.device,
+            "collection_revision": results[0].revision,
+            "references_per_class": [len(r.references) for r in results],
+            "prototypes_per_class": [len(p) for p in prototypes],
+        },
+    )
+
+
+@contextmanager
+def opened_store(args: argparse.Namespace) -> Iterator[Collection]:
+    from fossil.commands._options import open_store
+
     collection = open_store(args)
     try:
-        models = load_command_models(args, "eval", collection, sizes=config.eval)
-        store_cache = not args.no_cache and collection.root is not None  # concept embeddings
-        engine = QueryEngine(collection, models.text, config.retrieval, embedding_cache=store_cache)
-        results = engine.query(class_names)
-        check_dense_encoder(collection, models)
-        cache = None if args.no_cache else CropCache(args.cache_dir or default_cache_dir())
-        prototypes = [r.prototypes for r in results]
-        predictor = build_predictor(prototypes, models.dense, models.keys, config, cache)
-        yield (
-            predictor,
-            {
-                "profile": models.profile,
-                "models": dict(models.ids),
-                "device": models.device,
-                "collection_revision": results[0].revision,
-                "references_per_class": [len(r.references) for r in results],
-                "prototypes_per_class": [len(p) for p in prototypes],
-            },
-        )
+        yield collection
     finally:
         collection.close()
 
@@ -194,11 +206,17 @@ def run(args: argparse.Namespace) -> int:
     dataset = open_dataset(args.dataset, args.data, class_names)  # errors before models load
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit ({args.limit}) must be >= 1")
-    preset = args.preset or dataset.spec.preset
-    config = build_config(args, preset)
-    sweep = f"N{config.retrieval.N}_K{config.retrieval.K}_gamma{config.scoring.gamma:g}"
-    out_dir = args.out or Path("fossil-eval") / args.dataset / sweep
-    with open_predictor(args, config, dataset.class_names) as (predictor, predictor_info):
+    with opened_store(args) as collection:
+        # N, K, γ: flags, else --preset, else the collection's settings, else the dataset's
+        settings = store_settings(collection)
+        config = build_config(args, args.preset, settings, default_preset=dataset.spec.preset)
+        preset = args.preset or (
+            "collection" if settings is not None and settings.sets_retrieval
+            else dataset.spec.preset
+        )  # fmt: skip
+        sweep = f"N{config.retrieval.N}_K{config.retrieval.K}_gamma{config.scoring.gamma:g}"
+        out_dir = args.out or Path("fossil-eval") / args.dataset / sweep
+        predictor, predictor_info = open_predictor(args, collection, config, dataset.class_names)
         result = evaluate(
             dataset,
             predictor,

@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fossil.commands._options import add_server_options
+from fossil.commands._options import add_server_options, store_settings
+from fossil.config import CollectionSettings
 
 if TYPE_CHECKING:
     from fossil.db.protocols import CatalogStore, Collection
@@ -19,7 +20,8 @@ def add_parser(subparsers: Any) -> None:
         "info",
         help="describe a reference collection",
         description="Corpora, captions by status, references, the most frequent nouns, the "
-        "encoders the collection was built with, and its size on disk.  Works while an ingest "
+        "encoders the collection was built with, the settings it records (N, K, γ, sides: "
+        "the other commands' defaults on it), and its size on disk.  Works while an ingest "
         "runs on the store (counts then come from the catalog).",
     )
     p.add_argument(
@@ -93,6 +95,8 @@ def describe(
 ) -> dict[str, Any]:
     """What ``info --json`` reports about an open collection (also ``fossil serve``'s /info)."""
     info = _catalog_info(collection.catalog, top)
+    settings = store_settings(collection)  # a demo store's, also when it recorded none
+    info["settings"] = settings.as_dict() if settings is not None else None
     info["vector_store"] = qdrant_url or str(root / "qdrant" if root is not None else None)
     info["references"] = collection.refs.count()
     info["store"] = str(root.resolve()) if root is not None else qdrant_url
@@ -102,8 +106,10 @@ def describe(
 
 def _catalog_info(catalog: CatalogStore, top: int) -> dict[str, Any]:
     meta = catalog.get_meta()
+    settings = catalog.get_settings()
     return {
         "meta": meta.as_dict() if meta else None,
+        "settings": settings.as_dict() if settings else None,
         "corpora": catalog.corpora(),
         "captions": catalog.status_counts(),
         "catalog_references": catalog.reference_count(),
@@ -124,6 +130,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"  dense encoder  {meta.get('dense_encoder')} ({meta.get('visual_dim')}-d)")
     print(f"  generator      {meta.get('generator')} [{meta.get('generation_fingerprint')}]")
     print(f"  vectors        {info['vector_store']}")
+    settings = CollectionSettings.from_dict(info["settings"] or {})
+    if settings.about:
+        print(f"  about          {settings.about}")
+    if settings.describe():
+        print(
+            f"  built for      {settings.describe()}: query, segment, eval and serve use these "
+            "unless --n/--k/--gamma or --preset say otherwise"
+        )
+    if settings.examples:
+        print(f"  try            {', '.join(settings.examples)}")
     print(f"references {info['references']} (catalogued {info['catalog_references']})")
     if info["references"] > info["catalog_references"]:
         print(

@@ -18,8 +18,15 @@ from fossil.commands._options import (
     load_command_models,
     open_store,
     per_concept,
+    store_settings,
 )
-from fossil.config import PRESETS, FossilConfig, RetrievalConfig, apply_preset
+from fossil.config import (
+    PRESETS,
+    CollectionSettings,
+    FossilConfig,
+    RetrievalConfig,
+    apply_preset,
+)
 from fossil.records import SOURCE_LABELLED
 
 if TYPE_CHECKING:
@@ -56,21 +63,23 @@ def add_parser(subparsers: Any) -> None:
         "--preset",
         choices=sorted(PRESETS),
         default=None,
-        help="N and K of a benchmark's best setting (paper Table 3); --n/--k override it",
+        help="N and K of a benchmark's best setting (paper Table 3), instead of the "
+        "collection's; --n/--k override it",
     )
     p.add_argument(
         "--n",
         type=int,
         default=None,
         metavar="N",
-        help=f"references per concept, N (default: {defaults.N})",
+        help=f"references per concept, N (default: the collection's, see `fossil info`, else "
+        f"{defaults.N})",
     )
     p.add_argument(
         "--k",
         type=int,
         default=None,
         metavar="K",
-        help=f"prototypes per concept, K ≤ N (default: {defaults.K})",
+        help=f"prototypes per concept, K ≤ N (default: the collection's, else {defaults.K})",
     )
     p.add_argument(
         "--threshold",
@@ -94,8 +103,8 @@ def add_parser(subparsers: Any) -> None:
         "--models",
         default=None,
         metavar="PROFILE",
-        help="model profile to take the text encoder and noun parser from ('paper', 'tiny', a "
-        "TOML file); default: the models the collection was built with.  It must match "
+        help="model profile to take the text encoder and noun parser from ('paper', 'tiny', "
+        "'demo', a TOML file); default: the models the collection was built with.  It must match "
         "them; --extend also builds the generator and dense encoder, if it generates",
     )
     p.add_argument("--device", default=None, metavar="D", help="torch device (default: auto)")
@@ -114,9 +123,12 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def retrieval_config(args: argparse.Namespace) -> RetrievalConfig:
-    """Flags → :class:`RetrievalConfig` (validated there: 1 ≤ K ≤ N)."""
-    config = FossilConfig()
+def retrieval_config(
+    args: argparse.Namespace, settings: CollectionSettings | None = None
+) -> RetrievalConfig:
+    """Flags over the collection's ``settings`` → :class:`RetrievalConfig` (validated there:
+    1 ≤ K ≤ N)."""
+    config = FossilConfig() if settings is None else settings.apply(FossilConfig())
     if args.preset:
         config = apply_preset(config, args.preset)
     retrieval = config.retrieval
@@ -145,16 +157,17 @@ def run(args: argparse.Namespace) -> int:
     from fossil.models.nouns import concept_lemmas
     from fossil.query.engine import QueryEngine
 
-    config = retrieval_config(args)
     concepts = check_concepts(args.concepts)
     coverage = coverage_config(args)
-    M = per_concept(args, config.N) if args.extend else None
     if args.top < 1:
         raise ValueError(f"--top ({args.top}) must be >= 1")
     if args.grid:
         check_output_file(args.grid, "--grid")
     collection = open_store(args, release_stale_leases=args.extend)
     try:
+        # the collection's N and K unless flags say otherwise
+        config = retrieval_config(args, store_settings(collection))
+        M = per_concept(args, config.N) if args.extend else None
         models = load_command_models(args, "query", collection, extend=args.extend)
         engine = QueryEngine(
             collection,

@@ -21,10 +21,10 @@ from fossil.commands._options import (
     load_command_models,
     parse_concepts,
     per_concept,
+    store_settings,
 )
 from fossil.config import PRESETS, FossilConfig
-from fossil.pipeline.images import BUDGET_VARIABLE, MAX_DECODE_MB
-from fossil.pipeline.models import check_dense_encoder
+from fossil.pipeline.image_limits import BUDGET_VARIABLE, MAX_DECODE_MB
 
 if TYPE_CHECKING:
     import numpy as np
@@ -69,8 +69,9 @@ def add_parser(subparsers: Any) -> None:
         "--preset",
         choices=sorted(PRESETS),
         default=None,
-        help=f"N, K and γ of a benchmark's best setting (Table 3); default N={config.retrieval.N}"
-        f", K={config.retrieval.K}, γ={config.scoring.gamma}",
+        help="N, K and γ of a benchmark's best setting (Table 3); default: the collection's "
+        f"(see `fossil info`), else N={config.retrieval.N}, K={config.retrieval.K}, "
+        f"γ={config.scoring.gamma}",
     )
     p.add_argument("--out", default="fossil-out", metavar="DIR", help="output directory")
     p.add_argument("--json", action="store_true", help="write and print per-region JSON")
@@ -96,12 +97,11 @@ def run(args: argparse.Namespace) -> int:
     from fossil.commands._options import open_store
     from fossil.models.nouns import concept_lemmas
     from fossil.pipeline.images import load_image
+    from fossil.pipeline.models import check_dense_encoder
     from fossil.pipeline.segmenter import ImageAnalyser, segment_image
     from fossil.query.engine import QueryEngine
 
     concepts = parse_concepts(args.concepts)
-    config = replace(build_config(args, args.preset), coverage=coverage_config(args))
-    M = per_concept(args, config.retrieval.N) if args.extend else None
     paths = [Path(p) for p in args.images]
     # fail on a bad image before any work
     images = {path: load_image(path, args.max_image_mb) for path in paths}
@@ -109,6 +109,10 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     collection = open_store(args, release_stale_leases=args.extend)
     try:
+        # the collection's N, K, γ and sides unless flags say otherwise
+        config = build_config(args, args.preset, store_settings(collection))
+        config = replace(config, coverage=coverage_config(args))
+        M = per_concept(args, config.retrieval.N) if args.extend else None
         # built on first use: the generator only if --extend generates (COMMAND_ROLES)
         models = load_command_models(
             args, "segment", collection, extend=args.extend, sizes=config.eval

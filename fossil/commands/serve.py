@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
+import sys
 from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from fossil.commands._options import (
+    SERVE_EXTRA,
     add_models_options,
     add_segmentation_options,
     add_server_options,
+    is_demo_store,
     load_command_models,
     open_store,
     opencut_config,
-    parse_concepts,
+    store_settings,
 )
 from fossil.config import PRESETS, FossilConfig
 
@@ -27,10 +31,10 @@ if TYPE_CHECKING:
     from fossil.db.protocols import Collection
     from fossil.serve.service import ServeModels
 
+logger = logging.getLogger(__name__)
+
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 API_KEY_ENV = "FOSSIL_API_KEY"
-DEMO = "demo"  # --models demo: the synthetic world's models, for a `fossil demo` store
-SYNTHETIC = "synthetic-"  # how the synthetic world's dense encoder names begin
 
 DESCRIPTION = f"""\
 Serve a reference collection over HTTP: one process loads the models once and keeps the
@@ -48,11 +52,11 @@ names clients reach it by.  Without the key, /info leaves out local paths.
 
 One request at a time decodes its image (shrunk to --max-side first), runs the models and
 builds its answer, all within --time-limit; others wait, holding only their upload.  Needs
-the `serve` extra: pip install 'fossil-ovss[serve]'.
+the `serve` extra: {SERVE_EXTRA} (in the clone).
 
-Without --models it serves with the models the collection was built with; a store written
-by `fossil demo` (or --models demo) gets the synthetic world's models and settings (N=40,
-K=1, scenes resized to 256 px).
+Without --models it serves with the models the collection was built with, and the N, K, γ
+and sides it records (`fossil info`); a store written by `fossil demo` gets the synthetic
+world's models and settings (N=40, K=1, scenes resized to 256 px).
 
 example:
   fossil demo --out demo-out && fossil serve --store demo-out/store
@@ -81,8 +85,9 @@ def add_parser(subparsers: Any) -> None:
         "--preset",
         choices=sorted(PRESETS),
         default=None,
-        help=f"default N, K and γ of a benchmark (Table 3); default N={config.retrieval.N}, "
-        f"K={config.retrieval.K}, γ={config.scoring.gamma}",
+        help="default N, K and γ of a benchmark (Table 3); default: the collection's (see "
+        f"`fossil info`), else N={config.retrieval.N}, K={config.retrieval.K}, "
+        f"γ={config.scoring.gamma}",
     )
     p.add_argument(
         "--time-limit",
@@ -154,37 +159,42 @@ def allowed_host_names(host: str, allowed_hosts: str | None) -> tuple[str, ...]:
     return (*LOCAL_NAMES, *names) if host in LOCAL_HOSTS else tuple(names)
 
 
-def is_demo(args: argparse.Namespace, collection: Collection) -> bool:
-    """``--models demo``, or no --models for a store `fossil demo` wrote."""
-    if args.models == DEMO:
-        return True
-    return args.models is None and collection.meta.dense_encoder.startswith(SYNTHETIC)
-
-
 def load_serve_models(
     args: argparse.Namespace, collection: Collection
 ) -> tuple[ServeModels, FossilConfig]:
-    """The models of --models and the server's default config: the paper's defaults (or
-    the synthetic world's for ``demo``), then --preset, --n, --k, --gamma, --no-opencut,
-    --no-crf, --opencut-variant and --paper-taus."""
+    """The models of --models (default: the collection's, the synthetic world's for a demo
+    store) and the server's default config: the paper's defaults, the collection's settings
+    (a demo store's N=40, K=1, 256 px sides), then --preset, --n, --k, --gamma,
+    --no-opencut, --no-crf, --opencut-variant and --paper-taus."""
     from dataclasses import replace
 
-    from fossil.demo.world import demo_fossil_config, demo_models
     from fossil.pipeline.models import check_dense_encoder
     from fossil.serve.service import SegmentOptions, request_config
 
-    demo = is_demo(args, collection)
-    base = demo_fossil_config() if demo else FossilConfig()
+    settings = store_settings(collection)
+    base = FossilConfig() if settings is None else settings.apply(FossilConfig())
     options = SegmentOptions(args.preset, args.n, args.k, args.gamma, args.no_opencut)
     config = request_config(base, options)  # bad flags fail before any model loads
     config = replace(config, opencut=opencut_config(args, config.opencut))
-    if demo:
-        return demo_models(device=args.device), config
     # the collection's own models unless --models names others; built now, not on the
     # first request
     models = load_command_models(args, "segment", collection, sizes=config.eval).load()
     check_dense_encoder(collection, models)
     return models, config
+
+
+def serving_line(args: argparse.Namespace, collection: Collection, config: FossilConfig) -> str:
+    """What the server serves, for its log: store, references, models and N, K, γ."""
+    meta = collection.meta
+    where = args.store or f"{args.qdrant_url} (catalog {args.catalog or 'in the store'})"
+    models = "the synthetic world's" if is_demo_store(args, collection) else args.models
+    return (
+        f"serving {where}: {collection.refs.count()} references; text encoder "
+        f"{meta.text_encoder}, dense encoder {meta.dense_encoder} ({models or 'its own'} "
+        f"models); default N={config.retrieval.N}, K={config.retrieval.K}, "
+        f"γ={config.scoring.gamma:g}, OpenCut {'on' if config.scoring.opencut else 'off'}; "
+        f"http://{args.host}:{args.port}/"
+    )
 
 
 def build_app(args: argparse.Namespace) -> tuple[FastAPI, Collection]:
@@ -194,9 +204,10 @@ def build_app(args: argparse.Namespace) -> tuple[FastAPI, Collection]:
         from fossil.serve.service import Service
     except ImportError as error:
         raise RuntimeError(
-            f"fossil serve needs the serve extra ({error}): pip install 'fossil-ovss[serve]'"
+            f"fossil serve needs the serve extra ({error}): {SERVE_EXTRA} (in the clone)"
         ) from error
     from fossil.commands.info import describe
+    from fossil.concepts import parse_concepts
 
     check_binding(args.host, args.api_key, args.allowed_hosts)
     try:
@@ -220,10 +231,14 @@ def build_app(args: argparse.Namespace) -> tuple[FastAPI, Collection]:
             collection,
             models,
             config,
-            parse_concepts=parse_concepts,
+            # a request's messages name the API's field, `concepts`, not the CLI's flag
+            parse_concepts=partial(parse_concepts, name="concepts"),
             describe=partial(describe, collection, root, args.qdrant_url),
         )
-        return create_app(service, settings), collection
+        logger.info("%s", serving_line(args, collection, config))
+        app = create_app(service, settings)
+        app.state.serving = serving_line(args, collection, config)
+        return app, collection
     except BaseException:
         collection.close()
         raise
@@ -236,6 +251,8 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 def run(args: argparse.Namespace) -> int:
     app, collection = build_app(args)
     import uvicorn
+
+    print(app.state.serving, file=sys.stderr, flush=True)
 
     # uvicorn shuts down gracefully on SIGTERM (the app's lifespan ends the CRF workers),
     # then raises the signal again: with this handler that ends the process through the

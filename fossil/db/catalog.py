@@ -52,10 +52,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 
+from fossil.config import CollectionSettings
 from fossil.db.protocols import AddResult, CaptionJob, CollectionMeta, ReferenceRow
 from fossil.db.schema import (
     INSTANCE_KEY,
     MIGRATIONS,
+    NOT_META_KEYS,
+    SETTINGS_KEY,
     caption,
     caption_corpus,
     catalog_state,
@@ -745,7 +748,7 @@ class SqlCatalog:
     def get_meta(self) -> CollectionMeta | None:
         with self._engine.connect() as conn:
             rows = conn.execute(select(collection_meta.c.key, collection_meta.c.value)).all()
-        stored = {key: value for key, value in rows if key != INSTANCE_KEY}
+        stored = {key: value for key, value in rows if key not in NOT_META_KEYS}
         if not stored:
             return None
         return CollectionMeta(**{key: json.loads(value) for key, value in stored.items()})
@@ -761,12 +764,31 @@ class SqlCatalog:
     def write_meta(conn: Connection, meta: CollectionMeta) -> None:
         """Within a transaction: :meth:`set_meta` (for a caller whose other writes must
         commit with it, e.g. a catalog rebuilt by ``fossil store check --repair``)."""
-        conn.execute(delete(collection_meta).where(collection_meta.c.key != INSTANCE_KEY))
+        conn.execute(delete(collection_meta).where(collection_meta.c.key.not_in(NOT_META_KEYS)))
         conn.execute(
             insert(collection_meta),
             [{"key": k, "value": json.dumps(v)} for k, v in meta.as_dict().items()],
         )
         SqlCatalog._instance(conn)
+
+    def get_settings(self) -> CollectionSettings | None:
+        """The settings the collection was built for (None: none recorded)."""
+        with self._engine.connect() as conn:
+            found = conn.execute(
+                select(collection_meta.c.value).where(collection_meta.c.key == SETTINGS_KEY)
+            ).scalar()
+        return None if found is None else CollectionSettings.from_dict(json.loads(found))
+
+    def set_settings(self, settings: CollectionSettings) -> None:
+        """Record the settings the collection is built for (replacing any recorded)."""
+        with self._engine.begin() as conn:
+            self._serialise(conn, _META_LOCK)
+            conn.execute(delete(collection_meta).where(collection_meta.c.key == SETTINGS_KEY))
+            conn.execute(
+                insert(collection_meta).values(
+                    key=SETTINGS_KEY, value=json.dumps(settings.as_dict(), ensure_ascii=False)
+                )
+            )
 
     def instance_id(self) -> str:
         """The collection's random id (32 hex digits), created with it; a catalog made

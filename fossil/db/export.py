@@ -41,7 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from fossil.db.open import meta_mismatch, open_collection, store_catalog_url
 from fossil.db.protocols import CollectionMeta, ReferenceStore
 from fossil.db.schema import (
-    INSTANCE_KEY,
+    NOT_META_KEYS,
     caption,
     caption_corpus,
     catalog_state,
@@ -235,7 +235,8 @@ def copy_catalog(source: Engine, target: Engine, meta: CollectionMeta) -> dict[s
 
 def _copy_meta(dst: Connection, meta: CollectionMeta) -> None:
     stored = {k: json.loads(v) for k, v in dst.execute(select(collection_meta)).all()}
-    stored.pop(INSTANCE_KEY, None)  # the target's own identity, not a setting
+    for key in NOT_META_KEYS:  # the target's own identity and settings, not meta fields
+        stored.pop(key, None)
     if not stored:
         dst.execute(
             insert(collection_meta),

@@ -10,6 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from fossil.config import CollectionSettings
 from fossil.records import Hit, ReferencePoint
 
 
@@ -215,6 +216,13 @@ class CatalogStore(Protocol):
     def get_meta(self) -> CollectionMeta | None: ...
 
     def set_meta(self, meta: CollectionMeta) -> None: ...
+
+    def get_settings(self) -> CollectionSettings | None:
+        """The N, K, γ and sides the collection was built for, and what it is (None: none
+        recorded); commands use them unless told otherwise."""
+        ...
+
+    def set_settings(self, settings: CollectionSettings) -> None: ...
 
 
 @dataclass

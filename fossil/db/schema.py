@@ -86,6 +86,10 @@ collection_meta = Table(
 # catalog older than it; no schema change): caches key on it, so a store rebuilt from scratch,
 # whose revisions count from 0 again, never meets a cache of the old one
 INSTANCE_KEY = "instance_id"
+# collection_meta key of the settings the collection was built for (fossil.config.
+# CollectionSettings as JSON; recorded by its builder, e.g. `fossil demo`; no schema change)
+SETTINGS_KEY = "settings"
+NOT_META_KEYS = (INSTANCE_KEY, SETTINGS_KEY)  # rows of collection_meta that are not its fields
 catalog_state = Table(
     "catalog_state",
     metadata,

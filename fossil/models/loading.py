@@ -125,14 +125,18 @@ class ModelBundle:
             )
         if role not in self._models:
             started = time.perf_counter()
-            self._models[role] = _load_role(
-                role, self.sources[role], self.generation, self.device, self.input_sizes.get(role)
-            )
+            self._models[role] = self._build(role)
             self.load_seconds[role] = time.perf_counter() - started
             logger.info(
                 "built the %s model %s in %.1f s", role, self.sources[role], self.load_seconds[role]
             )
         return self._models[role]
+
+    def _build(self, role: str) -> Any:
+        """Build the model of ``role`` from its source (a subclass may build others)."""
+        return _load_role(
+            role, self.sources[role], self.generation, self.device, self.input_sizes.get(role)
+        )
 
     def load(self) -> ModelBundle:
         """Build every role of the bundle now (a worker that must fail early)."""

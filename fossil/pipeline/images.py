@@ -22,11 +22,13 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from fossil.errors import naming
+from fossil.pipeline.image_limits import (  # noqa: F401  (part of this module's interface)
+    BUDGET_VARIABLE,
+    MAX_ASPECT,
+    MAX_DECODE_MB,
+    MAX_PIXELS,
+)
 
-MAX_PIXELS = 16384 * 16384  # larger images are refused (they are resized to 448 px anyway)
-MAX_DECODE_MB = 512  # default budget of decoded memory, megabytes (FOSSIL_MAX_IMAGE_MB)
-MAX_ASPECT = 20  # long side / short side
-BUDGET_VARIABLE = "FOSSIL_MAX_IMAGE_MB"
 # bytes per pixel of the decoded image, by PIL mode (RGB and friends are stored as 4 bytes)
 _DECODED = {"1": 1, "L": 1, "P": 1, "LA": 4, "PA": 4, "RGB": 4, "RGBA": 4, "CMYK": 4}
 _DECODED |= {"YCbCr": 4, "LAB": 4, "HSV": 4, "I": 4, "F": 4, "I;16": 2, "I;16B": 2, "I;16L": 2}

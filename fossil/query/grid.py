@@ -48,6 +48,12 @@ def load_cell(thumbnail: str | None) -> tuple[np.ndarray, np.ndarray] | None:
     return np.ascontiguousarray(rgba[..., :3]), rgba[..., 3].astype(np.float32) / 255.0
 
 
+DIMMING_NOTE = (
+    "Each row: a concept's nearest references (noun · cosine similarity of the texts).  "
+    "Bright: the noun's mask in its generated image; dimmed: the rest of that image."
+)
+
+
 def _cell_label(reference: Reference, width: int = 26, lines: int = 3) -> str:
     caption = textwrap.wrap(reference.caption or "(caption not catalogued)", width)
     if len(caption) > lines:
@@ -57,9 +63,17 @@ def _cell_label(reference: Reference, width: int = 26, lines: int = 3) -> str:
 
 
 def draw_grid(
-    results: Sequence[ConceptResult], out_path: str | os.PathLike[str], *, top: int = 8
+    results: Sequence[ConceptResult],
+    out_path: str | os.PathLike[str],
+    *,
+    top: int = 8,
+    cell: tuple[float, float] = (1.9, 2.5),
+    caption_lines: int = 3,
 ) -> None:
-    """Write a PNG grid: one row per concept, its ``top`` best references as columns."""
+    """Write a PNG grid: one row per concept, its ``top`` best references as columns, under
+    a line saying what the dimming means (:data:`DIMMING_NOTE`).  ``cell``: (width, height)
+    of a cell in inches at 100 dpi, caption included; ``caption_lines``: lines of caption
+    kept under each thumbnail (0: none)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -68,7 +82,8 @@ def draw_grid(
     if top < 1:
         raise ValueError(f"top ({top}) must be >= 1")
     columns = min(top, max(len(r.references) for r in results))
-    figure = Figure(figsize=(1.9 * columns + 0.6, 2.5 * len(results)), dpi=100)
+    width, height = cell[0] * columns + 0.6, cell[1] * len(results) + 0.5
+    figure = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.subplots(len(results), columns, squeeze=False)
     placeholder = np.full((CELL_SIDE, CELL_SIDE, 3), _PLACEHOLDER_GREY, np.uint8)
@@ -83,13 +98,16 @@ def draw_grid(
                 ax.axis("off")
                 continue
             reference = result.references[column]
-            cell = load_cell(reference.thumbnail)
-            if cell is None:
+            loaded = load_cell(reference.thumbnail)
+            if loaded is None:
                 ax.imshow(placeholder)
                 ax.text(CELL_SIDE / 2, CELL_SIDE / 2, "no thumbnail", ha="center", fontsize=8)
             else:
-                ax.imshow(highlight_mask(*cell))
+                ax.imshow(highlight_mask(*loaded))
             ax.set_title(f"{reference.noun} · {reference.score:.3f}", fontsize=8)
-            ax.set_xlabel(_cell_label(reference), fontsize=6)
-    figure.tight_layout()
+            if caption_lines:
+                ax.set_xlabel(_cell_label(reference, lines=caption_lines), fontsize=6)
+    note = "\n".join(textwrap.wrap(DIMMING_NOTE, max(40, int(width * 14))))
+    figure.text(0.5, 1 - 0.06 / height, note, ha="center", va="top", fontsize=8)
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.45 / height))
     figure.savefig(os.fspath(out_path), format="png")

@@ -1,25 +1,64 @@
 import json
 from contextlib import contextmanager
+from types import SimpleNamespace
 
 import pytest
 
 import fossil.commands.eval as eval_command
 from fossil.cli import main
+from fossil.config import CollectionSettings
 from tests.eval.fakes import ColourPredictor, write_dataset
 
 
+def fake_store(settings: CollectionSettings | None = None) -> SimpleNamespace:
+    """A collection built by the paper's models, recording ``settings``."""
+    meta = SimpleNamespace(generator="stabilityai/sd", dense_encoder="facebook/dinov2-large")
+    return SimpleNamespace(meta=meta, catalog=SimpleNamespace(get_settings=lambda: settings))
+
+
 @pytest.fixture
-def fake_predictor(monkeypatch):
+def recorded(monkeypatch):
+    """The settings the fake store records (None: none); set ``recorded.settings``."""
+    holder = SimpleNamespace(settings=None)
+
+    @contextmanager
+    def opened_store(args):
+        yield fake_store(holder.settings)
+
+    monkeypatch.setattr(eval_command, "opened_store", opened_store)
+    return holder
+
+
+@pytest.fixture
+def fake_predictor(monkeypatch, recorded):
     """Replace models + store + prototypes by the colour predictor; record what was asked."""
     calls = []
 
-    @contextmanager
-    def open_predictor(args, config, class_names):
+    def open_predictor(args, collection, config, class_names):
         calls.append((args, config, class_names))
-        yield ColourPredictor(args.dataset), {"collection_revision": 42, "models": {"dense": "d"}}
+        return ColourPredictor(args.dataset), {"collection_revision": 42, "models": {"dense": "d"}}
 
     monkeypatch.setattr(eval_command, "open_predictor", open_predictor)
     return calls
+
+
+def test_eval_uses_the_collections_settings_over_the_datasets_preset(
+    tmp_path, fake_predictor, recorded
+):
+    recorded.settings = CollectionSettings(N=40, K=1, short_side=256, crop=256, stride=128)
+    write_dataset(tmp_path / "data", "cityscapes")
+    argv = ["eval", "cityscapes", "--data", str(tmp_path / "data"), "--store", "s",
+            "--out", str(tmp_path / "out"), "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    config = fake_predictor[-1][1]
+    assert (config.retrieval.N, config.retrieval.K, config.scoring.gamma) == (40, 1, 0.5)
+    assert (config.eval.short_side, config.eval.crop, config.eval.stride) == (256, 256, 128)
+    info = json.loads((tmp_path / "out/results.json").read_text())["config"]
+    assert info["preset"] == "collection"
+    # an explicit --preset or flag still wins; the recorded sides stay
+    assert main([*argv, "--preset", "ade", "--k", "5", "--restart"]) == 0
+    config = fake_predictor[-1][1]
+    assert (config.retrieval.N, config.retrieval.K, config.eval.crop) == (150, 5, 256)
 
 
 def test_eval_command_end_to_end(tmp_path, fake_predictor, capsys):

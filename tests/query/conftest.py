@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from fossil.config import CollectionSettings
 from fossil.db.protocols import AddResult, CaptionJob, Collection, CollectionMeta, ReferenceRow
 from fossil.records import Hit, ReferencePoint
 
@@ -99,6 +100,12 @@ class FakeCatalog:
 
     def set_meta(self, meta: CollectionMeta) -> None:
         self.meta = meta
+
+    def get_settings(self) -> CollectionSettings | None:
+        return None
+
+    def set_settings(self, settings: CollectionSettings) -> None:
+        raise NotImplementedError
 
     def add_corpus(self, name: str, source: str, captions: Sequence[str]) -> AddResult:
         raise NotImplementedError

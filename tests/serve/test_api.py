@@ -155,6 +155,7 @@ def test_info_says_what_fossil_info_says(service: Service, store: Path) -> None:
     assert body["meta"]["text_encoder"] == "fossil-tiny/text"
     assert body["references"] == body["catalog_references"] == 6
     assert body["captions"]["done"] == 3
+    assert body["settings"] is None  # an ingested store records none: the paper's defaults
     assert body["store"] == str(store.resolve())
     assert (store / CATALOG_FILE).is_file() and body["disk_bytes"][CATALOG_FILE] > 0
 
@@ -178,7 +179,7 @@ def test_the_page_and_its_files_are_served(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("concepts", "fields", "message"),
     [
-        ("", {}, "--concepts is empty"),
+        ("", {}, "concepts is empty"),  # the form field's name, not the CLI's --concepts
         ("dog,,car", {}, "empty concept at position 2"),
         ("dog, Dog", {}, "duplicate concepts: 'dog'"),
         ("dog\x1b[2J", {}, "contains U+001B (a control character)"),
@@ -193,6 +194,7 @@ def test_bad_requests_get_the_messages_of_the_cli(
     client: TestClient, concepts: str, fields: dict[str, str], message: str
 ) -> None:
     response = post(client, concepts, **fields)
+    assert "--" not in response.json()["detail"]  # names API fields, not CLI flags
     assert response.status_code == 400
     assert message in response.json()["detail"]
 
@@ -250,7 +252,8 @@ def test_a_chunked_upload_is_cut_off_at_the_limit(service: Service) -> None:
 
 
 def test_query_refuses_bad_concepts_and_top(client: TestClient) -> None:
-    assert "--concepts is empty" in client.get("/query").json()["detail"]
+    detail = client.get("/query").json()["detail"]
+    assert detail.startswith("concepts is empty"), detail
     response = client.get("/query", params={"concepts": "dog", "top": 0})
     assert response.status_code == 400 and "top (0) must be >= 1" in response.json()["detail"]
 

@@ -23,8 +23,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from fossil.config import CollectionSettings
+from fossil.db.catalog import SqlCatalog
+from fossil.db.open import store_catalog_url
 from tests.serve.conftest import park
 
+ABOUT = CollectionSettings(about="a tiny test collection", examples=("dog", "car", "tree"))
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM = ("chromium", "chromium-browser")
 DRIVER = "chromedriver"
@@ -72,6 +76,12 @@ def server(
     chromium: tuple[str, str], store: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """``fossil serve`` in its own process; yields its base URL."""
+    # what a builder records about its collection (as `fossil demo` does): the page shows it
+    catalog = SqlCatalog(store_catalog_url(store))
+    try:
+        catalog.set_settings(ABOUT)
+    finally:
+        catalog.close()
     port = _free_port()
     log = tmp_path_factory.mktemp("serve-log") / "serve.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -161,6 +171,11 @@ def test_segment_a_picture_and_see_the_references_of_a_region(
     # click inside a region on the picture
     regions = browser.find_elements(By.CSS_SELECTOR, "#regions button")
     assert regions, "the page lists no region"
+    shares = [  # the regions listed outside the tiny group, largest first
+        float(b.text.rsplit("·", 1)[1].strip().rstrip("%").lstrip("<"))
+        for b in browser.find_elements(By.CSS_SELECTOR, "#regions > li > button")
+    ]
+    assert shares == sorted(shares, reverse=True)
     x, y = (int(regions[0].get_attribute(name)) for name in ("data-x", "data-y"))
     box = canvas.rect
     dx = (x + 0.5) * box["width"] / 160 - box["width"] / 2  # offsets from the centre
@@ -206,3 +221,61 @@ def test_segment_a_picture_and_see_the_references_of_a_region(
         assert badge in ("covered", "not covered")
         assert "references (N 150)" in block.text
     assert browser.save_screenshot(str(ARTIFACTS / "serve-references.png"))
+
+
+def wait_for_result(browser, after: float = 600) -> str:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, after).until(
+        lambda b: (
+            b.find_element(By.TAG_NAME, "body").get_attribute("data-state")
+            in ("segmented", "error")
+        )
+    )
+    return browser.find_element(By.TAG_NAME, "body").get_attribute("data-state")
+
+
+def test_the_page_says_what_the_collection_is_and_clears_a_failed_result(
+    server: str, browser, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{server}/")
+    WebDriverWait(browser, 20).until(lambda b: b.find_element(By.ID, "about").is_displayed())
+    about = browser.find_element(By.ID, "about").text
+    assert "This collection is a tiny test collection." in about
+    assert "Concepts it knows: dog, car, tree." in about
+    assert browser.find_element(By.ID, "concepts").get_attribute("placeholder") == "dog, car, tree"
+
+    picture = tmp_path / "park.png"
+    Image.fromarray(park(64, 48)).save(picture)
+    browser.find_element(By.ID, "image").send_keys(str(picture))
+    concepts = browser.find_element(By.ID, "concepts")
+    concepts.send_keys("dog, car")
+    browser.find_element(By.ID, "segment-button").click()
+    assert wait_for_result(browser) == "segmented"
+    assert browser.find_element(By.ID, "legend-box").is_displayed()
+
+    # a request the server refuses: the message names the form field, styled as an error,
+    # and the old result leaves the screen
+    concepts.clear()
+    concepts.send_keys(" , ")
+    browser.find_element(By.ID, "segment-button").click()
+    assert wait_for_result(browser) == "error"
+    status = browser.find_element(By.ID, "segment-status")
+    assert status.text.startswith("400: concepts is empty"), status.text
+    assert "--concepts" not in status.text and "error" in status.get_attribute("class")
+    for box in ("legend-box", "regions-box", "details-box", "uncovered"):
+        assert not browser.find_element(By.ID, box).is_displayed(), box
+
+    # a file the browser cannot show: nothing of the picture before stays
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a picture at all")
+    browser.find_element(By.ID, "image").send_keys(str(bad))
+    WebDriverWait(browser, 20).until(
+        lambda b: "not an image" in b.find_element(By.ID, "segment-status").text
+    )
+    assert not browser.find_element(By.ID, "view").is_displayed()
+    assert "error" in browser.find_element(By.ID, "segment-status").get_attribute("class")

@@ -39,8 +39,30 @@ async function api(path, options = {}) {
 }
 
 function setStatus(element, text, error = false) {
+  stopClock(element);
   element.textContent = text;
   element.classList.toggle("error", error);
+}
+
+// A spinner and the seconds elapsed, ticking while a request runs; setStatus stops it.
+const clocks = new Map();
+
+function startClock(element, text) {
+  setStatus(element, "");
+  const started = performance.now();
+  const seconds = el("span", { class: "elapsed" }, "0.0 s");
+  element.replaceChildren(el("span", { class: "spinner", "aria-hidden": "true" }), `${text} `,
+    seconds);
+  clocks.set(element, setInterval(() => {
+    seconds.textContent = `${((performance.now() - started) / 1000).toFixed(1)} s`;
+  }, 100));
+}
+
+function stopClock(element) {
+  if (clocks.has(element)) {
+    clearInterval(clocks.get(element));
+    clocks.delete(element);
+  }
 }
 
 function el(tag, attrs = {}, ...children) {
@@ -120,10 +142,22 @@ function coverageBadge(coverage) {
 
 // ---- segmentation ------------------------------------------------------------------------
 
+// Take the last result off the screen (a new picture, or a request that failed).
+function clearResult(keepPicture = false) {
+  state.result = null;
+  state.selected = -1;
+  for (const id of ["legend-box", "details-box", "regions-box", "uncovered"]) $(id).hidden = true;
+  $("hover").innerHTML = "&nbsp;";
+  if (!keepPicture) $("view").hidden = true;
+  document.body.dataset.state = "idle";
+}
+
 function chooseFile(file) {
   if (!file) return;
   state.file = file;
   $("drop-text").textContent = `${file.name} (${Math.round(file.size / 1024)} KiB)`;
+  clearResult();
+  setStatus($("segment-status"), "");
   const url = URL.createObjectURL(file);
   loadImage(url).then((image) => {
     const canvas = $("view");
@@ -132,10 +166,12 @@ function chooseFile(file) {
     canvas.getContext("2d").drawImage(image, 0, 0);
     canvas.hidden = false;
     fitCanvas();
-    state.result = null;
-    for (const id of ["legend-box", "details-box", "regions-box"]) $(id).hidden = true;
-    $("hover").innerHTML = "&nbsp;";
-  }).catch(() => setStatus($("segment-status"), `${file.name}: not an image this browser shows`));
+  }).catch(() => {
+    state.file = null;
+    setStatus($("segment-status"), `${file.name}: not an image this browser can show; ` +
+      "choose a PNG, JPEG or WebP file", true);
+    document.body.dataset.state = "error";
+  });
 }
 
 async function segment(event) {
@@ -155,7 +191,7 @@ async function segment(event) {
   if ($("no-opencut").checked) form.append("no_opencut", "true");
   $("segment-button").disabled = true;
   document.body.dataset.state = "working";
-  setStatus(status, "segmenting…");
+  startClock(status, "segmenting…");
   const started = performance.now();
   try {
     const result = await api("/segment", { method: "POST", body: form });
@@ -166,6 +202,7 @@ async function segment(event) {
       `${seconds} s, of which model ${result.seconds} s`);
     document.body.dataset.state = "segmented";
   } catch (error) {
+    clearResult(true);
     setStatus(status, error.message, true);
     document.body.dataset.state = "error";
   } finally {
@@ -189,6 +226,7 @@ async function showResult(result) {
   canvas.hidden = false;
   fitCanvas();
   showLegend(result);
+  showUncovered(result);
   showRegionList(result);
   $("details-box").hidden = false;
   $("details").replaceChildren(el("p", { class: "detail-meta" },
@@ -209,16 +247,44 @@ function showLegend(result) {
   $("legend-box").hidden = false;
 }
 
+// Concepts the collection does not cover, said plainly above the picture.
+function showUncovered(result) {
+  const uncovered = result.concepts.filter((c) => c.coverage && !c.coverage.covered);
+  const box = $("uncovered");
+  box.hidden = uncovered.length === 0;
+  if (!uncovered.length) return;
+  box.replaceChildren(
+    el("b", {}, `Not covered by this collection: ${uncovered.map((c) => c.concept).join(", ")}.`),
+    " Their pixels were labelled from the nearest unrelated references, so treat those " +
+    "labels as guesses. Add references for them (captions that mention them, or " +
+    "`fossil ingest --concepts`).",
+    el("ul", {}, ...uncovered.map((c) => el("li", {}, `${c.concept}: ${c.coverage.reason}`))));
+}
+
+const TINY_REGION = 0.01; // regions under this share of the image are listed together
+
+function regionButton(result, r) {
+  const color = result.concepts[r.concept_index].color;
+  const button = el("button", { type: "button", "data-region": r.id,
+    "data-x": r.point[0], "data-y": r.point[1] },
+    el("span", { class: "swatch", style: `background:${color}` }), `${r.concept}`,
+    el("span", { class: "num" }, `${r.score.toFixed(3)} · ${percent(r.pixels)}`));
+  button.addEventListener("click", () => selectRegion(r.id));
+  return el("li", {}, button);
+}
+
+// Largest regions first; the tiny ones folded into one line that opens.
 function showRegionList(result) {
-  const items = result.regions.filter((r) => r.point).map((r) => {
-    const color = result.concepts[r.concept_index].color;
-    const button = el("button", { type: "button", "data-region": r.id,
-      "data-x": r.point[0], "data-y": r.point[1] },
-      el("span", { class: "swatch", style: `background:${color}` }), `${r.concept}`,
-      el("span", { class: "num" }, `${r.score.toFixed(3)} · ${percent(r.pixels)}`));
-    button.addEventListener("click", () => selectRegion(r.id));
-    return el("li", {}, button);
-  });
+  const shown = result.regions.filter((r) => r.point).sort((a, b) => b.pixels - a.pixels);
+  const large = shown.filter((r) => r.pixels >= TINY_REGION);
+  const tiny = shown.filter((r) => r.pixels < TINY_REGION);
+  const items = large.map((r) => regionButton(result, r));
+  if (tiny.length) {
+    items.push(el("li", { class: "tiny" }, el("details", {},
+      el("summary", {}, `${tiny.length} tiny region${tiny.length > 1 ? "s" : ""} ` +
+        `(under ${100 * TINY_REGION}% of the image each)`),
+      el("ol", { class: "regions" }, ...tiny.map((r) => regionButton(result, r))))));
+  }
   $("regions").replaceChildren(...items);
   $("regions-box").hidden = items.length === 0;
 }
@@ -311,7 +377,7 @@ async function queryReferences(event) {
   if ($("query-n").value) params.set("n", $("query-n").value);
   if ($("query-top").value) params.set("top", $("query-top").value);
   $("query-button").disabled = true;
-  setStatus(status, "retrieving…");
+  startClock(status, "retrieving…");
   try {
     const body = await api(`/query?${params}`);
     const blocks = body.concepts.map((c) => el("div", { class: "concept-result" },
@@ -339,12 +405,36 @@ function showTab(name) {
   $("panel-references").hidden = name !== "references";
 }
 
+// What the collection is, the concepts it knows, and the settings it is served with: from
+// GET /info (the settings the collection records, else its most frequent nouns).
+function showOrientation(info) {
+  const settings = info.settings || {};
+  const nouns = (info.top_lemmas || []).map((t) => t.lemma);
+  const known = settings.examples && settings.examples.length ? settings.examples : nouns;
+  const about = settings.about
+    ? `This collection is ${settings.about}.`
+    : `This collection holds ${info.references} references` +
+      (nouns.length ? `; its most frequent nouns are listed below.` : ".");
+  $("about-text").textContent = about;
+  $("about-concepts").textContent = known.length
+    ? `Concepts it knows: ${known.join(", ")}. Others retrieve their nearest references, ` +
+      "and a badge says when the collection does not cover them."
+    : "It holds no references yet: ingest a caption corpus first.";
+  $("about").hidden = false;
+  if (known.length) {
+    const sample = known.slice(0, 4).join(", ");
+    $("concepts").placeholder = sample;
+    $("query-concepts").placeholder = sample;
+  }
+}
+
 async function showStoreInfo() {
   try {
     const info = await api("/info");
     const meta = info.meta || {};
     $("store-info").textContent =
       `${info.references} references · text ${meta.text_encoder || "?"} · visual ${meta.dense_encoder || "?"}`;
+    showOrientation(info);
   } catch (error) {
     $("store-info").textContent = error.message.startsWith("401")
       ? "this server needs an API key (top right)" : error.message;
