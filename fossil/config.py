@@ -189,7 +189,9 @@ class OpenCutConfig:
     rho: float = 0.7  # §5.7 discard when more than rho of the mask is already covered
     crf: CRFConfig = field(default_factory=CRFConfig)
     coherent_min_tau: float = 0.5  # §5.7 a coherent remainder counts at tau >= this (tau units)
-    solver: str = "auto"  # NCut eigensolver: auto | eigsh | torch | dense (reference, slow)
+    # NCut eigensolver: auto | lanczos | eigsh | torch | dense (reference, slow); auto: torch
+    # with CUDA, else lanczos; eigsh is the ARPACK solver used before issue 26 (same masks)
+    solver: str = "auto"
     variant: OpenCutVariant = "paper"  # §5.7 see OPENCUT_VARIANTS
     tau_space: TauSpace = "quantile"  # §5.7 see TAU_SPACES
     subdivide_depth: int = 0  # fossil's departure: split final masks (fossil.segment.subdivide)
@@ -208,9 +210,9 @@ class OpenCutConfig:
                 f"quantile taus must be fractions in [0, 1], got {self.taus}; the paper's "
                 "absolute schedule needs tau_space='absolute' (OpenCutConfig.paper_absolute())"
             )
-        if self.solver not in ("auto", "eigsh", "torch", "dense"):
+        if self.solver not in ("auto", "lanczos", "eigsh", "torch", "dense"):
             raise ValueError(
-                f"solver {self.solver!r} unknown; choose one of auto, eigsh, torch, dense"
+                f"solver {self.solver!r} unknown; choose one of auto, lanczos, eigsh, torch, dense"
             )
         if not (self.tau_foreground or self.tau_background):
             raise ValueError("the tau schedule must not be empty")

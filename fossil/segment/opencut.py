@@ -42,7 +42,7 @@ import numpy as np
 from fossil.config import OpenCutConfig
 from fossil.segment.crf import crf_labels, crf_masks
 from fossil.segment.maskcut import maskcut
-from fossil.segment.ncut import prepare_keys, thresholds
+from fossil.segment.ncut import cosines, prepare_keys, thresholds
 from fossil.segment.refine import Outcome, Regions, refine
 from fossil.segment.subdivide import Split, subdivide
 
@@ -147,11 +147,12 @@ def run_opencut(
     eigensolves = raw_masks = 0
     schedule = [(tau, True) for tau in config.tau_foreground]
     schedule += [(tau, False) for tau in config.tau_background]
-    cosines = thresholds(features, config.taus, config.tau_space)  # type: ignore[arg-type]
+    W = cosines(features)  # once for the whole schedule: every tau and cut slices it
+    cosine_taus = thresholds(features, config.taus, config.tau_space, W)  # type: ignore[arg-type]
     # raw masks not refined yet: the paper variant's MaskCut runs never look at the accepted
     # masks, so all of them are refined at the end; shrinking-graph refines after each tau
     pending: list[tuple[np.ndarray, float, bool]] = []
-    for (tau, foreground), cosine in zip(schedule, cosines, strict=True):
+    for (tau, foreground), cosine in zip(schedule, cosine_taus, strict=True):
         result = maskcut(
             features,
             cosine,
@@ -162,6 +163,7 @@ def run_opencut(
             corner_flip=config.corner_flip and foreground,
             solver=config.solver,  # type: ignore[arg-type]
             seed_component_only=not paper,
+            W=W,
         )
         eigensolves += result.eigensolves
         raw_masks += len(result.masks)
@@ -182,7 +184,7 @@ def run_opencut(
     masks, taus = acc.regions.stack(), acc.taus
     if config.subdivide_depth:
         split = Split(
-            tau=cosines[-1],
+            tau=cosine_taus[-1],
             depth=config.subdivide_depth,
             t=config.t,
             min_area=config.min_area,
