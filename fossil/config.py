@@ -166,6 +166,11 @@ class CRFConfig:
     # processes for a crop's per-mask CRFs (same masks either way): 1 = in this process,
     # 0 = one per CPU core (the CLI's default); fossil.segment.crf.crf_masks
     workers: int = 1
+    # CRF only the raw masks that survive: the refinement's merge / discard checks run first on
+    # the raw masks (upsampled, no CRF), and a raw mask none of whose components would be merged
+    # or accepted is dropped without its CRF (fossil.segment.opencut; measured in
+    # benchmarks/opencut_bench.py: masks within a mean IoU of 0.95 of the full path)
+    survivors_only: bool = False
 
     def __post_init__(self) -> None:
         if self.workers < 0:

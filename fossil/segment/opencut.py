@@ -58,6 +58,7 @@ class OpenCutResult:
     eigensolves: int = 0
     raw_masks: int = 0  # NCut masks proposed by MaskCut
     crf_dropped: int = 0  # raw masks dropped by the CRF IoU check
+    crf_skipped: int = 0  # raw masks dropped before their CRF (``CRFConfig.survivors_only``)
     outcomes: dict[str, int] = field(default_factory=dict)  # refinement outcome counts
 
 
@@ -90,6 +91,7 @@ class _Accumulator:
         self.eta = config.eta * shape[0] * shape[1] / ETA_REFERENCE_PIXELS
         self.taus: list[float] = []
         self.crf_dropped = 0
+        self.crf_skipped = 0
         self.outcomes: dict[str, int] = {}
 
     def active(self) -> np.ndarray:
@@ -106,6 +108,7 @@ class _Accumulator:
         refinement then takes the masks in order."""
         if not pending:
             return
+        crf_ran: set[int] = set()  # masks whose CRF ran (a None from it: dropped by its IoU)
         if self.image is None:
             masks: list[np.ndarray | None] = [raw for raw, _, _ in pending]
         else:
@@ -113,14 +116,32 @@ class _Accumulator:
             masks = list(soft >= 0.5)
             use_crf = self.config.crf.enabled and not self.config.crf.multi_label
             wanted = [i for i, (_, _, crf) in enumerate(pending) if crf and use_crf]
+            if use_crf and self.config.crf.survivors_only:
+                survivors = self._survivors(list(soft >= 0.5))
+                for i in wanted:
+                    if not survivors[i]:
+                        masks[i] = None
+                        self.crf_skipped += 1
+                wanted = [i for i in wanted if survivors[i]]
             refined = crf_masks(self.image, [soft[i] for i in wanted], self.config.crf)
             for i, mask in zip(wanted, refined, strict=True):
                 masks[i] = mask
-        for mask, (_, tau, _) in zip(masks, pending, strict=True):
-            if mask is None:
-                self.crf_dropped += 1
-            else:
+            crf_ran = set(wanted)
+        for i, (mask, (_, tau, _)) in enumerate(zip(masks, pending, strict=True)):
+            if mask is not None:
                 self._refine(mask, tau)
+            elif i in crf_ran:
+                self.crf_dropped += 1
+
+    def _survivors(self, masks: list[np.ndarray]) -> list[bool]:
+        """For each raw mask (H, W) bool, in order: whether the refinement, run on the raw
+        masks on top of the regions accepted so far, merges or accepts any of its components."""
+        regions = Regions(self.regions.shape, [mask.copy() for mask in self.regions.masks])
+        mu, rho = self.config.mu, self.config.rho
+        return [
+            bool({"merged", "accepted"} & set(refine(regions, mask, self.eta, mu, rho)))
+            for mask in masks
+        ]
 
     def _refine(self, mask: np.ndarray, tau: float) -> None:
         before = len(self.regions.masks)
@@ -204,6 +225,7 @@ def run_opencut(
         eigensolves=eigensolves,
         raw_masks=raw_masks,
         crf_dropped=acc.crf_dropped,
+        crf_skipped=acc.crf_skipped,
         outcomes=acc.outcomes,
     )
 
