@@ -174,6 +174,11 @@ class CRFConfig:
     # processes for a crop's per-mask CRFs (same masks either way): 1 = in this process,
     # 0 = one per CPU core (the CLI's default); fossil.segment.crf.crf_masks
     workers: int = 1
+    # CRF only the raw masks that survive: the refinement's merge / discard checks run first on
+    # the raw masks (upsampled, no CRF), and a raw mask none of whose components would be merged
+    # or accepted is dropped without its CRF (fossil.segment.opencut; measured in
+    # benchmarks/opencut_bench.py: masks within a mean IoU of 0.95 of the full path)
+    survivors_only: bool = False
 
     def __post_init__(self) -> None:
         if self.workers < 0:
@@ -197,7 +202,9 @@ class OpenCutConfig:
     rho: float = 0.7  # §5.7 discard when more than rho of the mask is already covered
     crf: CRFConfig = field(default_factory=CRFConfig)
     coherent_min_tau: float = 0.5  # §5.7 a coherent remainder counts at tau >= this (tau units)
-    solver: str = "auto"  # NCut eigensolver: auto | eigsh | torch | dense (reference, slow)
+    # NCut eigensolver: auto | lanczos | eigsh | torch | dense (reference, slow); auto: torch
+    # with CUDA, else lanczos; eigsh is the ARPACK solver used before issue 26 (same masks)
+    solver: str = "auto"
     variant: OpenCutVariant = "paper"  # §5.7 see OPENCUT_VARIANTS
     tau_space: TauSpace = "quantile"  # §5.7 see TAU_SPACES
     subdivide_depth: int = 0  # fossil's departure: split final masks (fossil.segment.subdivide)
@@ -216,9 +223,9 @@ class OpenCutConfig:
                 f"quantile taus must be fractions in [0, 1], got {self.taus}; the paper's "
                 "absolute schedule needs tau_space='absolute' (OpenCutConfig.paper_absolute())"
             )
-        if self.solver not in ("auto", "eigsh", "torch", "dense"):
+        if self.solver not in ("auto", "lanczos", "eigsh", "torch", "dense"):
             raise ValueError(
-                f"solver {self.solver!r} unknown; choose one of auto, eigsh, torch, dense"
+                f"solver {self.solver!r} unknown; choose one of auto, lanczos, eigsh, torch, dense"
             )
         if not (self.tau_foreground or self.tau_background):
             raise ValueError("the tau schedule must not be empty")

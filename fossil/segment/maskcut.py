@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-from fossil.segment.ncut import Solver, ncut
+from fossil.segment.ncut import Solver, ncut, sub_graph
 
 StopReason = Literal["t_reached", "coherent", "incoherent", "rejected", "exhausted"]
 
@@ -50,6 +50,7 @@ def maskcut(
     corner_flip: bool = False,
     solver: Solver = "auto",
     seed_component_only: bool = True,
+    W: np.ndarray | None = None,
 ) -> MaskCutResult:
     """Up to ``t`` masks at threshold ``tau``.
 
@@ -57,8 +58,10 @@ def maskcut(
     in the graph (default all); ``previous`` (h, w) bool: the last mask proposed before this
     call (for the IoU rejection); ``seed_component_only``: MaskCut's rule (keep the seed's
     connected component) or the paper's OpenCut (the whole side of the cut, see
-    :func:`fossil.segment.ncut.bipartition`).  Returns the raw masks (h, w) bool in discovery
-    order; the patches of each mask leave the graph before the next NCut."""
+    :func:`fossil.segment.ncut.bipartition`); ``W`` (h·w, h·w): the grid's cosines
+    (:func:`fossil.segment.ncut.cosines`) when the caller has them, else those of the active
+    patches are computed once here.  Returns the raw masks (h, w) bool in discovery order; the
+    patches of each mask leave the graph before the next NCut."""
     h, w, _ = features.shape
     if t < 1:
         raise ValueError(f"t ({t}) must be >= 1")
@@ -66,10 +69,17 @@ def maskcut(
     if active.shape != (h, w):
         raise ValueError(f"active has shape {active.shape}, expected {(h, w)}")
     result = MaskCutResult()
+    nodes = np.flatnonzero(active)  # the graph of this run: cos > tau between its nodes, once
+    if W is None:
+        F = features.reshape(-1, features.shape[-1])[nodes]
+        linked = F @ F.T > tau
+    else:
+        linked = (W if len(nodes) == len(W) else sub_graph(W, nodes)) > tau
     for _ in range(t):
         if np.count_nonzero(active) < 2:
             result.stop = "exhausted"
             break
+        kept = np.flatnonzero(active.ravel()[nodes])  # active nodes among the run's
         cut = ncut(
             features,
             active,
@@ -77,6 +87,7 @@ def maskcut(
             solver=solver,
             corner_flip=corner_flip,
             seed_component_only=seed_component_only,
+            linked=linked if len(kept) == len(nodes) else sub_graph(linked, kept),
         )
         if isinstance(cut, str):
             result.stop = cut  # type: ignore[assignment]

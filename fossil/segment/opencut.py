@@ -42,7 +42,7 @@ import numpy as np
 from fossil.config import OpenCutConfig
 from fossil.segment.crf import crf_labels, crf_masks
 from fossil.segment.maskcut import maskcut
-from fossil.segment.ncut import prepare_keys, thresholds
+from fossil.segment.ncut import cosines, prepare_keys, thresholds
 from fossil.segment.refine import Outcome, Regions, refine
 from fossil.segment.subdivide import Split, subdivide
 
@@ -58,6 +58,7 @@ class OpenCutResult:
     eigensolves: int = 0
     raw_masks: int = 0  # NCut masks proposed by MaskCut
     crf_dropped: int = 0  # raw masks dropped by the CRF IoU check
+    crf_skipped: int = 0  # raw masks dropped before their CRF (``CRFConfig.survivors_only``)
     outcomes: dict[str, int] = field(default_factory=dict)  # refinement outcome counts
 
 
@@ -90,6 +91,7 @@ class _Accumulator:
         self.eta = config.eta * shape[0] * shape[1] / ETA_REFERENCE_PIXELS
         self.taus: list[float] = []
         self.crf_dropped = 0
+        self.crf_skipped = 0
         self.outcomes: dict[str, int] = {}
 
     def active(self) -> np.ndarray:
@@ -106,6 +108,7 @@ class _Accumulator:
         refinement then takes the masks in order."""
         if not pending:
             return
+        crf_ran: set[int] = set()  # masks whose CRF ran (a None from it: dropped by its IoU)
         if self.image is None:
             masks: list[np.ndarray | None] = [raw for raw, _, _ in pending]
         else:
@@ -113,14 +116,32 @@ class _Accumulator:
             masks = list(soft >= 0.5)
             use_crf = self.config.crf.enabled and not self.config.crf.multi_label
             wanted = [i for i, (_, _, crf) in enumerate(pending) if crf and use_crf]
+            if use_crf and self.config.crf.survivors_only:
+                survivors = self._survivors(list(soft >= 0.5))
+                for i in wanted:
+                    if not survivors[i]:
+                        masks[i] = None
+                        self.crf_skipped += 1
+                wanted = [i for i in wanted if survivors[i]]
             refined = crf_masks(self.image, [soft[i] for i in wanted], self.config.crf)
             for i, mask in zip(wanted, refined, strict=True):
                 masks[i] = mask
-        for mask, (_, tau, _) in zip(masks, pending, strict=True):
-            if mask is None:
-                self.crf_dropped += 1
-            else:
+            crf_ran = set(wanted)
+        for i, (mask, (_, tau, _)) in enumerate(zip(masks, pending, strict=True)):
+            if mask is not None:
                 self._refine(mask, tau)
+            elif i in crf_ran:
+                self.crf_dropped += 1
+
+    def _survivors(self, masks: list[np.ndarray]) -> list[bool]:
+        """For each raw mask (H, W) bool, in order: whether the refinement, run on the raw
+        masks on top of the regions accepted so far, merges or accepts any of its components."""
+        regions = Regions(self.regions.shape, [mask.copy() for mask in self.regions.masks])
+        mu, rho = self.config.mu, self.config.rho
+        return [
+            bool({"merged", "accepted"} & set(refine(regions, mask, self.eta, mu, rho)))
+            for mask in masks
+        ]
 
     def _refine(self, mask: np.ndarray, tau: float) -> None:
         before = len(self.regions.masks)
@@ -147,11 +168,12 @@ def run_opencut(
     eigensolves = raw_masks = 0
     schedule = [(tau, True) for tau in config.tau_foreground]
     schedule += [(tau, False) for tau in config.tau_background]
-    cosines = thresholds(features, config.taus, config.tau_space)  # type: ignore[arg-type]
+    W = cosines(features)  # once for the whole schedule: every tau and cut slices it
+    cosine_taus = thresholds(features, config.taus, config.tau_space, W)  # type: ignore[arg-type]
     # raw masks not refined yet: the paper variant's MaskCut runs never look at the accepted
     # masks, so all of them are refined at the end; shrinking-graph refines after each tau
     pending: list[tuple[np.ndarray, float, bool]] = []
-    for (tau, foreground), cosine in zip(schedule, cosines, strict=True):
+    for (tau, foreground), cosine in zip(schedule, cosine_taus, strict=True):
         result = maskcut(
             features,
             cosine,
@@ -162,6 +184,7 @@ def run_opencut(
             corner_flip=config.corner_flip and foreground,
             solver=config.solver,  # type: ignore[arg-type]
             seed_component_only=not paper,
+            W=W,
         )
         eigensolves += result.eigensolves
         raw_masks += len(result.masks)
@@ -182,7 +205,7 @@ def run_opencut(
     masks, taus = acc.regions.stack(), acc.taus
     if config.subdivide_depth:
         split = Split(
-            tau=cosines[-1],
+            tau=cosine_taus[-1],
             depth=config.subdivide_depth,
             t=config.t,
             min_area=config.min_area,
@@ -202,6 +225,7 @@ def run_opencut(
         eigensolves=eigensolves,
         raw_masks=raw_masks,
         crf_dropped=acc.crf_dropped,
+        crf_skipped=acc.crf_skipped,
         outcomes=acc.outcomes,
     )
 

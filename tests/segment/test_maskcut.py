@@ -1,7 +1,7 @@
 import numpy as np
 
 from fossil.segment.maskcut import mask_iou, maskcut
-from fossil.segment.ncut import normalise
+from fossil.segment.ncut import cosines, normalise
 from tests.segment.planted import planted_scene
 
 
@@ -65,3 +65,16 @@ def test_stops_when_graph_has_no_structure():
     one = np.zeros(features.shape[:2], bool)
     one[0, 0] = True
     assert maskcut(features, tau=0.5, t=3, active=one).stop == "exhausted"
+
+
+def test_given_cosines_give_the_same_masks_as_computing_them():
+    scene, features = _scene()
+    active = np.ones(scene.labels.shape, bool)
+    active[:, :5] = False
+    W = cosines(features)
+    for tau in (0.15, 0.6):
+        here = maskcut(features, tau, t=3, active=active, seed_component_only=False)
+        given = maskcut(features, tau, t=3, active=active, seed_component_only=False, W=W)
+        assert len(here.masks) == len(given.masks) and here.stop == given.stop
+        for a, b in zip(here.masks, given.masks, strict=True):
+            np.testing.assert_array_equal(a, b)

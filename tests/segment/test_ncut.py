@@ -1,10 +1,12 @@
 import numpy as np
 import pytest
 
+from fossil.segment import ncut as ncut_module
 from fossil.segment.ncut import (
     EPSILON_WEIGHT,
     affinity,
     bipartition,
+    cosines,
     graph_state,
     ncut,
     normalise,
@@ -155,3 +157,65 @@ def test_quantile_taus_are_fractions_of_the_image_pairs():
     assert thresholds(features, [0.15, -0.1], "absolute") == [0.15, -0.1]
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         thresholds(features, [-0.1], "quantile")
+
+
+@pytest.mark.parametrize(("num_patches", "density"), [(360, 0.3), (1369, 0.08), (900, 0.6)])
+def test_lanczos_matches_dense_and_arpack(num_patches, density):
+    W_bar = random_graph(np.random.default_rng(num_patches + 1), num_patches, density)
+    dense = second_eigenvector(W_bar, "dense")
+    lanczos = second_eigenvector(W_bar, "lanczos")
+    _check_generalised_eigenvector(W_bar, lanczos)
+    np.testing.assert_allclose(np.abs(lanczos), np.abs(dense), atol=1e-8)
+    np.testing.assert_array_equal(
+        _partition(lanczos), _partition(second_eigenvector(W_bar, "eigsh"))
+    )
+
+
+@pytest.mark.parametrize("tau", [0.5, 0.9])  # quantile taus: W̄ links half the pairs or more
+def test_lanczos_matches_dense_on_planted_graphs_at_quantile_taus(tau):
+    scene = planted_scene(np.random.default_rng(3), h=32, w=32, objects=2, noise=0.3)
+    features = prepare_keys(scene.keys, "quantile")
+    (cosine,) = thresholds(features, [tau], "quantile")
+    W_bar = affinity(features.reshape(32 * 32, -1), cosine)
+    active = np.ones((32, 32), bool)
+    lanczos, _ = bipartition(second_eigenvector(W_bar, "lanczos"), active)
+    dense, _ = bipartition(second_eigenvector(W_bar, "dense"), active)
+    np.testing.assert_array_equal(lanczos, dense)
+
+
+def test_lanczos_falls_back_to_arpack_when_it_has_not_converged(monkeypatch):
+    scene = planted_scene(np.random.default_rng(4), h=20, w=20, objects=2, noise=0.3)
+    W_bar = affinity(normalise(scene.keys).reshape(400, -1), 0.3)
+    assert ncut_module._second_largest_lanczos(W_bar, *_degrees(W_bar)) is not None
+    monkeypatch.setattr(ncut_module, "_LANCZOS_MAX_STEPS", 3)
+    assert ncut_module._second_largest_lanczos(W_bar, *_degrees(W_bar)) is None
+    x = second_eigenvector(W_bar, "lanczos")  # ARPACK's vector instead
+    np.testing.assert_array_equal(_partition(x), _partition(second_eigenvector(W_bar, "dense")))
+
+
+def _degrees(W_bar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    d = W_bar.sum(1)
+    return d, 1.0 / np.sqrt(d)
+
+
+@pytest.mark.parametrize("size", [2, 3, 40, 101])
+def test_quantiles_from_the_upper_triangle_equal_numpy_bit_for_bit(size):
+    rng = np.random.default_rng(size)
+    features = normalise(rng.normal(size=(size, 1, 8)))
+    W = cosines(features)
+    off_diagonal = W[~np.eye(size, dtype=bool)]
+    for taus in ([0.5, 0.6, 0.7, 0.8, 0.9], [0.0, 1.0], list(rng.random(4))):
+        expected = [float(q) for q in np.quantile(off_diagonal, taus)]
+        assert thresholds(features, taus, "quantile", W) == expected
+        assert thresholds(features, taus, "quantile") == expected
+
+
+def test_ncut_with_given_links_equals_ncut_computing_them():
+    scene = planted_scene(np.random.default_rng(8), h=20, w=20, objects=2)
+    features = normalise(scene.keys)
+    active = np.ones((20, 20), bool)
+    active[:3] = False
+    F = features[active]
+    here = ncut(features, active, 0.3, solver="lanczos")
+    given = ncut(features, active, 0.3, solver="lanczos", linked=F @ F.T > 0.3)
+    np.testing.assert_array_equal(here, given)

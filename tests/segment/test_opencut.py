@@ -1,3 +1,4 @@
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -148,6 +149,32 @@ def test_default_taus_cut_keys_that_all_look_alike(variant):
     assert masks.sum(0).max() <= 1
     for k in scene.foreground:
         assert _best_iou(masks, scene.labels == k) >= 0.9, f"object {k} not recovered"
+
+
+def test_survivors_only_skips_the_crf_of_masks_the_refinement_drops(monkeypatch):
+    """``CRFConfig.survivors_only``: the refinement runs first on the raw masks; a raw mask
+    none of whose components would be merged or accepted gets no CRF and is dropped."""
+    scene = planted_scene(np.random.default_rng(3), h=30, w=30, objects=2)
+    config = OpenCutConfig(crf=CRFConfig(workers=1))
+    calls: list[int] = []
+    module = sys.modules[run_opencut.__module__]
+    crf_masks = module.crf_masks
+
+    def counting(image, soft_masks, crf_config):
+        calls.append(len(soft_masks))
+        return crf_masks(image, soft_masks, crf_config)
+
+    monkeypatch.setattr(module, "crf_masks", counting)
+    full = run_opencut(scene.keys, scene.image, config)
+    full_calls = sum(calls)
+    calls.clear()
+    survivors = replace(config, crf=CRFConfig(workers=1, survivors_only=True))
+    cheap = run_opencut(scene.keys, scene.image, survivors)
+    assert full_calls == full.raw_masks and full.crf_skipped == 0
+    assert cheap.crf_skipped > 0 and sum(calls) == cheap.raw_masks - cheap.crf_skipped
+    assert cheap.masks.sum(0).max() <= 1
+    for mask in full.masks:  # the regions the full path keeps come back
+        assert _best_iou(cheap.masks, mask) >= 0.9
 
 
 def test_without_crf_masks_are_the_upsampled_cut():
