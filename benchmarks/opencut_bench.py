@@ -261,6 +261,9 @@ def default_section(real: bool, repeats: int, baseline_ref: str) -> dict[str, ob
         survivors = new[f"{name}/crf_survivors_only/masks"]
         baseline_crf = old[f"{name}/crf/masks"]
         row["crf_survivors_only"] = _times(new, f"{name}/crf_survivors_only", False) | {
+            "crfs": int(new[f"{name}/crf_survivors_only/raw_masks"])
+            - int(new[f"{name}/crf_survivors_only/crf_skipped"]),
+            "crfs_before": int(old[f"{name}/crf/raw_masks"]),
             "masks": int(len(survivors)),
             "masks_before": int(len(baseline_crf)),
             "mean_iou_before_to_after": round(_best_iou(baseline_crf, survivors), 4),

@@ -52,6 +52,9 @@ def main(argv: list[str]) -> int:
                 if repeat == 0:
                     out[f"{name}/{setting}/masks"] = result.masks
                     out[f"{name}/{setting}/eigensolves"] = np.array(result.eigensolves)
+                    out[f"{name}/{setting}/raw_masks"] = np.array(result.raw_masks)
+                    skipped = getattr(result, "crf_skipped", 0)  # absent before issue 26
+                    out[f"{name}/{setting}/crf_skipped"] = np.array(skipped)
             out[f"{name}/{setting}/seconds"] = np.array(seconds)
             out[f"{name}/{setting}/cpu_seconds"] = np.array(cpu_seconds)
     os.sched_setaffinity(0, cpus)

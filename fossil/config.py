@@ -175,9 +175,9 @@ class CRFConfig:
     # 0 = one per CPU core (the CLI's default); fossil.segment.crf.crf_masks
     workers: int = 1
     # CRF only the raw masks that survive: the refinement's merge / discard checks run first on
-    # the raw masks (upsampled, no CRF), and a raw mask none of whose components would be merged
-    # or accepted is dropped without its CRF (fossil.segment.opencut; measured in
-    # benchmarks/opencut_bench.py: masks within a mean IoU of 0.95 of the full path)
+    # the raw masks (upsampled, no CRF), and a raw mask none of whose components would be
+    # accepted as a new region is dropped without its CRF (fossil.segment.opencut; measured in
+    # docs/opencut-speed.md: 3-11 of 13-15 CRFs, masks at mean IoU 0.986-1.0 of the full path)
     survivors_only: bool = False
 
     def __post_init__(self) -> None:

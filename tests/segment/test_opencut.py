@@ -153,7 +153,7 @@ def test_default_taus_cut_keys_that_all_look_alike(variant):
 
 def test_survivors_only_skips_the_crf_of_masks_the_refinement_drops(monkeypatch):
     """``CRFConfig.survivors_only``: the refinement runs first on the raw masks; a raw mask
-    none of whose components would be merged or accepted gets no CRF and is dropped."""
+    none of whose components would be accepted as a new region gets no CRF and is dropped."""
     scene = planted_scene(np.random.default_rng(3), h=30, w=30, objects=2)
     config = OpenCutConfig(crf=CRFConfig(workers=1))
     calls: list[int] = []
