@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from fossil.config import (
     OPENCUT_VARIANTS,
+    REGION_PROPOSERS,
     CoverageConfig,
     EvalConfig,
     FossilConfig,
@@ -73,8 +74,24 @@ def add_models_options(p: Any) -> None:
     p.add_argument("--device", default=None, metavar="D", help="torch device (default: auto)")
 
 
+REGIONS_HELP = (
+    "region proposer: opencut (the paper's OpenCut, default), opencut-nocrf (without its "
+    "CRF), subdivide-1 / subdivide-2 (OpenCut, each region split up to 1 / 2 levels more), "
+    "shrinking-graph (covered patches leave the graph between τ values), superpixels "
+    "(Felzenszwalb's, FreeDA's local regions), patches (every patch on its own). The OpenCut "
+    "flags below change what the OpenCut names run"
+)
+# flags that tune OpenCut: they mean nothing to --regions superpixels or patches
+_OPENCUT_FLAGS = {
+    "no_crf": "--no-crf",
+    "opencut_variant": "--opencut-variant",
+    "paper_taus": "--paper-taus",
+    "opencut_subdivide": "--opencut-subdivide",
+}
+
+
 def add_segmentation_options(p: Any) -> None:
-    """--n, --k, --gamma, --no-opencut, --no-crf, --crf-workers, --opencut-variant,
+    """--n, --k, --gamma, --regions, --no-opencut, --no-crf, --crf-workers, --opencut-variant,
     --paper-taus, --opencut-subdivide (read by :func:`build_config`)."""
     p.add_argument("--n", type=int, default=None, metavar="N", help="references per concept, N")
     p.add_argument("--k", type=int, default=None, metavar="K", help="prototypes per concept, K")
@@ -82,9 +99,18 @@ def add_segmentation_options(p: Any) -> None:
         "--gamma", type=float, default=None, help="γ of eq. 5: weight of the max over prototypes"
     )
     p.add_argument(
-        "--no-opencut", action="store_true", help="label every patch on its own (Fig. 3 ablation)"
+        "--regions", choices=REGION_PROPOSERS, default=None, metavar="NAME", help=REGIONS_HELP
     )
-    p.add_argument("--no-crf", action="store_true", help="skip OpenCut's CRF (faster)")
+    p.add_argument(
+        "--no-opencut",
+        action="store_true",
+        help="label every patch on its own (Fig. 3 ablation; = --regions patches)",
+    )
+    p.add_argument(
+        "--no-crf",
+        action="store_true",
+        help="skip OpenCut's CRF (faster; = --regions opencut-nocrf)",
+    )
     p.add_argument(
         "--crf-workers",
         type=int,
@@ -98,7 +124,8 @@ def add_segmentation_options(p: Any) -> None:
         choices=OPENCUT_VARIANTS,
         default=None,
         help="paper (default): every τ cuts the full patch graph and refines against the "
-        "accepted masks; shrinking-graph: covered patches leave the graph between τ values",
+        "accepted masks; shrinking-graph: covered patches leave the graph between τ values "
+        "(= --regions shrinking-graph)",
     )
     p.add_argument(
         "--paper-taus",
@@ -112,7 +139,8 @@ def add_segmentation_options(p: Any) -> None:
         default=None,
         metavar="DEPTH",
         help="split each OpenCut region again, up to DEPTH levels (fossil's departure from the "
-        "paper, default 0: finer regions on cluttered photos, README: OpenCut on real photos)",
+        "paper, default 0: finer regions on cluttered photos, README: OpenCut on real photos; "
+        "1 and 2 = --regions subdivide-1 / subdivide-2)",
     )
 
 
@@ -196,14 +224,28 @@ def build_config(args: argparse.Namespace, preset: str | None) -> FossilConfig:
     """The paper's defaults, the Table 3 ``preset`` when given, then the overrides of
     :func:`add_segmentation_options`."""
     config = with_overrides(
-        FossilConfig(),
-        preset,
-        N=args.n,
-        K=args.k,
-        gamma=args.gamma,
-        opencut=False if args.no_opencut else None,
+        FossilConfig(), preset, N=args.n, K=args.k, gamma=args.gamma, regions=regions_choice(args)
     )
     return replace(config, opencut=opencut_config(args, config.opencut))
+
+
+def regions_choice(args: argparse.Namespace) -> str | None:
+    """--regions, with --no-opencut as ``patches`` (``None``: neither given).  Refuses a
+    proposer that is not OpenCut together with a flag that tunes OpenCut."""
+    regions = args.regions
+    if args.no_opencut:
+        if regions not in (None, "patches"):
+            raise ValueError(
+                f"--no-opencut is --regions patches; it contradicts --regions {regions}"
+            )
+        regions = "patches"
+    if regions in ("superpixels", "patches"):
+        given = [flag for name, flag in _OPENCUT_FLAGS.items() if getattr(args, name)]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} tune(s) OpenCut, which --regions {regions} does not run"
+            )
+    return regions
 
 
 def opencut_config(args: argparse.Namespace, base: OpenCutConfig) -> OpenCutConfig:

@@ -16,6 +16,7 @@ from fossil.commands._options import (
     open_store,
     opencut_config,
     parse_concepts,
+    regions_choice,
 )
 from fossil.config import PRESETS, FossilConfig
 
@@ -35,8 +36,9 @@ Serve a reference collection over HTTP: one process loads the models once and ke
 collection and the prototype cache open.  Open http://HOST:PORT/ for the page (upload an
 image, type concepts, click a region to see the references that decided it), or use the
 JSON API (documented at /docs): POST /segment, GET /query, GET /references/ID/thumbnail,
-GET /info.  The --n/--k/--gamma/--preset/--no-opencut flags set the defaults that a request
-may override; --no-crf, --opencut-variant and --paper-taus hold for every request.
+GET /info.  The --n/--k/--gamma/--preset/--regions/--no-opencut flags set the defaults that
+a request may override (a request's no_opencut means regions = patches); --no-crf,
+--opencut-variant and --paper-taus hold for every request.
 
 Binds to 127.0.0.1.  Any other --host requires an API key (--api-key or ${API_KEY_ENV};
 prefer the variable: command lines are visible to other users), which every request but the
@@ -117,8 +119,8 @@ def load_serve_models(
     args: argparse.Namespace, collection: Collection
 ) -> tuple[ServeModels, FossilConfig]:
     """The models of --models and the server's default config: the paper's defaults (or
-    the synthetic world's for ``demo``), then --preset, --n, --k, --gamma, --no-opencut,
-    --no-crf, --opencut-variant and --paper-taus."""
+    the synthetic world's for ``demo``), then --preset, --n, --k, --gamma, --regions (or
+    --no-opencut), --no-crf, --opencut-variant and --paper-taus."""
     from dataclasses import replace
 
     from fossil.demo.world import demo_fossil_config, demo_models
@@ -127,7 +129,9 @@ def load_serve_models(
 
     demo = is_demo(args, collection)
     base = demo_fossil_config() if demo else FossilConfig()
-    options = SegmentOptions(args.preset, args.n, args.k, args.gamma, args.no_opencut)
+    regions = regions_choice(args)
+    base = base if regions is None else replace(base, regions=regions)  # type: ignore[arg-type]
+    options = SegmentOptions(args.preset, args.n, args.k, args.gamma)
     config = request_config(base, options)  # bad flags fail before any model loads
     config = replace(config, opencut=opencut_config(args, config.opencut))
     if demo:

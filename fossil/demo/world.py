@@ -204,7 +204,8 @@ class WorldEvaluation:
 
 Prepare = Callable[[list[np.ndarray]], list[np.ndarray]]
 
-RUNS = {"opencut": True, "per_patch": False}  # run name → OpenCut on
+# run name → region proposer (None: the config's, FossilConfig.regions, OpenCut by default)
+RUNS: dict[str, str | None] = {"opencut": None, "per_patch": "patches"}
 
 
 def evaluate_world(
@@ -244,7 +245,7 @@ def evaluate_world(
     iou: dict[str, dict[str, float]] = {}
     predictions: dict[str, Path] = {}
     for name in runs:
-        run_config = replace(fossil, scoring=replace(fossil.scoring, opencut=RUNS[name]))
+        run_config = replace(fossil, regions=RUNS[name] or fossil.regions)  # type: ignore[arg-type]
         predictor = build_predictor(prototypes, models.dense, models.keys, run_config)
         started = time.perf_counter()
         result = evaluate(
