@@ -81,13 +81,6 @@ REGIONS_HELP = (
     "(Felzenszwalb's, FreeDA's local regions), patches (every patch on its own). The OpenCut "
     "flags below change what the OpenCut names run"
 )
-# flags that tune OpenCut: they mean nothing to --regions superpixels or patches
-_OPENCUT_FLAGS = {
-    "no_crf": "--no-crf",
-    "opencut_variant": "--opencut-variant",
-    "paper_taus": "--paper-taus",
-    "opencut_subdivide": "--opencut-subdivide",
-}
 
 
 def add_segmentation_options(p: Any) -> None:
@@ -230,8 +223,8 @@ def build_config(args: argparse.Namespace, preset: str | None) -> FossilConfig:
 
 
 def regions_choice(args: argparse.Namespace) -> str | None:
-    """--regions, with --no-opencut as ``patches`` (``None``: neither given).  Refuses a
-    proposer that is not OpenCut together with a flag that tunes OpenCut."""
+    """--regions, with --no-opencut as ``patches`` (``None``: neither given).  The OpenCut
+    flags (--no-crf, ...) change what the OpenCut names run and nothing else."""
     regions = args.regions
     if args.no_opencut:
         if regions not in (None, "patches"):
@@ -239,12 +232,6 @@ def regions_choice(args: argparse.Namespace) -> str | None:
                 f"--no-opencut is --regions patches; it contradicts --regions {regions}"
             )
         regions = "patches"
-    if regions in ("superpixels", "patches"):
-        given = [flag for name, flag in _OPENCUT_FLAGS.items() if getattr(args, name)]
-        if given:
-            raise ValueError(
-                f"{', '.join(given)} tune(s) OpenCut, which --regions {regions} does not run"
-            )
     return regions
 
 
