@@ -4,6 +4,7 @@ query seconds, segmentation seconds per image).
 
     python benchmarks/demo_bench.py [--captions 500] [--scenes 30] [--seed 0] [--keep DIR]
         [--variant paper|shrinking-graph] [--paper-absolute-taus] [--world DIR]
+        [--regions NAME]
 
 ``--world DIR`` evaluates a world already built (``fossil demo --out DIR`` or ``--keep DIR``)
 with OpenCut under the given variant and taus only: no ingest, so settings compare on one store.
@@ -18,7 +19,7 @@ import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from fossil.config import OPENCUT_VARIANTS, OpenCutConfig
+from fossil.config import OPENCUT_VARIANTS, REGION_PROPOSERS, OpenCutConfig
 from fossil.demo.world import DemoConfig, demo_models, evaluate_world, open_world, run_demo
 
 
@@ -42,11 +43,18 @@ def main() -> None:
         help="split each OpenCut mask this many levels (fossil.segment.subdivide)",
     )
     parser.add_argument("--world", type=Path, default=None, help="evaluate this built world")
+    parser.add_argument(
+        "--regions",
+        choices=REGION_PROPOSERS,
+        default=defaults.fossil.regions,
+        help="region proposer of the 'opencut' run (fossil.config.REGION_PROPOSERS)",
+    )
     args = parser.parse_args()
     opencut = OpenCutConfig.paper_absolute() if args.paper_absolute_taus else OpenCutConfig()
     fossil = replace(
         defaults.fossil,
         opencut=replace(opencut, variant=args.variant, subdivide_depth=args.subdivide_depth),
+        regions=args.regions,
     )
     config = DemoConfig(captions=args.captions, scenes=args.scenes, seed=args.seed, fossil=fossil)
     if args.world is not None:
@@ -77,7 +85,7 @@ def opencut_summary(config: DemoConfig) -> dict[str, object]:
     """The OpenCut settings a run measured (the ones its flags change)."""
     opencut = asdict(config.fossil.opencut)
     keys = ("variant", "tau_space", "tau_foreground", "tau_background", "subdivide_depth")
-    return {k: opencut[k] for k in keys}
+    return {"regions": config.fossil.regions} | {k: opencut[k] for k in keys}
 
 
 def evaluate_built_world(world: Path, config: DemoConfig) -> dict[str, object]:

@@ -48,7 +48,7 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fossil.config import FossilConfig, with_overrides  # noqa: E402
+from fossil.config import REGION_PROPOSERS, FossilConfig  # noqa: E402
 from fossil.db.open import open_collection  # noqa: E402
 from fossil.models.loading import load_models  # noqa: E402
 from fossil.pipeline.crop_cache import CropCache  # noqa: E402
@@ -71,26 +71,10 @@ IGNORE, UNLABELLED = 255, 0
 
 
 def proposers() -> dict[str, FossilConfig]:
-    """Region proposer name → the config that runs it (patches: the reference line)."""
+    """Region proposer name → the config that runs it (``FossilConfig.regions``; patches is
+    the reference line, not a candidate)."""
     base = FossilConfig()
-    opencut = base.opencut
-    no_crf = replace(opencut, crf=replace(opencut.crf, enabled=False))
-    return {
-        "patches": with_overrides(base, opencut=False),
-        "opencut": base,
-        "opencut-nocrf": replace(base, opencut=no_crf),
-        "subdivide-1": replace(base, opencut=replace(opencut, subdivide_depth=1)),
-        "subdivide-2": replace(base, opencut=replace(opencut, subdivide_depth=2)),
-        "shrinking-graph": replace(base, opencut=replace(opencut, variant="shrinking-graph")),
-        **_superpixels(base),
-    }
-
-
-def _superpixels(base: FossilConfig) -> dict[str, FossilConfig]:
-    """The Felzenszwalb proposer, when this fossil has it (``ScoringConfig.regions``)."""
-    if "regions" not in {f for f in base.scoring.__dataclass_fields__}:
-        return {}
-    return {"superpixels": replace(base, scoring=replace(base.scoring, regions="superpixels"))}
+    return {name: replace(base, regions=name) for name in REGION_PROPOSERS}  # type: ignore[arg-type]
 
 
 # -- targets ---------------------------------------------------------------------------------

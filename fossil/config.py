@@ -39,6 +39,28 @@ PAPER_ABSOLUTE_TAUS: tuple[tuple[float, ...], tuple[float, ...]] = (
     (0.6, 0.8, 0.0, -0.1),
 )
 QUANTILE_TAUS: tuple[tuple[float, ...], tuple[float, ...]] = ((0.5, 0.6, 0.7), (0.8, 0.9))
+# §5.7–§5.8 the region proposer: which regions of a crop are pooled (eq. 4) and scored (eq. 5).
+# The OpenCut names run FossilConfig.opencut with one change each (FossilConfig.
+# region_opencut); "superpixels" are Felzenszwalb's, FreeDA's local regions
+# (fossil.segment.superpixels); "patches" scores every patch on its own (Fig. 3 ablation).
+RegionProposer = Literal[
+    "opencut",  # the paper's OpenCut (FossilConfig.opencut as it is), the default
+    "opencut-nocrf",  # OpenCut without its CRF
+    "subdivide-1",  # OpenCut, each final region split once more (subdivide_depth 1)
+    "subdivide-2",  # OpenCut, split up to 2 levels (subdivide_depth 2)
+    "shrinking-graph",  # OpenCut, covered patches leave the graph between taus
+    "superpixels",  # Felzenszwalb superpixels of the crop (FreeDA)
+    "patches",  # no regions: every patch on its own
+]
+REGION_PROPOSERS: tuple[str, ...] = (
+    "opencut",
+    "opencut-nocrf",
+    "subdivide-1",
+    "subdivide-2",
+    "shrinking-graph",
+    "superpixels",
+    "patches",
+)
 
 
 def _check_unit(name: str, value: float) -> None:
@@ -208,6 +230,10 @@ class OpenCutConfig:
     variant: OpenCutVariant = "paper"  # §5.7 see OPENCUT_VARIANTS
     tau_space: TauSpace = "quantile"  # §5.7 see TAU_SPACES
     subdivide_depth: int = 0  # fossil's departure: split final masks (fossil.segment.subdivide)
+    # §5.7 a raw mask no CRF refines (no image, CRF off) is dropped as speckle when its 3×3
+    # majority on the patch grid keeps less than this IoU of it (fossil.segment.refine.
+    # majority_iou): measured 0.94-0.99 for planted regions, 0.07-0.55 for cuts of noise links
+    speckle_iou: float = 0.75
 
     def __post_init__(self) -> None:
         if self.variant not in OPENCUT_VARIANTS:
@@ -234,6 +260,7 @@ class OpenCutConfig:
         _check_unit("rho", self.rho)
         _check_unit("min_area", self.min_area)
         _check_unit("max_iou_previous", self.max_iou_previous)
+        _check_unit("speckle_iou", self.speckle_iou)
         if self.eta < 0:
             raise ValueError(f"eta ({self.eta}) must be >= 0")
         if self.subdivide_depth < 0:
@@ -256,12 +283,31 @@ class OpenCutConfig:
 
 
 @dataclass(frozen=True)
+class SuperpixelConfig:
+    """Felzenszwalb's graph-based superpixels (FreeDA's local regions), in pixels of the crop.
+
+    FreeDA's values (``mask_proposer/superpixel_configs.py`` of aimagelab/freeda), set on its
+    448² crops, the size of fossil's crops (§9)."""
+
+    scale: float = 600.0  # larger: fewer, larger segments
+    sigma: float = 0.8  # Gaussian smoothing of the image before segmenting, pixels
+    min_size: int = 400  # smallest segment, pixels (merged into a neighbour below this)
+
+    def __post_init__(self) -> None:
+        if self.scale <= 0:
+            raise ValueError(f"superpixel scale ({self.scale}) must be > 0")
+        if self.sigma < 0:
+            raise ValueError(f"superpixel sigma ({self.sigma}) must be >= 0")
+        if self.min_size < 0:
+            raise ValueError(f"superpixel min_size ({self.min_size}) must be >= 0")
+
+
+@dataclass(frozen=True)
 class ScoringConfig:
     """Region scoring (§5.8, eq. 5)."""
 
     gamma: float = 0.5  # eq. 5: score = (1−γ)·mean_k + γ·max_k
     sigmoid_after_ensemble: bool = False  # FreeDA's order: ensemble cosines, then sigmoid
-    opencut: bool = True  # False: per-patch labelling (the paper's Fig. 3 ablation)
 
     def __post_init__(self) -> None:
         _check_unit("gamma", self.gamma)
@@ -304,6 +350,29 @@ class FossilConfig:
     opencut: OpenCutConfig = field(default_factory=OpenCutConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    regions: RegionProposer = "opencut"  # §5.7–§5.8 the region proposer, see REGION_PROPOSERS
+    superpixels: SuperpixelConfig = field(default_factory=SuperpixelConfig)
+
+    def __post_init__(self) -> None:
+        if self.regions not in REGION_PROPOSERS:
+            raise ValueError(
+                f"regions {self.regions!r} unknown; choose one of {', '.join(REGION_PROPOSERS)}"
+            )
+
+    @property
+    def region_opencut(self) -> OpenCutConfig | None:
+        """The OpenCut settings the region proposer runs: :attr:`opencut` with the change
+        its name makes; ``None`` when the proposer is not OpenCut."""
+        opencut = self.opencut
+        if self.regions == "opencut":
+            return opencut
+        if self.regions == "opencut-nocrf":
+            return replace(opencut, crf=replace(opencut.crf, enabled=False))
+        if self.regions in ("subdivide-1", "subdivide-2"):
+            return replace(opencut, subdivide_depth=int(self.regions[-1]))
+        if self.regions == "shrinking-graph":
+            return replace(opencut, variant="shrinking-graph")
+        return None
 
 
 @dataclass(frozen=True)
@@ -350,22 +419,24 @@ def with_overrides(
     N: int | None = None,
     K: int | None = None,
     gamma: float | None = None,
-    opencut: bool | None = None,
+    regions: str | None = None,
 ) -> FossilConfig:
-    """``config``, then the Table 3 ``preset`` when given, then N, K, γ and the OpenCut switch
-    where given (``None`` keeps the value).  Invalid values raise the configs' ``ValueError``."""
+    """``config``, then the Table 3 ``preset`` when given, then N, K, γ and the region
+    proposer where given (``None`` keeps the value).  Invalid values raise the configs'
+    ``ValueError``."""
     config = config if preset is None else apply_preset(config, preset)
     retrieval = replace(
         config.retrieval,
         N=config.retrieval.N if N is None else N,
         K=config.retrieval.K if K is None else K,
     )
-    scoring = replace(
-        config.scoring,
-        gamma=config.scoring.gamma if gamma is None else gamma,
-        opencut=config.scoring.opencut if opencut is None else opencut,
+    scoring = replace(config.scoring, gamma=config.scoring.gamma if gamma is None else gamma)
+    return replace(
+        config,
+        retrieval=retrieval,
+        scoring=scoring,
+        regions=config.regions if regions is None else regions,  # type: ignore[arg-type]
     )
-    return replace(config, retrieval=retrieval, scoring=scoring)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from fossil.config import (
     OPENCUT_VARIANTS,
+    REGION_PROPOSERS,
     CollectionSettings,
     CoverageConfig,
     EvalConfig,
@@ -79,6 +80,15 @@ def add_models_options(p: Any) -> None:
     p.add_argument("--device", default=None, metavar="D", help="torch device (default: auto)")
 
 
+REGIONS_HELP = (
+    "region proposer: opencut (the paper's OpenCut, default), opencut-nocrf (without its "
+    "CRF), subdivide-1 / subdivide-2 (OpenCut, each region split up to 1 / 2 levels more), "
+    "shrinking-graph (covered patches leave the graph between τ values), superpixels "
+    "(Felzenszwalb's, FreeDA's local regions), patches (every patch on its own). The OpenCut "
+    "flags below change what the OpenCut names run"
+)
+
+
 def add_references_option(p: Any) -> None:
     """--references SOURCE (RetrievalConfig.references)."""
     p.add_argument(
@@ -110,9 +120,18 @@ def add_segmentation_options(p: Any) -> None:
         help=f"γ of eq. 5: weight of the max over prototypes ({default} {paper.scoring.gamma})",
     )  # fmt: skip
     p.add_argument(
-        "--no-opencut", action="store_true", help="label every patch on its own (Fig. 3 ablation)"
+        "--regions", choices=REGION_PROPOSERS, default=None, metavar="NAME", help=REGIONS_HELP
     )
-    p.add_argument("--no-crf", action="store_true", help="skip OpenCut's CRF (faster)")
+    p.add_argument(
+        "--no-opencut",
+        action="store_true",
+        help="label every patch on its own (Fig. 3 ablation; = --regions patches)",
+    )
+    p.add_argument(
+        "--no-crf",
+        action="store_true",
+        help="skip OpenCut's CRF (faster; = --regions opencut-nocrf)",
+    )
     p.add_argument(
         "--crf-workers",
         type=int,
@@ -126,7 +145,8 @@ def add_segmentation_options(p: Any) -> None:
         choices=OPENCUT_VARIANTS,
         default=None,
         help="paper (default): every τ cuts the full patch graph and refines against the "
-        "accepted masks; shrinking-graph: covered patches leave the graph between τ values",
+        "accepted masks; shrinking-graph: covered patches leave the graph between τ values "
+        "(= --regions shrinking-graph)",
     )
     p.add_argument(
         "--paper-taus",
@@ -140,7 +160,8 @@ def add_segmentation_options(p: Any) -> None:
         default=None,
         metavar="DEPTH",
         help="split each OpenCut region again, up to DEPTH levels (fossil's departure from the "
-        "paper, default 0: finer regions on cluttered photos, README: OpenCut on real photos)",
+        "paper, default 0: finer regions on cluttered photos, README: OpenCut on real photos; "
+        "1 and 2 = --regions subdivide-1 / subdivide-2)",
     )
 
 
@@ -239,7 +260,7 @@ def build_config(
         N=args.n,
         K=args.k,
         gamma=args.gamma,
-        opencut=False if args.no_opencut else None,
+        regions=regions_choice(args),
     )
     return replace(
         config,
@@ -267,6 +288,19 @@ def store_settings(collection: Collection) -> CollectionSettings | None:
     if recorded is None and is_demo_meta(collection.meta):
         return demo_settings()
     return recorded
+
+
+def regions_choice(args: argparse.Namespace) -> str | None:
+    """--regions, with --no-opencut as ``patches`` (``None``: neither given).  The OpenCut
+    flags (--no-crf, ...) change what the OpenCut names run and nothing else."""
+    regions = args.regions
+    if args.no_opencut:
+        if regions not in (None, "patches"):
+            raise ValueError(
+                f"--no-opencut is --regions patches; it contradicts --regions {regions}"
+            )
+        regions = "patches"
+    return regions
 
 
 def opencut_config(args: argparse.Namespace, base: OpenCutConfig) -> OpenCutConfig:

@@ -21,6 +21,7 @@ from fossil.commands._options import (
     load_command_models,
     open_store,
     opencut_config,
+    regions_choice,
     store_settings,
 )
 from fossil.config import PRESETS, FossilConfig
@@ -41,8 +42,9 @@ Serve a reference collection over HTTP: one process loads the models once and ke
 collection and the prototype cache open.  Open http://HOST:PORT/ for the page (upload an
 image, type concepts, click a region to see the references that decided it), or use the
 JSON API (documented at /docs): POST /segment, GET /query, GET /references/ID/thumbnail,
-GET /info.  The --n/--k/--gamma/--preset/--no-opencut flags set the defaults that a request
-may override; --no-crf, --opencut-variant and --paper-taus hold for every request.
+GET /info.  The --n/--k/--gamma/--preset/--regions/--no-opencut flags set the defaults that
+a request may override (a request's no_opencut means regions = patches); --no-crf,
+--opencut-variant and --paper-taus hold for every request.
 
 Binds to 127.0.0.1 and answers requests for localhost, 127.0.0.1 and ::1 only (the Host
 header; a web page cannot reach it by rebinding its own name).  Any other --host requires an
@@ -164,8 +166,8 @@ def load_serve_models(
 ) -> tuple[ServeModels, FossilConfig]:
     """The models of --models (default: the collection's, the synthetic world's for a demo
     store) and the server's default config: the paper's defaults, the collection's settings
-    (a demo store's N=40, K=1, 256 px sides), then --preset, --n, --k, --gamma,
-    --no-opencut, --no-crf, --opencut-variant and --paper-taus."""
+    (a demo store's N=40, K=1, 256 px sides), then --preset, --n, --k, --gamma, --regions
+    (or --no-opencut), --no-crf, --opencut-variant and --paper-taus."""
     from dataclasses import replace
 
     from fossil.pipeline.models import check_dense_encoder
@@ -173,7 +175,9 @@ def load_serve_models(
 
     settings = store_settings(collection)
     base = FossilConfig() if settings is None else settings.apply(FossilConfig())
-    options = SegmentOptions(args.preset, args.n, args.k, args.gamma, args.no_opencut)
+    regions = regions_choice(args)
+    base = base if regions is None else replace(base, regions=regions)  # type: ignore[arg-type]
+    options = SegmentOptions(args.preset, args.n, args.k, args.gamma)
     config = request_config(base, options)  # bad flags fail before any model loads
     config = replace(config, opencut=opencut_config(args, config.opencut))
     # the collection's own models unless --models names others; built now, not on the
@@ -192,7 +196,7 @@ def serving_line(args: argparse.Namespace, collection: Collection, config: Fossi
         f"serving {where}: {collection.refs.count()} references; text encoder "
         f"{meta.text_encoder}, dense encoder {meta.dense_encoder} ({models or 'its own'} "
         f"models); default N={config.retrieval.N}, K={config.retrieval.K}, "
-        f"γ={config.scoring.gamma:g}, OpenCut {'on' if config.scoring.opencut else 'off'}; "
+        f"γ={config.scoring.gamma:g}, regions {config.regions}; "
         f"http://{args.host}:{args.port}/"
     )
 

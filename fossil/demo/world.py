@@ -239,7 +239,8 @@ class WorldEvaluation:
 
 Prepare = Callable[[list[np.ndarray]], list[np.ndarray]]
 
-RUNS = {"opencut": True, "per_patch": False}  # run name → OpenCut on
+# run name → region proposer (None: the config's, FossilConfig.regions, OpenCut by default)
+RUNS: dict[str, str | None] = {"opencut": None, "per_patch": "patches"}
 RUN_TITLES = {"opencut": "with OpenCut regions", "per_patch": "per patch"}
 PANEL_TITLES = {"opencut": "OpenCut", "per_patch": "per patch"}  # a panel's column titles
 WORLD_TITLE = "synthetic world"  # what the reports and bar charts call the scenes
@@ -287,7 +288,7 @@ def evaluate_world(
     iou: dict[str, dict[str, float]] = {}
     predictions: dict[str, Path] = {}
     for name in runs:
-        run_config = replace(fossil, scoring=replace(fossil.scoring, opencut=RUNS[name]))
+        run_config = replace(fossil, regions=RUNS[name] or fossil.regions)  # type: ignore[arg-type]
         predictor = build_predictor(prototypes, models.dense, models.keys, run_config)
         on_stage(f"segmenting and evaluating {len(dataset)} scenes {RUN_TITLES[name]}")
         started = time.perf_counter()

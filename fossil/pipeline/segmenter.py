@@ -27,6 +27,7 @@ from fossil.query.retrieval import ConceptResult
 from fossil.segment.opencut import opencut
 from fossil.segment.pooling import region_pool
 from fossil.segment.scoring import score_map, score_regions
+from fossil.segment.superpixels import superpixels
 from fossil.segment.window import (
     resize_image,
     resized_size,
@@ -43,7 +44,7 @@ class CropAnalysis:
     """The concept-independent part of a crop: features and OpenCut masks."""
 
     features: np.ndarray  # (h, w, dim) dense features of the crop
-    masks: np.ndarray  # (L, H, W) bool OpenCut masks at the crop size (L = 0: per-patch)
+    masks: np.ndarray  # (L, H, W) bool region masks at the crop size (L = 0: per patch)
 
 
 def _check_input_sizes(dense: DenseEncoder, keys: DenseEncoder, config: FossilConfig) -> None:
@@ -61,8 +62,13 @@ def _check_input_sizes(dense: DenseEncoder, keys: DenseEncoder, config: FossilCo
 
 
 class ImageAnalyser:
-    """Dense features + OpenCut masks of a crop, optionally cached on disk (per crop content
-    and everything the arrays depend on: encoders, input sizes, OpenCut config)."""
+    """Dense features + region masks of a crop, optionally cached on disk (per crop content
+    and everything the arrays depend on: encoders, input sizes, region proposer settings).
+
+    ``config.regions`` picks the proposer: the OpenCut names run OpenCut on the key
+    encoder's patch grid with ``config.region_opencut``; ``"superpixels"`` cuts the crop's
+    colours (:func:`fossil.segment.superpixels.superpixels`); ``"patches"`` gives no masks
+    (every patch is scored on its own)."""
 
     def __init__(
         self,
@@ -80,7 +86,7 @@ class ImageAnalyser:
             {
                 "dense": [dense.name, dense.input_size, dense.dim],
                 "keys": [keys.name, keys.input_size, keys.dim],
-                "opencut": asdict(config.opencut) if config.scoring.opencut else None,
+                **_proposer_settings(config),
             }
         )
 
@@ -96,13 +102,28 @@ class ImageAnalyser:
     def _compute(self, crop: np.ndarray) -> CropAnalysis:
         height, width = crop.shape[:2]
         features = np.asarray(self.dense.features([crop])[0], np.float32)
-        if not self.config.scoring.opencut:
+        opencut_config = self.config.region_opencut
+        if self.config.regions == "superpixels":
+            masks = superpixels(np.ascontiguousarray(crop), self.config.superpixels)
+            return CropAnalysis(features, masks)
+        if opencut_config is None:  # "patches"
             return CropAnalysis(features, np.zeros((0, height, width), bool))
         side = self.keys.input_size
         keys = np.asarray(self.keys.features([crop])[0], np.float32)
         resized = resize_image(crop, (side, side)) if crop.shape[:2] != (side, side) else crop
-        masks = opencut(keys, np.ascontiguousarray(resized), self.config.opencut)
+        masks = opencut(keys, np.ascontiguousarray(resized), opencut_config)
         return CropAnalysis(features, _resize_nearest(masks, (height, width)))
+
+
+def _proposer_settings(config: FossilConfig) -> dict[str, object]:
+    """What a crop's masks depend on besides the crop and the encoders, for the cache key.
+    The default proposer's key is the one fossil wrote before proposers had names."""
+    opencut = config.region_opencut
+    if opencut is not None:
+        return {"opencut": asdict(opencut)}
+    if config.regions == "superpixels":
+        return {"opencut": None, "superpixels": asdict(config.superpixels)}
+    return {"opencut": None}
 
 
 def _resize_nearest(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -43,7 +43,7 @@ from fossil.config import OpenCutConfig
 from fossil.segment.crf import crf_labels, crf_masks
 from fossil.segment.maskcut import maskcut
 from fossil.segment.ncut import cosines, prepare_keys, thresholds
-from fossil.segment.refine import Outcome, Regions, refine
+from fossil.segment.refine import Outcome, Regions, majority_iou, refine
 from fossil.segment.subdivide import Split, subdivide
 
 ETA_REFERENCE_PIXELS = 480 * 480  # §5.7: eta is in pixels of a 480² crop; scaled to the output
@@ -59,6 +59,7 @@ class OpenCutResult:
     raw_masks: int = 0  # NCut masks proposed by MaskCut
     crf_dropped: int = 0  # raw masks dropped by the CRF IoU check
     crf_skipped: int = 0  # raw masks dropped before their CRF (``CRFConfig.survivors_only``)
+    speckle_dropped: int = 0  # raw masks no CRF refined, dropped as speckle (majority_iou)
     outcomes: dict[str, int] = field(default_factory=dict)  # refinement outcome counts
 
 
@@ -88,10 +89,18 @@ class _Accumulator:
         self.grid, self.image, self.config = grid, image, config
         shape = grid if image is None else image.shape[:2]
         self.regions = Regions(shape)
-        self.eta = config.eta * shape[0] * shape[1] / ETA_REFERENCE_PIXELS
+        pixels = shape[0] * shape[1]
+        # eta never falls below one patch of the key grid: scaled to a 60² grid it is a
+        # quarter patch, and every fragment of a cut would become a region
+        self.eta = max(config.eta * pixels / ETA_REFERENCE_PIXELS, pixels / (grid[0] * grid[1]))
+        # a mask no CRF refines is still the cut on the patch grid: a component of it under
+        # min_area (the smallest mask MaskCut accepts) is a fragment of the cut, not a region
+        self.eta_uncleaned = max(self.eta, config.min_area * pixels)
+        self.use_crf = image is not None and config.crf.enabled and not config.crf.multi_label
         self.taus: list[float] = []
         self.crf_dropped = 0
         self.crf_skipped = 0
+        self.speckle_dropped = 0
         self.outcomes: dict[str, int] = {}
 
     def active(self) -> np.ndarray:
@@ -105,18 +114,29 @@ class _Accumulator:
         """Upsample, CRF and refine raw (h, w) masks, given as ``(raw, tau, crf)`` in the
         order they were found.  Their CRFs are independent of each other and of the accepted
         masks, so they run first (in parallel, :func:`fossil.segment.crf.crf_masks`); the
-        refinement then takes the masks in order."""
-        if not pending:
+        refinement then takes the masks in order.
+
+        A raw mask no CRF will refine (no image, CRF off or multi-label, a coherent remainder)
+        gets a drop rule on the grid instead: dropped when its 3×3 majority keeps less than
+        ``speckle_iou`` of it (speckle, a cut of noise links), and its components must reach
+        ``eta_uncleaned``."""
+        cleaned = [crf and self.use_crf for _, _, crf in pending]
+        kept = []
+        for (raw, tau, _), crf in zip(pending, cleaned, strict=True):
+            if not crf and majority_iou(raw) < self.config.speckle_iou:
+                self.speckle_dropped += 1
+            else:
+                kept.append((raw, tau, crf))
+        if not kept:
             return
         crf_ran: set[int] = set()  # masks whose CRF ran (a None from it: dropped by its IoU)
         if self.image is None:
-            masks: list[np.ndarray | None] = [raw for raw, _, _ in pending]
+            masks: list[np.ndarray | None] = [raw for raw, _, _ in kept]
         else:
-            soft = _resize(np.stack([raw for raw, _, _ in pending]), self.image.shape[:2])
+            soft = _resize(np.stack([raw for raw, _, _ in kept]), self.image.shape[:2])
             masks = list(soft >= 0.5)
-            use_crf = self.config.crf.enabled and not self.config.crf.multi_label
-            wanted = [i for i, (_, _, crf) in enumerate(pending) if crf and use_crf]
-            if use_crf and self.config.crf.survivors_only:
+            wanted = [i for i, (_, _, crf) in enumerate(kept) if crf]
+            if wanted and self.config.crf.survivors_only:
                 survivors = self._survivors(list(soft >= 0.5))
                 for i in wanted:
                     if not survivors[i]:
@@ -127,9 +147,9 @@ class _Accumulator:
             for i, mask in zip(wanted, refined, strict=True):
                 masks[i] = mask
             crf_ran = set(wanted)
-        for i, (mask, (_, tau, _)) in enumerate(zip(masks, pending, strict=True)):
+        for i, (mask, (_, tau, crf)) in enumerate(zip(masks, kept, strict=True)):
             if mask is not None:
-                self._refine(mask, tau)
+                self._refine(mask, tau, self.eta if crf else self.eta_uncleaned)
             elif i in crf_ran:
                 self.crf_dropped += 1
 
@@ -142,11 +162,9 @@ class _Accumulator:
         mu, rho = self.config.mu, self.config.rho
         return ["accepted" in refine(regions, mask, self.eta, mu, rho) for mask in masks]
 
-    def _refine(self, mask: np.ndarray, tau: float) -> None:
+    def _refine(self, mask: np.ndarray, tau: float, eta: float) -> None:
         before = len(self.regions.masks)
-        outcomes: list[Outcome] = refine(
-            self.regions, mask, self.eta, self.config.mu, self.config.rho
-        )
+        outcomes: list[Outcome] = refine(self.regions, mask, eta, self.config.mu, self.config.rho)
         for outcome in outcomes:
             self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
         self.taus += [tau] * (len(self.regions.masks) - before)
@@ -225,6 +243,7 @@ def run_opencut(
         raw_masks=raw_masks,
         crf_dropped=acc.crf_dropped,
         crf_skipped=acc.crf_skipped,
+        speckle_dropped=acc.speckle_dropped,
         outcomes=acc.outcomes,
     )
 

@@ -68,7 +68,8 @@ def segment_response(
             "N": config.retrieval.N,
             "K": config.retrieval.K,
             "gamma": config.scoring.gamma,
-            "opencut": config.scoring.opencut,
+            "opencut": config.region_opencut is not None,
+            "regions": config.regions,
         },
         "concepts": [
             {

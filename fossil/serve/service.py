@@ -60,18 +60,20 @@ class SegmentOptions:
     k: int | None = None  # prototypes per concept, K ≤ N
     gamma: float | None = None  # γ of eq. 5
     no_opencut: bool = False  # label every patch on its own (Fig. 3 ablation)
+    regions: str | None = None  # region proposer (fossil.config.REGION_PROPOSERS)
 
 
 def request_config(base: FossilConfig, options: SegmentOptions) -> FossilConfig:
     """``base`` (the server's config), then the request's preset, then its N, K, γ and
-    OpenCut switch.  Invalid values raise the configs' own ``ValueError`` (e.g. K > N)."""
+    region proposer (``no_opencut``: ``patches``).  Invalid values raise the configs' own
+    ``ValueError`` (e.g. K > N)."""
     return with_overrides(
         base,
         options.preset,
         N=options.n,
         K=options.k,
         gamma=options.gamma,
-        opencut=False if options.no_opencut else None,
+        regions="patches" if options.no_opencut else options.regions,
     )
 
 

@@ -47,3 +47,52 @@ def test_unknown_variant_is_refused(capsys):
     with pytest.raises(SystemExit):
         _args("--opencut-variant", "recursive")
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "regions", "opencut"),
+    [
+        ((), "opencut", {}),
+        (("--regions", "subdivide-2"), "subdivide-2", {"subdivide_depth": 2}),
+        (("--regions", "opencut-nocrf"), "opencut-nocrf", {"crf": False}),
+        (("--regions", "shrinking-graph"), "shrinking-graph", {"variant": "shrinking-graph"}),
+        (("--regions", "superpixels"), "superpixels", None),
+        (("--regions", "patches"), "patches", None),
+        (("--no-opencut",), "patches", None),
+    ],
+)
+def test_regions_names_the_proposer(argv, regions, opencut):
+    config = build_config(_args(*argv), None)
+    assert config.regions == regions
+    run = config.region_opencut
+    if opencut is None:
+        assert run is None
+        return
+    assert run is not None
+    assert run.subdivide_depth == opencut.get("subdivide_depth", 0)
+    assert run.crf.enabled == opencut.get("crf", True)
+    assert run.variant == opencut.get("variant", "paper")
+
+
+@pytest.mark.parametrize(
+    ("flags", "name"),
+    [
+        (("--no-crf",), "opencut-nocrf"),
+        (("--opencut-subdivide", "1"), "subdivide-1"),
+        (("--opencut-variant", "shrinking-graph"), "shrinking-graph"),
+    ],
+)
+def test_the_older_flags_run_what_their_names_run(flags, name):
+    old = build_config(_args(*flags), None).region_opencut
+    new = build_config(_args("--regions", name), None).region_opencut
+    assert old is not None and new is not None
+    assert old == new
+
+
+def test_contradicting_region_flags_are_refused():
+    with pytest.raises(ValueError, match="--no-opencut is --regions patches"):
+        build_config(_args("--no-opencut", "--regions", "superpixels"), None)
+    # an OpenCut flag beside another proposer changes only what the OpenCut names would run
+    assert build_config(_args("--no-opencut", "--no-crf"), None).region_opencut is None
+    with pytest.raises(SystemExit):
+        _args("--regions", "slic")

@@ -72,7 +72,7 @@ def test_eval_command_end_to_end(tmp_path, fake_predictor, capsys):
     assert "cityscapes: mIoU 62.50  aAcc 78.70  (3 images, 0 resumed)" in capsys.readouterr().out
     ((_, config, class_names),) = fake_predictor
     assert (config.retrieval.N, config.retrieval.K, config.scoring.gamma) == (95, 20, 0.55)
-    assert not config.opencut.crf.enabled and config.scoring.opencut
+    assert not config.opencut.crf.enabled and config.regions == "opencut"
     assert class_names[0] == "road" and len(class_names) == 19
     info = json.loads((tmp_path / "out/results.json").read_text())["config"]
     assert info["preset"] == "cityscapes" and info["K"] == 20 and info["N"] == 95

@@ -75,3 +75,36 @@ def random_graph(rng: np.random.Generator, num_patches: int, density: float) -> 
     upper = np.triu(rng.random((num_patches, num_patches)) < density, 1)
     adjacency = upper | upper.T | np.eye(num_patches, dtype=bool)
     return np.where(adjacency, 1.0, 1e-5)
+
+
+def objects_grid(
+    rng: np.random.Generator,
+    side: int = 60,
+    patch: int = 4,
+    dim: int = 128,
+    noise: float = 0.2,
+    shared: float = 3.0,
+) -> PlantedScene:
+    """4 square objects (2 × 2) on one uniform background, on a ``side`` × ``side`` grid.
+
+    Every key also carries one strong shared direction (norm ``shared``), so all pairs look
+    alike as in DINOv2's keys: the quantile thresholds then fall inside the background's own
+    similarities, whose links are noise, and a cut of the background is speckle."""
+    labels = np.zeros((side, side), int)
+    half = side // 6
+    for k, (cy, cx) in enumerate([(0.27, 0.27), (0.27, 0.73), (0.73, 0.27), (0.73, 0.73)]):
+        y, x = int(cy * side), int(cx * side)
+        labels[y - half : y + half, x - half : x + half] = 1 + k
+    basis = np.linalg.qr(rng.normal(size=(dim, 6)))[0].T  # orthonormal rows
+    keys = basis[labels] + rng.normal(scale=noise / np.sqrt(dim), size=(side, side, dim))
+    keys += shared * basis[5]
+    colours = rng.integers(30, 226, size=(5, 3))
+    image = np.repeat(np.repeat(colours[labels], patch, axis=0), patch, axis=1)
+    image = image + rng.integers(-8, 9, size=image.shape)
+    return PlantedScene(
+        keys=keys.astype(np.float32),
+        labels=labels,
+        foreground=(1, 2, 3, 4),
+        background=(0,),
+        image=np.clip(image, 0, 255).astype(np.uint8),
+    )

@@ -7,7 +7,7 @@ import pytest
 from fossil.config import CRFConfig, OpenCutConfig
 from fossil.segment import opencut
 from fossil.segment.opencut import run_opencut
-from tests.segment.planted import planted_scene
+from tests.segment.planted import objects_grid, planted_scene
 
 # The planted scenes model DINO ViT-B/8 keys, on which the paper set its absolute tau values
 # (background parts share a direction, objects are orthogonal to everything): the tests of the
@@ -177,6 +177,23 @@ def test_survivors_only_skips_the_crf_of_masks_the_refinement_drops(monkeypatch)
         assert _best_iou(cheap.masks, mask) >= 0.9
 
 
+@pytest.mark.parametrize("side", [60, 37])  # DINO ViT-B/8 at 480², DINOv2 /14 at 518²
+@pytest.mark.parametrize("mode", ["grid", "image", "image-without-crf"])
+def test_default_does_not_shatter_a_background_into_fragments(side, mode):
+    """The default on the key grid: the background's cuts at the quantile taus are speckle.
+    With eta scaled to the grid (a quarter patch at 60²) every fragment became a region
+    (~1,000 masks for 4 objects, 429 here); now the objects come back and little else."""
+    scene = objects_grid(np.random.default_rng(1), side)
+    image = None if mode == "grid" else scene.image
+    config = OpenCutConfig(crf=CRFConfig(enabled=mode != "image-without-crf"))
+    masks = opencut(scene.keys, image, config)
+    assert 4 <= len(masks) <= 12
+    labels = scene.labels if image is None else np.kron(scene.labels, np.ones((4, 4), int))
+    assert masks.shape[1:] == labels.shape and masks.sum(0).max() <= 1
+    for k in scene.foreground:
+        assert _best_iou(masks, labels == k) >= 0.85, f"object {k} not recovered"
+
+
 def test_without_crf_masks_are_the_upsampled_cut():
     scene = planted_scene(np.random.default_rng(7), objects=1)
     config = replace(ABSOLUTE, crf=CRFConfig(enabled=False))
@@ -201,3 +218,5 @@ def test_bad_inputs_are_rejected():
         OpenCutConfig(variant="recursive")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="tau_space"):
         OpenCutConfig(tau_space="relative")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="speckle_iou"):
+        OpenCutConfig(speckle_iou=1.5)

@@ -46,7 +46,13 @@ def test_a_held_out_scene_is_segmented_with_the_demo_settings(client: TestClient
     response = client.post("/segment", files=files, data={"concepts": "lawn, heavens, ocean"})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["settings"] == {"N": 40, "K": 1, "gamma": 0.5, "opencut": True}
+    assert body["settings"] == {
+        "N": 40,
+        "K": 1,
+        "gamma": 0.5,
+        "opencut": True,
+        "regions": "opencut",
+    }
     assert body["size"] == [scene.image.shape[1], scene.image.shape[0]]
     assert sum(c["pixels"] for c in body["concepts"]) == pytest.approx(1.0)
     assert body["regions"] and all(r["references"] for r in body["regions"])
