@@ -38,6 +38,7 @@ OTHER_RETRIEVAL: dict[str, Any] = {
     "exclude_corpora": ("coco",),
     "route": True,
     "route_cover": 11,
+    "references": "labelled",
 }
 OTHER_GENERATION: dict[str, Any] = {
     "height": 256,

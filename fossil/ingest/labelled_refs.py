@@ -209,7 +209,7 @@ def _labelled_group(
             jobs[0].corpus,
             f"{len(unknown)} registered items",
             "not in the labelled set given to this run (files changed since it registered "
-            "them?): give the same PATH and --name as that run",
+            "them?): give the set and the name that run was given",
         )
     wanted = [items[job.text_hash] for job in jobs]
     photos = list(dict.fromkeys(item.photo.key for item in wanted))
