@@ -92,4 +92,3 @@ def test_a_photo_in_no_set_is_segmented_from_the_others(store: tuple[Path, Path]
     # the wrong concepts take little of the photo
     wrong = np.isin(result.labels, [CONCEPTS.index(c) for c in ("bus", "car", "track")])
     assert wrong.mean() < 0.25
-
