@@ -47,7 +47,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Protocol
 
 from fossil.concepts import check_concept
 from fossil.db.protocols import CaptionJob
@@ -57,12 +56,13 @@ from fossil.ingest.references import (
     BatchResult,
     CaptionRefs,
     IngestStats,
+    LabelledModels,
     Region,
     add_reference,
     batch_result,
 )
 from fossil.models.nouns import phrase_lemma
-from fossil.models.protocols import DenseEncoder, NounParser, TextEncoder
+from fossil.models.protocols import NounParser
 from fossil.models.text import retrieval_embeddings
 from fossil.records import LABELLED_PREFIX, SOURCE_LABELLED, point_id
 from fossil.segment.pooling import region_pool
@@ -165,19 +165,6 @@ def labelled_items(labelled: LabelledSet, corpus: str) -> list[LabelledItem]:
             key = item_key(corpus, photo.key, concept)
             items.append(LabelledItem(key, photo, name, concept, caption))
     return items
-
-
-class LabelledModels(Protocol):
-    """What labelled ingest needs of a model bundle: no generator."""
-
-    @property
-    def nouns(self) -> NounParser: ...
-
-    @property
-    def text(self) -> TextEncoder: ...
-
-    @property
-    def dense(self) -> DenseEncoder: ...
 
 
 def process_labelled(

@@ -30,12 +30,9 @@ _MAX_ERROR_CHARS = 1000
 TEMPLATE_WEIGHT = TextConfig().template_weight  # §5.5 default, 0.9
 
 
-class IngestModels(Protocol):
-    """What ingest needs of a model bundle (:class:`fossil.models.loading.ModelBundle`, whose
-    roles are read-only properties built on first use)."""
-
-    @property
-    def generator(self) -> Generator: ...
+class LabelledModels(Protocol):
+    """What references from labelled photos need of a model bundle (no generator:
+    :mod:`fossil.ingest.labelled_refs`)."""
 
     @property
     def nouns(self) -> NounParser: ...
@@ -45,6 +42,14 @@ class IngestModels(Protocol):
 
     @property
     def dense(self) -> DenseEncoder: ...
+
+
+class IngestModels(LabelledModels, Protocol):
+    """What ingest needs of a model bundle (:class:`fossil.models.loading.ModelBundle`, whose
+    roles are read-only properties built on first use)."""
+
+    @property
+    def generator(self) -> Generator: ...
 
 
 def collection_meta(models: IngestModels, schema_version: int) -> CollectionMeta:
