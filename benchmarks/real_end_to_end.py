@@ -74,7 +74,11 @@ def proposers() -> dict[str, FossilConfig]:
     """Region proposer name → the config that runs it (``FossilConfig.regions``; patches is
     the reference line, not a candidate)."""
     base = FossilConfig()
-    return {name: replace(base, regions=name) for name in REGION_PROPOSERS}  # type: ignore[arg-type]
+    named = {name: replace(base, regions=name) for name in REGION_PROPOSERS}  # type: ignore[arg-type]
+    # not a proposer: the default with CRFConfig.survivors_only (issue 26 item 2's check)
+    crf = replace(base.opencut.crf, survivors_only=True)
+    survivors = replace(base, opencut=replace(base.opencut, crf=crf))
+    return {**named, "opencut-survivors": survivors}
 
 
 # -- targets ---------------------------------------------------------------------------------
@@ -237,7 +241,10 @@ def run_target(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--proposers", default=None, help="comma-separated (default: all)")
+    parser.add_argument(
+        "--proposers", default=",".join(REGION_PROPOSERS),
+        help="comma-separated (default: the region proposers; also opencut-survivors)",
+    )  # fmt: skip
     parser.add_argument("--targets", default=None, help="comma-separated (default: all)")
     parser.add_argument("--modes", default="cross,same")
     parser.add_argument("--threshold", type=float, default=0.9, help="retrieval cosine floor")
@@ -260,8 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     ingest_seconds = time.perf_counter() - started
     models = load_models(str(profile), device="cpu", roles=("text", "dense", "keys"))
     configs = proposers()
-    if args.proposers:
-        configs = {k: configs[k] for k in args.proposers.split(",")}
+    configs = {k: configs[k] for k in args.proposers.split(",")}
     chosen = args.targets.split(",") if args.targets else list(photos)
     report: dict = {
         "command": "python benchmarks/real_end_to_end.py " + " ".join(argv or sys.argv[1:]),
