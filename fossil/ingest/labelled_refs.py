@@ -138,17 +138,13 @@ def labelled_items(labelled: LabelledSet, corpus: str) -> list[LabelledItem]:
     """Every (photo, class) of ``labelled`` as an item of ``corpus``, in photo order.
     Refuses (``LabelledError`` naming the file and class) a class name that is no concept
     and two classes of one photo that name the same concept."""
-    concepts: dict[str, str] = {}
-    try:
-        concepts = set_concepts(c for p in labelled.photos for c in p.classes)
-    except ValueError:
-        for photo in labelled.photos:  # name the file and the class
-            for name in photo.classes:
-                try:
-                    class_concept(name)
-                except ValueError as error:
-                    raise LabelledError(photo.source, f"class {name!r}", str(error)) from None
-        raise
+    for photo in labelled.photos:  # a bad name is refused naming its file
+        for name in photo.classes:
+            try:
+                class_concept(name)
+            except ValueError as error:
+                raise LabelledError(photo.source, f"class {name!r}", str(error)) from None
+    concepts = set_concepts(c for p in labelled.photos for c in p.classes)
     items = []
     for photo in labelled.photos:
         caption = photo.caption or photo_caption([concepts[c] for c in photo.classes])
@@ -199,12 +195,12 @@ def _labelled_group(
             "them?): give the set and the name that run was given",
         )
     wanted = [items[job.text_hash] for job in jobs]
-    photos = list(dict.fromkeys(item.photo.key for item in wanted))
+    photos = {item.photo.key: item.photo for item in wanted}  # each photo read once
     loaded = {}
-    for key in photos:
-        photo = next(item.photo for item in wanted if item.photo.key == key)
+    for key, photo in photos.items():
         image, regions, _ = photo.load()
         loaded[key] = (image, {region.name: region.mask for region in regions})
+    row = {key: b for b, key in enumerate(photos)}
     features = models.dense.features([loaded[key][0] for key in photos])  # (B, h, w, dim)
     if features.ndim != 4 or len(features) != len(photos):
         raise RuntimeError(f"dense features have shape {features.shape}; expected (B, h, w, dim)")
@@ -221,7 +217,7 @@ def _labelled_group(
         mask = masks.get(item.class_name)
         if mask is None or not mask.any():
             raise LabelledError(item.photo.source, f"class {item.class_name!r}", "empty mask")
-        visual = region_pool(features[photos.index(item.photo.key)], mask[None])[0]  # eq. 4
+        visual = region_pool(features[row[item.photo.key]], mask[None])[0]  # eq. 4
         region = Region(item.concept, lemma, image, mask, float(mask.mean()), visual)
         refs = CaptionRefs([], [], IngestStats(captions=1))
         extra = {
