@@ -1,8 +1,8 @@
 """Typed, frozen configuration with the paper's defaults.
 
 Each component has its own frozen dataclass; :class:`FossilConfig` composes them.
-Field comments cite the section of ``shared/DESIGN.md`` (§) or the paper equation they
-come from.  Symbols follow the paper: ``N`` is the retrieval count only, ``K`` the number
+Field comments cite the section of ``docs/design.md`` (design §N) or the paper equation
+they come from.  Symbols follow the paper: ``N`` is the retrieval count only, ``K`` the number
 of prototypes, ``t`` the masks per threshold, ``tau`` the NCut threshold, ``eta``/``mu``/
 ``rho`` the refinement parameters, ``gamma`` the mean/max mix of eq. 5.
 """
