@@ -167,3 +167,70 @@ def test_clip_batches_are_padded_to_their_longest_text(tiny_text_encoder: Any) -
     expected = [max(chunk) for chunk in np.array_split(sorted(lengths), range(4, len(lengths), 4))]
     assert seen == expected
     assert sum(seen) < 77 * len(seen) / 2  # most batches far shorter than the context
+
+
+TEMPLATED_CONCEPTS = [
+    "dog",
+    "traffic light",
+    "wall-other-merged",
+    "a",
+    "Zebra!!",
+    " ".join(["grass"] * 120),
+]
+
+
+@pytest.mark.parametrize("tokenizer_kind", ["tiny", "openai"])
+@pytest.mark.parametrize("legacy_eos", [False, True])
+def test_templated_prompts_equal_one_by_one(
+    tokenizer_kind: str, legacy_eos: bool, clip_tokenizer: Any
+) -> None:
+    """``encode_templated`` (each template's prefix computed once) returns what ``encode`` of
+    every formatted prompt returns, with the tiny and OpenAI's 49,408-token vocabularies, both
+    pooling rules, a long concept truncated at 77 tokens, and batches smaller than the set."""
+    import torch
+    from transformers import CLIPTextModelWithProjection
+
+    from fossil.models.text import ClipTextEncoder
+    from fossil.models.tiny import tiny_text_config
+    from fossil.models.tokenizer import tiny_clip_tokenizer
+
+    tokenizer = tiny_clip_tokenizer(pad_token="!") if tokenizer_kind == "tiny" else clip_tokenizer
+    config = tiny_text_config(tokenizer)
+    if legacy_eos:
+        config.eos_token_id = 2
+    torch.manual_seed(0)
+    encoder = ClipTextEncoder(CLIPTextModelWithProjection(config).eval(), tokenizer, "t", 4)
+    calls: list[int] = []
+    hook = encoder.model.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        shared = encoder.encode_templated(TEMPLATES, TEMPLATED_CONCEPTS)
+    finally:
+        hook.remove()
+    assert calls == []  # no prompt went through the tower's own forward
+    prompts = [t.format(c) for c in TEMPLATED_CONCEPTS for t in TEMPLATES]
+    one_by_one = encoder.encode(prompts).reshape(shared.shape)
+    np.testing.assert_allclose(shared, one_by_one, atol=1e-5)
+    np.testing.assert_allclose(
+        concept_embeddings(encoder, TEMPLATED_CONCEPTS),
+        normalise(one_by_one.mean(axis=1)),
+        atol=1e-5,
+    )
+
+
+def test_templated_prompt_whose_tokens_merge_across_the_brace(tiny_text_encoder: Any) -> None:
+    """A template whose prefix tokens change when the text is put in ("a photo of a{}" makes
+    "adog") cannot share its prefix: those prompts go through ``encode`` and stay equal."""
+    encoder = tiny_text_encoder
+    templates = ("a photo of a{}.", "a photo of a {}.")
+    texts = ["dog", "cat"]
+    calls: list[int] = []
+    hook = encoder.model.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        shared = encoder.encode_templated(templates, texts)
+    finally:
+        hook.remove()
+    assert calls  # the merged prompts took the plain path
+    one_by_one = encoder.encode([t.format(x) for x in texts for t in templates])
+    np.testing.assert_allclose(shared, one_by_one.reshape(shared.shape), atol=1e-5)
+    with pytest.raises(ValueError, match="exactly one"):
+        encoder.encode_templated(("no brace",), texts)
