@@ -20,6 +20,7 @@ class Timers:
     def __init__(self, cuda: bool) -> None:
         self.stages: dict[str, dict[str, float]] = {}
         self.cuda = cuda
+        self.running: set[str] = set()  # stages being timed: a nested call is not counted twice
 
     def sync(self) -> None:
         if self.cuda:
@@ -37,12 +38,16 @@ class Timers:
         original: Callable[..., Any] = getattr(owner, attribute)
 
         def timed(*args: Any, **kwargs: Any) -> Any:
+            if name in self.running:
+                return original(*args, **kwargs)
             self.sync()
+            self.running.add(name)
             started = time.perf_counter()
             try:
                 return original(*args, **kwargs)
             finally:
                 self.sync()
+                self.running.discard(name)
                 self.add(name, time.perf_counter() - started)
 
         setattr(owner, attribute, timed)
@@ -101,6 +106,7 @@ def run_child(report_path: Path, argv: list[str]) -> int:
     timers.wrap(opencut, "crf_labels", "crf")
     timers.wrap(segmenter, "score_map", "scoring")
     timers.wrap(ClipTextEncoder, "encode", "text_encode")
+    timers.wrap(ClipTextEncoder, "encode_templated", "text_encode")
     started = time.perf_counter()
     code = main([*argv])
     wall = time.perf_counter() - started
