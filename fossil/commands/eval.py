@@ -157,23 +157,17 @@ def config_info(
     args: argparse.Namespace, config: FossilConfig, preset: str, predictor_info: dict[str, Any]
 ) -> dict[str, Any]:
     """The exact configuration recorded in the reports."""
-    from fossil.eval.report import package_versions
+    from fossil.eval.report import config_record, package_versions
 
     return {
         "dataset": args.dataset,
         "store": args.store or args.qdrant_url,
         "preset": preset,
-        "N": config.retrieval.N,
-        "K": config.retrieval.K,
-        "gamma": config.scoring.gamma,
+        **config_record(config),
         "tau_foreground": list(config.opencut.tau_foreground),
         "tau_background": list(config.opencut.tau_background),
         **predictor_info,
-        "retrieval": asdict(config.retrieval),
-        "opencut": asdict(config.opencut),
-        "scoring": asdict(config.scoring),
         "text": asdict(TextConfig()),  # ingest's default TRE weight (IngestOptions.text)
-        "eval": asdict(config.eval),
         "limit": args.limit,
         "data": str(args.data),
         "packages": package_versions(),
