@@ -93,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     configure_logging(args.verbose)
+    for note in getattr(args, "deprecated", ()):  # old flag spellings (commands._options)
+        logging.getLogger("fossil.cli").warning("%s", note)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -68,7 +68,7 @@ def check_labelled_args(args: argparse.Namespace) -> None:
 
 def run_labelled(args: argparse.Namespace, settings: tuple[Any, Any, Any]) -> int:
     """Read and check the set, ingest it, print the summary (130 when interrupted)."""
-    from fossil.commands.ingest import print_summary
+    from fossil.commands._ingest_summary import print_summary
     from fossil.pipeline.ingest import IngestAborted
     from fossil.pipeline.labelled import ingest_labelled, read_labelled_corpus
 

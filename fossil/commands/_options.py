@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from fossil.config import (
     OPENCUT_VARIANTS,
+    PRESETS,
     REGION_PROPOSERS,
     CollectionSettings,
     CoverageConfig,
     EvalConfig,
     FossilConfig,
     OpenCutConfig,
+    RetrievalConfig,
     with_overrides,
 )
 from fossil.records import SOURCES
@@ -44,6 +46,46 @@ def parse_concepts(text: str) -> list[str]:
     return parse(text, "--concepts")
 
 
+def add_store_option(p: Any, note: str = "see `fossil ingest`", *, required: bool = False) -> None:
+    """--store DIR; ``note``: what DIR is to this command."""
+    p.add_argument(
+        "--store", default=None, required=required, metavar="DIR",
+        help=f"store directory ({note})",
+    )  # fmt: skip
+
+
+def add_json_option(p: Any, what: str = "print the summary as JSON") -> None:
+    """--json; ``what``: what it prints (or writes)."""
+    p.add_argument("--json", action="store_true", help=what)
+
+
+def add_qdrant_api_key_option(p: Any) -> None:
+    """--qdrant-api-key KEY (default $QDRANT_API_KEY): the Qdrant server's key, never the
+    key of `fossil serve` (its --api-key)."""
+    p.add_argument(
+        "--qdrant-api-key",
+        default=os.environ.get("QDRANT_API_KEY"),
+        metavar="KEY",
+        help="Qdrant server API key (default: $QDRANT_API_KEY)",
+    )
+
+
+class DeprecatedAlias(argparse.Action):
+    """An old spelling of a flag, hidden from --help (``help=argparse.SUPPRESS``): it sets
+    the new flag's value and leaves a line in ``args.deprecated``, which ``fossil.cli`` logs
+    as a warning once logging is set up."""
+
+    def __init__(self, option_strings: Any, dest: str, *, new: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
+        self.new = new
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        setattr(namespace, self.dest, values)
+        notes = list(getattr(namespace, "deprecated", ()))
+        notes.append(f"{option} is deprecated and will be removed: use {self.new}")
+        namespace.deprecated = notes
+
+
 def add_server_options(p: Any) -> None:
     """--qdrant-url, --qdrant-api-key (default $QDRANT_API_KEY), --catalog."""
     p.add_argument(
@@ -52,12 +94,7 @@ def add_server_options(p: Any) -> None:
         metavar="URL",
         help="Qdrant server holding the vectors (default: the embedded store in DIR)",
     )
-    p.add_argument(
-        "--qdrant-api-key",
-        default=os.environ.get("QDRANT_API_KEY"),
-        metavar="KEY",
-        help="Qdrant server API key (default: $QDRANT_API_KEY)",
-    )
+    add_qdrant_api_key_option(p)
     p.add_argument(
         "--catalog",
         default=None,
@@ -67,17 +104,80 @@ def add_server_options(p: Any) -> None:
     )
 
 
-def add_models_options(p: Any) -> None:
-    """--models PROFILE (default: the collection's models), --device."""
+def add_preset_option(p: Any, sets: str = "N, K and γ", fallback: str | None = None) -> None:
+    """--preset NAME (a Table 3 setting); ``sets``: what it sets for this command (γ only
+    where the command scores), ``fallback``: what holds without it on a collection that
+    records no settings (default: the paper's values)."""
+    paper, scores = FossilConfig(), "γ" in sets
+    if fallback is None:
+        fallback = f"N={paper.retrieval.N}, K={paper.retrieval.K}"
+        fallback += f", γ={paper.scoring.gamma}" if scores else ""
     p.add_argument(
-        "--models",
+        "--preset",
+        choices=sorted(PRESETS),
         default=None,
-        metavar="PROFILE",
-        help="model profile: 'paper', 'tiny' (random, for smoke tests), 'demo' (the synthetic "
-        "world's) or a TOML file (default: the models the collection was built with, the "
-        "synthetic world's for a `fossil demo` store; it must match them)",
+        help=f"a benchmark's best setting (paper Table 3) for {sets}; default: the collection's "
+        f"(see `fossil info`), else {fallback}; {'--n/--k/--gamma' if scores else '--n/--k'} "
+        "override it",
     )
-    p.add_argument("--device", default=None, metavar="D", help="torch device (default: auto)")
+
+
+PROFILES_HELP = (
+    "'paper' (SD 2.1 base, DINOv2-L, CLIP-L, §5), 'tiny' (random tiny models, for smoke tests)"
+)
+
+
+def add_models_options(p: Any, note: str = "", *, ingest: bool = False) -> None:
+    """--models PROFILE and --device.  Read side (default): the profile defaults to the
+    collection's models and may be 'demo'; ``note``: what the command takes from it.
+    ``ingest``: a new store's default is the paper's, and --device may list one device per
+    worker."""
+    if ingest:
+        names, default = PROFILES_HELP, "the models an existing store was built with, else paper"
+        device = (
+            "torch device, or a comma-separated list given to workers in turn, e.g. "
+            "cuda:0,cuda:1 (default: cuda if available, else cpu)"
+        )
+    else:
+        names = f"{PROFILES_HELP}, 'demo' (the synthetic world's)"
+        default = (
+            "the models the collection was built with, the synthetic world's for a `fossil "
+            "demo` store; it must match them"
+        )
+        device = "torch device (default: auto)"
+    p.add_argument(
+        "--models", default=None, metavar="PROFILE",
+        help=f"model profile: {names} or a TOML file{note} (default: {default})",
+    )  # fmt: skip
+    p.add_argument("--device", default=None, metavar="D", help=device)
+
+
+def add_retrieval_options(p: Any) -> None:
+    """--n N and --k K (RetrievalConfig.N, .K; ``None``: the collection's, else the paper's)."""
+    default = "default: the collection's (see `fossil info`), else"
+    paper = RetrievalConfig()
+    p.add_argument(
+        "--n", type=int, default=None, metavar="N",
+        help=f"references per concept, N ({default} {paper.N})",
+    )  # fmt: skip
+    p.add_argument(
+        "--k", type=int, default=None, metavar="K",
+        help=f"prototypes per concept, K ≤ N ({default} {paper.K})",
+    )  # fmt: skip
+
+
+def add_per_concept_option(p: Any, what: str) -> None:
+    """--per-concept M, read by :func:`per_concept` (default N, at most
+    :data:`~fossil.ingest.concepts.MAX_PER_CONCEPT`); ``what``: when it is used."""
+    from fossil.ingest.concepts import MAX_PER_CONCEPT
+
+    p.add_argument(
+        "--per-concept", type=int, default=None, metavar="M",
+        help=f"{what}: references generated per concept, one templated caption and image "
+        "each (default: N, so that a concept's N nearest references are its own; for `fossil "
+        f"ingest`, which has no --n, the default N, {RetrievalConfig().N}; at most "
+        f"{MAX_PER_CONCEPT})",
+    )  # fmt: skip
 
 
 REGIONS_HELP = (
@@ -107,14 +207,7 @@ def add_segmentation_options(p: Any) -> None:
     default = "default: the collection's (see `fossil info`), else"
     paper = FossilConfig()
     add_references_option(p)
-    p.add_argument(
-        "--n", type=int, default=None, metavar="N",
-        help=f"references per concept, N ({default} {paper.retrieval.N})",
-    )  # fmt: skip
-    p.add_argument(
-        "--k", type=int, default=None, metavar="K",
-        help=f"prototypes per concept, K ({default} {paper.retrieval.K})",
-    )  # fmt: skip
+    add_retrieval_options(p)
     p.add_argument(
         "--gamma", type=float, default=None,
         help=f"γ of eq. 5: weight of the max over prototypes ({default} {paper.scoring.gamma})",
@@ -175,13 +268,7 @@ def add_coverage_options(p: Any) -> None:
         "(--per-concept images each, with the collection's models; kept for later queries), "
         "then answer.  Costs one Stable Diffusion image (a full denoising run) per reference",
     )
-    p.add_argument(
-        "--per-concept",
-        type=int,
-        default=None,
-        metavar="M",
-        help="--extend: references generated per uncovered concept (default: N)",
-    )
+    add_per_concept_option(p, "--extend")
     p.add_argument(
         "--min-best",
         type=float,
@@ -241,6 +328,11 @@ def check_output_file(path: str | os.PathLike[str], flag: str) -> None:
         raise ValueError(f"{flag} {path}: the folder {existing} is not writable")
 
 
+def collection_config(settings: CollectionSettings | None) -> FossilConfig:
+    """The paper's defaults with the collection's ``settings`` (:func:`store_settings`)."""
+    return FossilConfig() if settings is None else settings.apply(FossilConfig())
+
+
 def build_config(
     args: argparse.Namespace,
     preset: str | None,
@@ -251,7 +343,7 @@ def build_config(
     """The paper's defaults, then the collection's ``settings`` (:func:`store_settings`),
     then the Table 3 ``preset`` when given (else ``default_preset``, a benchmark's own, when
     the settings record no N, K or γ), then the overrides of :func:`add_segmentation_options`."""
-    base = FossilConfig() if settings is None else settings.apply(FossilConfig())
+    base = collection_config(settings)
     if preset is None and not (settings is not None and settings.sets_retrieval):
         preset = default_preset
     config = with_overrides(

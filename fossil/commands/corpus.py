@@ -8,7 +8,12 @@ import os
 import time
 from typing import Any
 
-from fossil.commands._options import add_server_options, open_store
+from fossil.commands._options import (
+    add_json_option,
+    add_server_options,
+    add_store_option,
+    open_store,
+)
 
 DESCRIPTION = """\
   fossil corpus list --store DIR              corpora, their captions and references
@@ -62,8 +67,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", metavar="DIR", help="store directory (see `fossil ingest`)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    add_store_option(p)
+    add_json_option(p, "print JSON")
     add_server_options(p)
 
 

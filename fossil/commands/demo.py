@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fossil.commands._options import SERVE_EXTRA
+from fossil.commands._options import SERVE_EXTRA, add_json_option
 
 DESCRIPTION = """\
 Run fossil end to end with no pretrained vision weights, on a SYNTHETIC world of ~15
@@ -59,7 +59,7 @@ def add_parser(subparsers: Any) -> None:
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=defaults.seed, help="world seed (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_json_option(p)
     p.set_defaults(func=run)
 
 

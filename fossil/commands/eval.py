@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from fossil.commands._options import (
     add_models_options,
+    add_preset_option,
     add_segmentation_options,
     add_server_options,
+    add_store_option,
     build_config,
     store_settings,
 )
-from fossil.config import PRESETS, FossilConfig, TextConfig
+from fossil.config import FossilConfig, TextConfig
 from fossil.eval.layouts import SPECS
 
 if TYPE_CHECKING:
@@ -62,20 +64,14 @@ def add_parser(subparsers: Any) -> None:
     presets = ", ".join(f"{s.name}→{s.preset}" for s in SPECS.values())
     p.add_argument("dataset", choices=list(SPECS), help="benchmark to evaluate")
     p.add_argument("--data", type=Path, required=True, metavar="DIR", help="dataset root")
-    p.add_argument("--store", metavar="DIR", help="store directory (see `fossil ingest`)")
+    add_store_option(p)
     p.add_argument(
         "--classes", type=Path, default=None, metavar="FILE",
         help="concept names to use instead of the benchmark's (label i after the layout's "
         "zero-label reduction is line i): a JSON list, a JSON object with a 'classes' list "
         "(as `fossil demo` writes) or a text file with one name per line",
     )  # fmt: skip
-    p.add_argument(
-        "--preset",
-        choices=sorted(PRESETS),
-        default=None,
-        help="N, K and γ of a Table 3 setting; default: the collection's (see `fossil info`), "
-        f"else the dataset's own ({presets})",
-    )
+    add_preset_option(p, fallback=f"the dataset's own ({presets})")
     add_segmentation_options(p)
     p.add_argument(
         "--limit",
@@ -161,23 +157,17 @@ def config_info(
     args: argparse.Namespace, config: FossilConfig, preset: str, predictor_info: dict[str, Any]
 ) -> dict[str, Any]:
     """The exact configuration recorded in the reports."""
-    from fossil.eval.report import package_versions
+    from fossil.eval.report import config_record, package_versions
 
     return {
         "dataset": args.dataset,
         "store": args.store or args.qdrant_url,
         "preset": preset,
-        "N": config.retrieval.N,
-        "K": config.retrieval.K,
-        "gamma": config.scoring.gamma,
+        **config_record(config),
         "tau_foreground": list(config.opencut.tau_foreground),
         "tau_background": list(config.opencut.tau_background),
         **predictor_info,
-        "retrieval": asdict(config.retrieval),
-        "opencut": asdict(config.opencut),
-        "scoring": asdict(config.scoring),
         "text": asdict(TextConfig()),  # ingest's default TRE weight (IngestOptions.text)
-        "eval": asdict(config.eval),
         "limit": args.limit,
         "data": str(args.data),
         "packages": package_versions(),

@@ -8,7 +8,12 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fossil.commands._options import add_server_options, store_settings
+from fossil.commands._options import (
+    add_json_option,
+    add_server_options,
+    add_store_option,
+    store_settings,
+)
 from fossil.config import CollectionSettings
 
 if TYPE_CHECKING:
@@ -24,12 +29,7 @@ def add_parser(subparsers: Any) -> None:
         "the other commands' defaults on it), and its size on disk.  Works while an ingest "
         "runs on the store (counts then come from the catalog).",
     )
-    p.add_argument(
-        "--store",
-        default=None,
-        metavar="DIR",
-        help="store directory (optional with both --qdrant-url and --catalog)",
-    )
+    add_store_option(p, "optional with both --qdrant-url and --catalog")
     add_server_options(p)
     p.add_argument(
         "--top",
@@ -38,7 +38,7 @@ def add_parser(subparsers: Any) -> None:
         metavar="T",
         help="how many noun lemmas to list (default: %(default)s)",
     )
-    p.add_argument("--json", action="store_true", help="print JSON")
+    add_json_option(p, "print JSON")
     p.set_defaults(func=run)
 
 

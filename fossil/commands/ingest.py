@@ -7,23 +7,29 @@ Flags → :class:`~fossil.pipeline.ingest_config.StoreAddress`, ``ModelChoice`` 
 from __future__ import annotations
 
 import argparse
-import json
 import re
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from fossil.commands._ingest_summary import print_registered, print_summary
 from fossil.commands._interrupt import GracefulInterrupt
 from fossil.commands._labelled import (
     add_labelled_options,
     check_labelled_args,
     run_labelled,
 )
-from fossil.commands._options import add_server_options, parse_concepts
+from fossil.commands._options import (
+    add_json_option,
+    add_models_options,
+    add_per_concept_option,
+    add_server_options,
+    add_store_option,
+    parse_concepts,
+    per_concept,
+)
 from fossil.config import RetrievalConfig
 
 if TYPE_CHECKING:
     from fossil.ingest.corpora import CorpusFile
-    from fossil.pipeline.ingest import IngestSummary
     from fossil.pipeline.ingest_config import IngestOptions, ModelChoice, StoreAddress
 
 __all__ = ["GracefulInterrupt", "add_parser", "run"]
@@ -68,7 +74,6 @@ SOURCE (--store is optional then; without it no thumbnails are written).
 
 
 def add_parser(subparsers: Any) -> None:
-    from fossil.ingest.concepts import MAX_PER_CONCEPT
     from fossil.ingest.corpora import FORMATS
     from fossil.pipeline.ingest_config import IngestOptions
 
@@ -82,10 +87,9 @@ def add_parser(subparsers: Any) -> None:
         "sources", nargs="*", metavar="SOURCE",
         help="caption corpus files (none: process the captions already pending in the store)",
     )  # fmt: skip
-    p.add_argument(
-        "--store", default=None, metavar="DIR",
-        help="store directory (DIR/qdrant, DIR/catalog.sqlite, DIR/thumbnails); created if "
-        "missing.  Required unless both --qdrant-url and --catalog are given",
+    add_store_option(
+        p, "DIR/qdrant, DIR/catalog.sqlite, DIR/thumbnails; created if missing.  Required "
+        "unless both --qdrant-url and --catalog are given",
     )  # fmt: skip
     p.add_argument(
         "--concepts", default=None, metavar='"A, B"',
@@ -94,12 +98,7 @@ def add_parser(subparsers: Any) -> None:
         "a park', ...) whose references are of the whole concept phrase; remove one with "
         "`fossil corpus remove`.  Rerunning adds nothing",
     )  # fmt: skip
-    p.add_argument(
-        "--per-concept", type=int, default=RetrievalConfig().N, metavar="M",
-        help="captions (one image, one reference each) per --concepts concept; at least the "
-        "N you query with, so a concept's N neighbours are its own (default: %(default)s, "
-        f"the default N; at most {MAX_PER_CONCEPT})",
-    )  # fmt: skip
+    add_per_concept_option(p, "--concepts")
     p.add_argument(
         "--register-only", action="store_true",
         help="register the SOURCE corpora in the catalog (--catalog URL, or DIR/catalog.sqlite) "
@@ -107,12 +106,7 @@ def add_parser(subparsers: Any) -> None:
         "accepted and ignored).  Workers started later with no SOURCE generate the references; "
         "the first one records the encoders the collection is built with (collection_meta)",
     )  # fmt: skip
-    p.add_argument(
-        "--models", default=None, metavar="PROFILE",
-        help="model profile: 'paper' (SD 2.1 base, DINOv2-L, CLIP-L, §5), 'tiny' "
-        "(random tiny models, for tests), or a TOML file (default: the models an existing "
-        "store was built with, else paper)",
-    )  # fmt: skip
+    add_models_options(p, ingest=True)
     p.add_argument(
         "--batch-size", type=int, default=IngestOptions().batch_size, metavar="B",
         help="captions per generator call and per write (default: %(default)s)",
@@ -125,11 +119,6 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--limit", type=int, default=None, metavar="N",
         help="process at most N captions in this run; the rest stay pending (default: all)",
-    )  # fmt: skip
-    p.add_argument(
-        "--device", default=None, metavar="D",
-        help="torch device, or a comma-separated list given to workers in turn, "
-        "e.g. cuda:0,cuda:1 (default: cuda if available, else cpu)",
     )  # fmt: skip
     p.add_argument(
         "--format", choices=FORMATS, default=None,
@@ -168,7 +157,7 @@ def add_parser(subparsers: Any) -> None:
     add_labelled_options(p)
     add_server_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_json_option(p)
     p.set_defaults(func=run)
 
 
@@ -189,8 +178,6 @@ def _check_args(args: argparse.Namespace) -> None:
             "--store DIR is required unless both --qdrant-url and --catalog are given "
             "(the embedded vector store lives in DIR)"
         )
-    if args.concepts is not None and args.per_concept < 1:
-        raise ValueError(f"--per-concept ({args.per_concept}) must be >= 1")
 
 
 _FLAGS = ("shards", "replicas", "qdrant_url", "batch_size", "workers", "limit", "lease_seconds")
@@ -224,7 +211,8 @@ def read_sources(args: argparse.Namespace) -> list[CorpusFile]:
 
     concepts = []
     if args.concepts is not None:  # each concept validated there
-        concepts = concept_corpora(parse_concepts(args.concepts), args.per_concept)
+        M = per_concept(args, RetrievalConfig().N)  # ingest has no N: the default one
+        concepts = concept_corpora(parse_concepts(args.concepts), M)
     files = [read_corpus(f, format=args.format, csv_column=args.csv_column) for f in args.sources]
     if args.corpus_name is not None and files:
         files = [merge_corpora(files, args.corpus_name)]
@@ -245,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
     store, models, options = _settings(args)
     corpora = read_sources(args)
     if args.register_only:
-        return _print_registered(register_corpora(store, corpora), args.json)
+        return print_registered(register_corpora(store, corpora), args.json)
     try:
         with GracefulInterrupt(armed=False) as interrupt:  # armed while batches run
             summary = ingest_corpora(
@@ -264,60 +252,5 @@ def run(args: argparse.Namespace) -> int:
             f"--store {args.store}`"
         )
         raise FileNotFoundError(f"{error.problem}: {hint}") from None
-    if summary.idle:
-        done = summary.store_captions["done"]
-        print(
-            json.dumps({"pending": 0, "store_captions": dict(summary.store_captions)}, indent=2)
-            if args.json
-            else f"nothing pending: all {done} captions of the store are done (add corpora "
-            "with `fossil ingest SOURCE ...`)"
-        )
-        return 0
     print_summary(summary, args.json)
     return 0
-
-
-def _print_registered(summary: IngestSummary, as_json: bool) -> int:
-    corpora = [asdict(r) for r in summary.corpora]
-    if as_json:
-        print(json.dumps({"corpora": corpora, "store_captions": summary.store_captions}, indent=2))
-        return 0
-    _print_corpora(corpora)
-    status = ", ".join(f"{k} {v}" for k, v in sorted(summary.store_captions.items()))
-    print(f"catalog captions: {status}")
-    print("registered only: start workers with `fossil ingest` and no SOURCE to process them")
-    return 0
-
-
-def print_summary(result: IngestSummary, as_json: bool) -> None:
-    summary = result.as_dict()
-    if as_json:
-        print(json.dumps(summary, indent=2))
-        return
-    _print_corpora(summary["corpora"])
-    elapsed = max(summary["elapsed_s"], 1e-9)
-    print(
-        f"processed {summary['captions_processed']} captions "
-        f"({summary['captions_without_nouns']} without nouns) in {summary['elapsed_s']:.1f} s "
-        f"({summary['captions_processed'] / elapsed:.2f}/s)"
-    )
-    if summary["failures"]:
-        print(f"{summary['failures']} failed attempts (errors: fossil info --store DIR)")
-    print(
-        f"wrote {summary['references_written']} references "
-        f"({summary['references_written'] / elapsed:.2f}/s; mean mask area "
-        f"{summary['mask_area_mean']:.3f}; {summary['empty_masks']} empty masks and "
-        f"{summary['nouns_not_located']} nouns not located skipped)"
-    )
-    status = ", ".join(f"{k} {v}" for k, v in sorted(summary["store_captions"].items()))
-    print(f"store: {summary['store_references']} references; captions: {status}")
-    if summary["interrupted"]:
-        print("interrupted: run the same command again to continue")
-
-
-def _print_corpora(corpora: list[dict[str, Any]]) -> None:
-    for c in corpora:
-        print(
-            f"corpus {c['name']}: {c['read']} captions read, {c['added']} new, "
-            f"{c['duplicates']} already present, {c['skipped']} skipped"
-        )

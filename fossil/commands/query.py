@@ -10,23 +10,23 @@ from typing import TYPE_CHECKING, Any
 
 from fossil.commands._options import (
     add_coverage_options,
+    add_json_option,
+    add_models_options,
+    add_preset_option,
     add_references_option,
+    add_retrieval_options,
     add_server_options,
+    add_store_option,
     assess_or_extend,
     check_output_file,
+    collection_config,
     coverage_config,
     load_command_models,
     open_store,
     per_concept,
     store_settings,
 )
-from fossil.config import (
-    PRESETS,
-    CollectionSettings,
-    FossilConfig,
-    RetrievalConfig,
-    apply_preset,
-)
+from fossil.config import CollectionSettings, RetrievalConfig, with_overrides
 from fossil.records import SOURCE_LABELLED
 
 if TYPE_CHECKING:
@@ -56,31 +56,10 @@ def add_parser(subparsers: Any) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    defaults = RetrievalConfig()
     p.add_argument("concepts", nargs="+", metavar="CONCEPT", help="concept texts")
-    p.add_argument("--store", metavar="DIR", help="store directory (see `fossil ingest`)")
-    p.add_argument(
-        "--preset",
-        choices=sorted(PRESETS),
-        default=None,
-        help="N and K of a benchmark's best setting (paper Table 3), instead of the "
-        "collection's; --n/--k override it",
-    )
-    p.add_argument(
-        "--n",
-        type=int,
-        default=None,
-        metavar="N",
-        help=f"references per concept, N (default: the collection's, see `fossil info`, else "
-        f"{defaults.N})",
-    )
-    p.add_argument(
-        "--k",
-        type=int,
-        default=None,
-        metavar="K",
-        help=f"prototypes per concept, K ≤ N (default: the collection's, else {defaults.K})",
-    )
+    add_store_option(p)
+    add_preset_option(p, "N and K")
+    add_retrieval_options(p)
     p.add_argument(
         "--threshold",
         type=float,
@@ -99,16 +78,11 @@ def add_parser(subparsers: Any) -> None:
         metavar="NAME",
         help="never retrieve references of corpus NAME (repeatable)",
     )
-    p.add_argument(
-        "--models",
-        default=None,
-        metavar="PROFILE",
-        help="model profile to take the text encoder and noun parser from ('paper', 'tiny', "
-        "'demo', a TOML file); default: the models the collection was built with.  It must match "
-        "them; --extend also builds the generator and dense encoder, if it generates",
-    )
-    p.add_argument("--device", default=None, metavar="D", help="torch device (default: auto)")
-    p.add_argument("--json", action="store_true", help="print JSON (references and prototypes)")
+    add_models_options(
+        p, "; query takes the text encoder and noun parser from it, and with --extend the "
+        "generator and dense encoder if it generates",
+    )  # fmt: skip
+    add_json_option(p, "print JSON (references and prototypes)")
     p.add_argument("--grid", default=None, metavar="OUT.png", help="draw the top references")
     p.add_argument(
         "--top", type=int, default=8, metavar="T", help="references shown per concept (default: 8)"
@@ -128,14 +102,9 @@ def retrieval_config(
 ) -> RetrievalConfig:
     """Flags over the collection's ``settings`` → :class:`RetrievalConfig` (validated there:
     1 ≤ K ≤ N)."""
-    config = FossilConfig() if settings is None else settings.apply(FossilConfig())
-    if args.preset:
-        config = apply_preset(config, args.preset)
-    retrieval = config.retrieval
+    config = with_overrides(collection_config(settings), args.preset, N=args.n, K=args.k)
     return replace(
-        retrieval,
-        N=retrieval.N if args.n is None else args.n,
-        K=retrieval.K if args.k is None else args.k,
+        config.retrieval,
         retrieval_threshold=args.threshold,
         prototype_mean=args.mean,
         exclude_corpora=tuple(args.exclude_corpus),

@@ -12,9 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from fossil.commands._options import (
     add_coverage_options,
+    add_json_option,
     add_models_options,
+    add_preset_option,
     add_segmentation_options,
     add_server_options,
+    add_store_option,
     assess_or_extend,
     build_config,
     coverage_config,
@@ -23,7 +26,6 @@ from fossil.commands._options import (
     per_concept,
     store_settings,
 )
-from fossil.config import PRESETS, FossilConfig
 from fossil.pipeline.image_limits import BUDGET_VARIABLE, MAX_DECODE_MB
 
 if TYPE_CHECKING:
@@ -59,22 +61,14 @@ def add_parser(subparsers: Any) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    config = FossilConfig()
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any PIL format)")
     p.add_argument(
         "--concepts", required=True, metavar='"A, B, C"', help="comma-separated concept texts"
     )
-    p.add_argument("--store", metavar="DIR", help="store directory (see `fossil ingest`)")
-    p.add_argument(
-        "--preset",
-        choices=sorted(PRESETS),
-        default=None,
-        help="N, K and γ of a benchmark's best setting (Table 3); default: the collection's "
-        f"(see `fossil info`), else N={config.retrieval.N}, K={config.retrieval.K}, "
-        f"γ={config.scoring.gamma}",
-    )
+    add_store_option(p)
+    add_preset_option(p)
     p.add_argument("--out", default="fossil-out", metavar="DIR", help="output directory")
-    p.add_argument("--json", action="store_true", help="write and print per-region JSON")
+    add_json_option(p, "write and print per-region JSON")
     p.add_argument(
         "--no-progress", action="store_true", help="hide the per-crop bar on long images"
     )

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 from fossil.commands._options import (
     SERVE_EXTRA,
     add_models_options,
+    add_preset_option,
     add_segmentation_options,
     add_server_options,
+    add_store_option,
     is_demo_store,
     load_command_models,
     open_store,
@@ -24,7 +26,7 @@ from fossil.commands._options import (
     regions_choice,
     store_settings,
 )
-from fossil.config import PRESETS, FossilConfig
+from fossil.config import FossilConfig
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -72,8 +74,7 @@ def add_parser(subparsers: Any) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    config = FossilConfig()
-    p.add_argument("--store", metavar="DIR", help="store directory (see `fossil ingest`)")
+    add_store_option(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     p.add_argument(
@@ -83,14 +84,7 @@ def add_parser(subparsers: Any) -> None:
         help=f"key every request but the page must send (default: ${API_KEY_ENV}); "
         "required when --host is not local",
     )
-    p.add_argument(
-        "--preset",
-        choices=sorted(PRESETS),
-        default=None,
-        help="default N, K and γ of a benchmark (Table 3); default: the collection's (see "
-        f"`fossil info`), else N={config.retrieval.N}, K={config.retrieval.K}, "
-        f"γ={config.scoring.gamma}",
-    )
+    add_preset_option(p, "the N, K and γ requests default to")
     p.add_argument(
         "--time-limit",
         type=float,

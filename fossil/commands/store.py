@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from dataclasses import asdict
 from typing import Any
+
+from fossil.commands._options import (
+    DeprecatedAlias,
+    add_json_option,
+    add_qdrant_api_key_option,
+    add_store_option,
+)
 
 EXPORT_DESCRIPTION = """\
 Copy every reference of the embedded store in DIR into a collection on a Qdrant server,
@@ -64,9 +70,9 @@ def add_parser(subparsers: Any) -> None:
         description=CHECK_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    c.add_argument("--store", required=True, metavar="DIR", help="embedded store directory")
+    add_store_option(c, "embedded stores only", required=True)
     c.add_argument("--repair", action="store_true", help="repair what can be (see above)")
-    c.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_json_option(c, "print the report as JSON")
     c.set_defaults(func=run_check)
     e = actions.add_parser(
         "export",
@@ -74,18 +80,18 @@ def add_parser(subparsers: Any) -> None:
         description=EXPORT_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    e.add_argument("--store", required=True, metavar="DIR", help="embedded store directory")
+    add_store_option(e, "embedded stores only", required=True)
     e.add_argument(
         "--to",
         required=True,
         metavar="URL",
         help="Qdrant server URL, e.g. http://localhost:6333 (':memory:': in-process, for tests)",
     )
+    add_qdrant_api_key_option(e)
+    # its spelling in fossil 0.1 (`serve --api-key` is the server's own key): kept, hidden
+    # and warned about, for one more release
     e.add_argument(
-        "--api-key",
-        default=os.environ.get("QDRANT_API_KEY"),
-        metavar="KEY",
-        help="Qdrant server API key (default: $QDRANT_API_KEY)",
+        "--api-key", dest="qdrant_api_key", action=DeprecatedAlias, new="--qdrant-api-key"
     )
     e.add_argument(
         "--collection",
@@ -114,7 +120,7 @@ def add_parser(subparsers: Any) -> None:
         help="upsert every point again, also those the target holds already",
     )
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
-    e.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_json_option(e)
     e.set_defaults(func=run_export)
     p.set_defaults(func=lambda args: _usage(p))
 
@@ -161,7 +167,7 @@ def run_export(args: argparse.Namespace) -> int:
     result = export_store(
         args.store,
         args.to,
-        api_key=args.api_key,
+        api_key=args.qdrant_api_key,
         collection=args.collection,
         catalog_url=args.catalog,
         batch_size=args.batch_size,

@@ -27,7 +27,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -316,12 +316,12 @@ def evaluate_world(
 def _config_info(
     config: FossilConfig, models: DemoModels, name: str, results: list[Any]
 ) -> dict[str, Any]:
+    from fossil.eval.report import config_record
+
     return {
         "synthetic": True,
         "run": name,
-        "N": config.retrieval.N,
-        "K": config.retrieval.K,
-        "gamma": config.scoring.gamma,
+        **config_record(config),
         "models": {
             "generator": models.generator.name,
             "text": models.text.name,
@@ -329,10 +329,6 @@ def _config_info(
             "keys": models.keys.name,
         },
         "references_per_class": [len(r.references) for r in results],
-        "retrieval": asdict(config.retrieval),
-        "opencut": asdict(config.opencut),
-        "scoring": asdict(config.scoring),
-        "eval": asdict(config.eval),
     }
 
 

@@ -9,16 +9,34 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from fossil.config import FossilConfig
 from fossil.eval.metrics import EvalResult
 
 PACKAGES = (
     "fossil-ovss", "numpy", "torch", "transformers", "diffusers", "qdrant-client",
     "qdrant-edge-py", "faiss-cpu", "faiss-gpu", "pydensecrf2", "pillow",
 )  # fmt: skip
+
+
+def config_record(config: FossilConfig) -> dict[str, Any]:
+    """What every evaluation report records of the ``config`` it ran with (``fossil eval``
+    and ``fossil demo`` add their own context around it): N, K, γ, then each section whole.
+    It is part of the run's fingerprint (:mod:`fossil.eval.runner`): a resumed run must
+    have the same."""
+    return {
+        "N": config.retrieval.N,
+        "K": config.retrieval.K,
+        "gamma": config.scoring.gamma,
+        "retrieval": asdict(config.retrieval),
+        "opencut": asdict(config.opencut),
+        "scoring": asdict(config.scoring),
+        "eval": asdict(config.eval),
+    }
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:

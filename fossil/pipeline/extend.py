@@ -13,8 +13,6 @@ is still uncovered, that is reported.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
@@ -25,7 +23,7 @@ from fossil.config import CoverageConfig
 from fossil.ingest.concepts import concept_corpora
 from fossil.ingest.references import IngestModels, IngestStats
 from fossil.pipeline.ingest import IngestProgress, ingest_corpora
-from fossil.pipeline.ingest_config import IngestOptions
+from fossil.pipeline.ingest_config import IngestOptions, lease_owner
 from fossil.query.coverage import Coverage
 from fossil.query.engine import QueryEngine
 
@@ -79,7 +77,7 @@ def extend(
     if not uncovered:
         return Extension(before, before)
     corpora = concept_corpora(uncovered, per_concept)
-    owner = options.owner or f"{socket.gethostname()}:{os.getpid()}:extend"
+    owner = options.owner or lease_owner("extend")
 
     def report(progress: IngestProgress) -> None:
         if progress.stage == "start" and progress.total:

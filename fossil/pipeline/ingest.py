@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -31,7 +31,7 @@ from fossil.db.schema import SCHEMA_VERSION
 from fossil.db.space import OPEN_MARGIN, WRITE_MARGIN, require_free
 from fossil.ingest.corpora import CorpusFile, check_corpus_names
 from fossil.ingest.references import IngestModels, IngestStats, collection_meta
-from fossil.pipeline.ingest_config import IngestOptions, ModelChoice, StoreAddress
+from fossil.pipeline.ingest_config import IngestOptions, ModelChoice, StoreAddress, lease_owner
 
 if TYPE_CHECKING:
     from fossil.ingest.pool import WorkerPool
@@ -188,20 +188,22 @@ def ingest_corpora(
     run = IngestRun(store, corpora, options or IngestOptions(), on_progress, should_stop)
     if store.root is not None:  # the catalog is read below (fossil.db.space)
         require_free(store.root, OPEN_MARGIN, "open the store")
-    _check_names(store, corpora)  # before any model is loaded or anything is written
-    if isinstance(store, StoreAddress) and not corpora:
-        done = _nothing_pending(store)
-        if done is not None:
-            return IngestSummary(store_captions=done, idle=True)
+    with _existing_catalog(store) as catalog:  # read once, before any model is loaded
+        _check_names(catalog, corpora)
+        if isinstance(store, StoreAddress) and not corpora:
+            done = _nothing_pending(store, catalog)
+            if done is not None:
+                return IngestSummary(store_captions=done, idle=True)
+        recorded = _recorded_meta(store, catalog)
     if store.root is not None:  # before any model is loaded; each batch checks again
         require_free(store.root, WRITE_MARGIN, "ingest")
     phrases = [c.phrase for c in corpora if c.phrase]
     if not isinstance(models, ModelChoice) and models is not None:
         if phrases:
             _warn_without_nouns(models.nouns, phrases)
-        return run(collection_meta(models, SCHEMA_VERSION), models)
+        return run.execute(collection_meta(models, SCHEMA_VERSION), models)
     choice = models or ModelChoice()
-    profile = store_profile(store, choice.profile)
+    profile = _profile(choice.profile, recorded)
     if phrases:
         from fossil.models.loading import load_noun_parser, resolve_profile
 
@@ -209,32 +211,41 @@ def ingest_corpora(
     loaders = model_loaders(profile, choice.devices, choice.workers)
     if choice.workers == 1:
         loaded = loaders[0]()
-        return run(collection_meta(loaded, SCHEMA_VERSION), loaded)
+        return run.execute(collection_meta(loaded, SCHEMA_VERSION), loaded)
     from fossil.ingest.pool import WorkerPool
 
     weight, root = run.options.text.template_weight, run.thumbnails
     with WorkerPool(
         loaders, schema_version=SCHEMA_VERSION, template_weight=weight, thumbnail_root=root
     ) as pool:
-        return run(pool.wait_ready(), pool)
+        return run.execute(pool.wait_ready(), pool)
 
 
-def _check_names(store: StoreAddress | Collection, corpora: Sequence[CorpusFile]) -> None:
-    """:func:`~fossil.ingest.corpora.check_corpus_names` against the corpora given and those
-    the store's catalog (when it exists) registered."""
+@contextmanager
+def _existing_catalog(store: StoreAddress | Collection) -> Iterator[CatalogStore | None]:
+    """The catalog of ``store`` for the checks before models load: an open collection's
+    own, or the address's opened once and closed after (``None``: there is none yet)."""
     from fossil.db.catalog import SqlCatalog
 
-    check_corpus_names(corpora)
-    if not any(c.named_after_file for c in corpora):
-        return
     if isinstance(store, Collection):
-        _check_registered_names(store.catalog, corpora)
-    elif store.catalog_exists():
-        catalog = SqlCatalog(store.catalog)
-        try:
-            _check_registered_names(catalog, corpora)
-        finally:
-            catalog.close()
+        yield store.catalog
+        return
+    if not store.catalog_exists():
+        yield None
+        return
+    catalog = SqlCatalog(store.catalog)
+    try:
+        yield catalog
+    finally:
+        catalog.close()
+
+
+def _check_names(catalog: CatalogStore | None, corpora: Sequence[CorpusFile]) -> None:
+    """:func:`~fossil.ingest.corpora.check_corpus_names` against the corpora given and those
+    the store's catalog (when it exists) registered."""
+    check_corpus_names(corpora)
+    if catalog is not None:
+        _check_registered_names(catalog, corpora)
 
 
 def _check_registered_names(catalog: CatalogStore, corpora: Sequence[CorpusFile]) -> None:
@@ -248,41 +259,42 @@ def _warn_without_nouns(parser: Any, phrases: list[str]) -> None:
     warn_without_nouns(parser, phrases)
 
 
-def store_profile(store: StoreAddress | Collection, given: str | ModelProfile | None) -> Any:
-    """``given``, else the models the store records, else the paper's."""
-    from fossil.db.catalog import SqlCatalog
+def _recorded_meta(
+    store: StoreAddress | Collection, catalog: CatalogStore | None
+) -> CollectionMeta | None:
+    """The ``collection_meta`` the store records (None: a new store)."""
+    if isinstance(store, Collection):
+        return store.meta
+    return None if catalog is None else catalog.get_meta()
 
+
+def _profile(given: str | ModelProfile | None, recorded: CollectionMeta | None) -> Any:
+    """``given``, else the models the store records, else the paper's."""
     if given is not None:
         return given
-    if isinstance(store, Collection):
-        return meta_profile(store.meta)
-    if not store.catalog_exists():
-        return "paper"
-    catalog = SqlCatalog(store.catalog)
-    try:
-        meta = catalog.get_meta()
-    finally:
-        catalog.close()
-    return "paper" if meta is None else meta_profile(meta)
+    return "paper" if recorded is None else meta_profile(recorded)
 
 
-def _nothing_pending(store: StoreAddress) -> dict[str, int] | None:
+def store_profile(store: StoreAddress | Collection, given: str | ModelProfile | None) -> Any:
+    """:func:`_profile` for ``store`` (its catalog is read only when ``given`` is None)."""
+    if given is not None:
+        return given
+    with _existing_catalog(store) as catalog:
+        return _profile(None, _recorded_meta(store, catalog))
+
+
+def _nothing_pending(store: StoreAddress, catalog: CatalogStore | None) -> dict[str, int] | None:
     """With no corpora given: the store's caption counts when nothing is left to process
     (None when there is work).  Raises :class:`NothingToIngest` when the store does not
-    exist or holds no corpus, before any model is loaded."""
-    from fossil.db.catalog import SqlCatalog
+    exist (``catalog`` None) or holds no corpus, before any model is loaded."""
     from fossil.db.open import CATALOG_FILE
 
-    if not store.catalog_exists():
+    if catalog is None:
         raise NothingToIngest(
             f"no fossil store at {store.root} (no {CATALOG_FILE})", store_exists=False
         )
-    catalog = SqlCatalog(store.catalog)
-    try:
-        counts, corpora = catalog.status_counts(), catalog.corpora()
-    finally:
-        catalog.close()
-    if not corpora:
+    counts = catalog.status_counts()
+    if not catalog.corpora():
         raise NothingToIngest(
             f"the catalog of {store.where} holds no corpus yet", store_exists=True
         )
@@ -306,6 +318,19 @@ def _open(store: StoreAddress | Collection, meta: CollectionMeta) -> Collection:
     return store.open(meta, create=True, release_stale_leases=True)
 
 
+@contextmanager
+def _closed_after(collection: Collection, given: StoreAddress | Collection) -> Iterator[None]:
+    """Close ``collection`` at the end unless it is the ``given`` one (the caller's)."""
+    try:
+        yield
+    except BaseException:
+        if collection is not given:
+            _close_after_error(collection)
+        raise
+    if collection is not given:
+        collection.close()
+
+
 def _claimable(catalog: CatalogStore, names: Sequence[str] | None, limit: int | None) -> int:
     """Captions this run sets out to process: the store's pending ones, or those of the
     corpora ``names`` still to process; at most ``limit``."""
@@ -318,8 +343,8 @@ def _claimable(catalog: CatalogStore, names: Sequence[str] | None, limit: int | 
 
 
 class IngestRun:
-    """One :func:`ingest_corpora` run once its models are known: open, register, claim →
-    process → write until done, refresh the lemma index."""
+    """One :func:`ingest_corpora` run, set up before its models are known;
+    :meth:`execute` runs it once they are."""
 
     def __init__(
         self,
@@ -338,12 +363,15 @@ class IngestRun:
         self.thumbnails = None if not options.thumbnails or root is None else Path(root)
         self.names = [c.name for c in corpora] if options.only_given else None
 
-    def __call__(
+    def execute(
         self, meta: CollectionMeta, models: IngestModels | WorkerPool | None
     ) -> IngestSummary:
+        """Open the collection for ``meta``, register the corpora, claim → process → write
+        until done, refresh the lemma index; the summary (:class:`IngestAborted` on
+        Ctrl-C)."""
         started = time.monotonic()  # (the models are loaded)
         collection = _open(self.store, meta)
-        try:
+        with _closed_after(collection, self.store):
             registered = tuple(_register(collection.catalog, c) for c in self.corpora)
             total = _claimable(collection.catalog, self.names, self.options.limit)
             self.on_progress(IngestProgress("start", total))
@@ -363,12 +391,6 @@ class IngestRun:
                 elapsed_s=time.monotonic() - started,
                 interrupted=stopped,
             )
-        except BaseException:
-            if collection is not self.store:
-                _close_after_error(collection)
-            raise
-        if collection is not self.store:
-            collection.close()
         if aborted:
             raise IngestAborted(summary)
         return summary
@@ -383,7 +405,7 @@ class IngestRun:
         from fossil.ingest.worker import BatchWriter, Claimer, KillSwitch, run_ingest
 
         options = self.options
-        owner = options.owner or f"{socket.gethostname()}:{os.getpid()}"
+        owner = options.owner or lease_owner()
         claimer = Claimer(
             collection, owner, options.batch_size, options.lease_seconds, options.limit,
             corpora=self.names,

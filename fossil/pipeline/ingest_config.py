@@ -4,6 +4,8 @@ through the captions (:class:`IngestOptions`).  Commands build them from their f
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,7 +107,7 @@ class IngestOptions:
     thumbnails: bool = True  # write each reference's thumbnail under the store directory
     progress: bool = False  # tqdm bar
     only_given: bool = False  # claim only the given corpora's captions (else all pending)
-    owner: str | None = None  # lease owner (None: host:pid)
+    owner: str | None = None  # lease owner (None: lease_owner(), host:pid)
     text: TextConfig = field(default_factory=TextConfig)  # §5.5 the TRE's template weight
 
     def __post_init__(self) -> None:
@@ -115,3 +117,10 @@ class IngestOptions:
             raise ValueError(f"limit ({self.limit}) must be >= 0")
         if self.lease_seconds <= 0:
             raise ValueError(f"lease_seconds ({self.lease_seconds}) must be > 0")
+
+
+def lease_owner(role: str | None = None) -> str:
+    """The name this process leases captions under, ``host:pid`` (``host:pid:role``, e.g.
+    ``--extend``'s): unique among the workers sharing a catalog."""
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    return owner if role is None else f"{owner}:{role}"

@@ -132,4 +132,4 @@ def ingest_labelled(
     else:
         loaded = models
     run = IngestRun(store, [labelled.corpus], options, on_progress, should_stop, process)
-    return run(labelled_meta(loaded), None)
+    return run.execute(labelled_meta(loaded), None)

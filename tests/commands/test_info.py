@@ -10,7 +10,8 @@ import pytest
 from fossil.commands.info import describe
 from fossil.db.open import open_collection
 from fossil.db.protocols import CatalogStore, Collection, ReferenceStore
-from tests.db.conftest import ProtocolOnly, make_meta
+from tests.db.conftest import ProtocolOnly
+from tests.fakes import make_meta
 
 
 @pytest.mark.parametrize("qdrant_url", [None, ":memory:"])

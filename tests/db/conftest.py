@@ -14,10 +14,10 @@ from sqlalchemy import create_engine, text
 
 from fossil.db import schema
 from fossil.db.catalog import SqlCatalog
-from fossil.db.protocols import CollectionMeta, ReferenceStore
+from fossil.db.protocols import ReferenceStore
 from fossil.records import ReferencePoint, point_id
 
-TEXT_DIM = 16
+TEXT_DIM = 16  # make_meta's
 VISUAL_DIM = 8
 
 
@@ -44,20 +44,6 @@ def make_points(
             )
         )
     return points
-
-
-def make_meta(**changes: object) -> CollectionMeta:
-    values: dict = dict(
-        text_encoder="tiny-text",
-        text_dim=TEXT_DIM,
-        dense_encoder="tiny-dino",
-        visual_dim=VISUAL_DIM,
-        generator="tiny-sd",
-        generation_fingerprint="fp",
-        schema_version=1,
-    )
-    values.update(changes)
-    return CollectionMeta(**values)
 
 
 class ProtocolOnly:

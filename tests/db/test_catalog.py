@@ -15,7 +15,8 @@ from fossil.db import schema
 from fossil.db.catalog import MAX_CAPTION_CHARS, SqlCatalog, caption_hash
 from fossil.db.protocols import AddResult, CatalogStore, ReferenceRow
 from fossil.db.schema import SCHEMA_VERSION
-from tests.db.conftest import Clock, make_meta
+from tests.db.conftest import Clock
+from tests.fakes import make_meta
 
 
 def rows_for(job_id: int, count: int = 2) -> list[ReferenceRow]:

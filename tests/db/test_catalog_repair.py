@@ -15,7 +15,7 @@ from fossil.db.catalog import SqlCatalog, caption_hash
 from fossil.db.catalog_repair import Catalogued, caption_states, catalogue_payloads
 from fossil.db.protocols import ReferenceRow
 from fossil.db.schema import caption, caption_corpus, corpus
-from tests.db.conftest import make_meta
+from tests.fakes import make_meta
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ from fossil.db.points import TEXT, VISUAL
 from fossil.db.protocols import ReferenceRow
 from fossil.db.server import ServerStore
 from fossil.records import ReferencePoint
-from tests.db.conftest import TEXT_DIM, VISUAL_DIM, make_meta, make_points
+from tests.db.conftest import TEXT_DIM, VISUAL_DIM, make_points
+from tests.fakes import make_meta
 
 DONE = 7  # captions with a reference; one more stays pending
 

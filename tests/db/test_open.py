@@ -20,7 +20,8 @@ from fossil.db.open import (
     open_collection,
     store_catalog_url,
 )
-from tests.db.conftest import make_meta, make_points
+from tests.db.conftest import make_points
+from tests.fakes import make_meta
 
 
 def test_create_layout_and_reopen_persists(tmp_path: Path, rng: np.random.Generator) -> None:
@@ -144,7 +145,8 @@ def test_acknowledged_upserts_survive_sigkill(tmp_path: Path) -> None:
         import os, signal
         import numpy as np
         from fossil.db.open import open_collection
-        from tests.db.conftest import make_meta, make_points
+        from tests.db.conftest import make_points
+        from tests.fakes import make_meta
         collection = open_collection({str(tmp_path)!r}, meta=make_meta(), create=True)
         collection.catalog.add_corpus("coco", "coco.txt", ["a caption"])
         collection.refs.upsert(make_points(50, np.random.default_rng(0)))

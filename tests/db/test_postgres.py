@@ -33,8 +33,8 @@ from fossil.db.catalog import SqlCatalog
 from fossil.db.open import open_collection
 from fossil.db.protocols import ReferenceRow
 from fossil.db.schema import caption, catalog_state, reference, schema_version
-from tests.db.conftest import make_meta
 from tests.db.pg_worker import DELAY_ENV
+from tests.fakes import make_meta
 from tests.ingest.conftest import load_fake_models
 
 pytestmark = pytest.mark.integration

@@ -55,3 +55,37 @@ def test_write_reports_and_chart(tmp_path):
 def test_package_versions():
     versions = package_versions(("numpy", "surely-not-installed-package"))
     assert versions == {"numpy": np.__version__}
+
+
+def test_eval_and_the_demo_record_their_config_through_one_record():
+    """``fossil eval`` and ``fossil demo`` write the same config record (issue 28 item 8);
+    the keys stay those of before, so a resumed run's fingerprint is unchanged."""
+    from argparse import Namespace
+    from types import SimpleNamespace
+
+    from fossil.commands.eval import config_info
+    from fossil.demo.settings import demo_fossil_config
+    from fossil.demo.world import _config_info
+    from fossil.eval.report import config_record
+
+    config = demo_fossil_config()
+    record = config_record(config)
+    assert list(record) == ["N", "K", "gamma", "retrieval", "opencut", "scoring", "eval"]
+    assert (record["N"], record["K"]) == (config.retrieval.N, config.retrieval.K)
+    assert record["eval"]["crop"] == config.eval.crop  # the demo's own sides
+    args = Namespace(dataset="ade20k", store="s", qdrant_url=None, limit=None, data="d")
+    evaluated = config_info(args, config, "ade", {"collection_revision": 1})
+    named = SimpleNamespace(name="m")
+    models = SimpleNamespace(generator=named, text=named, dense=named, keys=named)
+    demo = _config_info(config, models, "opencut", [])
+    for info in (evaluated, demo):
+        assert {k: info[k] for k in record} == record
+    assert set(evaluated) == {
+        "dataset", "store", "preset", "N", "K", "gamma", "tau_foreground", "tau_background",
+        "collection_revision", "retrieval", "opencut", "scoring", "text", "eval", "limit",
+        "data", "packages",
+    }  # fmt: skip
+    assert set(demo) == {
+        "synthetic", "run", "N", "K", "gamma", "models", "references_per_class", "retrieval",
+        "opencut", "scoring", "eval",
+    }  # fmt: skip

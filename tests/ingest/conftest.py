@@ -1,4 +1,4 @@
-"""Small fake models and an in-memory vector store for the ingest unit tests.
+"""Small fake models for the ingest unit tests (the vector store: tests.fakes.MemoryStore).
 
 The fakes are deterministic and simple enough to predict by hand: the noun parser knows a
 fixed vocabulary, the generator draws a seeded random image and one rectangle mask per noun
@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from fossil.db.catalog import SqlCatalog, caption_hash
-from fossil.db.protocols import CaptionJob, Collection, CollectionMeta
-from fossil.records import GeneratedImage, Hit, Noun, ReferencePoint
+from fossil.db.protocols import CaptionJob, Collection
+from fossil.records import GeneratedImage, Noun
+from tests.fakes import MemoryStore, make_meta
 
 # Nouns the fake parser finds.  Planted behaviours in the fake generator:
 #   "ghost"   → located but its mask is empty (no reference, counted)
@@ -137,47 +138,14 @@ def load_fake_models() -> FakeModels:
     return FakeModels()
 
 
-class MemoryRefs:
-    """Dict-backed :class:`~fossil.db.protocols.ReferenceStore` (what ingest uses of it)."""
-
-    def __init__(self) -> None:
-        self.points: dict[str, ReferencePoint] = {}
-        self.upserts = 0
-
-    def upsert(self, points: Sequence[ReferencePoint]) -> None:
-        self.upserts += 1
-        for point in points:
-            self.points[point.id] = point
-
-    def search(self, vectors: np.ndarray, n: int, **_: object) -> list[list[Hit]]:
-        raise NotImplementedError("ingest never searches")
-
-    def fetch_visual(self, ids: Sequence[str]) -> np.ndarray:
-        return np.stack([self.points[i].visual for i in ids])
-
-    def delete(self, ids: Sequence[str]) -> None:
-        for i in ids:
-            self.points.pop(i, None)
-
-    def count(self) -> int:
-        return len(self.points)
-
-    def iter_points(self, batch_size: int = 1024) -> Iterator[ReferencePoint]:
-        yield from self.points.values()
-
-    def close(self) -> None:
-        pass
-
-
-FAKE_META = CollectionMeta(
+FAKE_META = make_meta(
     text_encoder="fake-text",
     text_dim=16,
     dense_encoder="fake-dense",
     visual_dim=6,
     generator="fake-generator",
     generation_fingerprint="fake-generator-v1",
-    schema_version=1,
-)
+)  # what FakeModels record
 
 
 # One caption per planted case, with their expected reference counts in the comments.
@@ -202,7 +170,7 @@ def models() -> FakeModels:
 @pytest.fixture
 def collection(tmp_path: Path) -> Iterator[Collection]:
     catalog = SqlCatalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
-    opened = Collection(refs=MemoryRefs(), catalog=catalog, meta=FAKE_META, root=str(tmp_path))
+    opened = Collection(refs=MemoryStore(), catalog=catalog, meta=FAKE_META, root=str(tmp_path))
     yield opened
     opened.close()  # closes the catalog too
 

@@ -164,3 +164,38 @@ def test_nothing_to_ingest_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_settings_refuse_bad_values(make, match: str) -> None:  # noqa: ANN001
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_the_catalog_is_read_once_before_the_models_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Names checked against the registered corpora, nothing-pending check and the store's
+    recorded models: one opening of the catalog, then the collection's own (issue 28)."""
+    store = StoreAddress(tmp_path / "store")
+    ingest_corpora(store, [_corpus("first", ["A dog"])], FakeModels())
+    register_corpora(store, [_corpus("waiting", ["A cat"])])
+    opened: list[str] = []
+    original = SqlCatalog.__init__
+
+    def counted(self: SqlCatalog, url: str, *args: object, **kwargs: object) -> None:
+        opened.append(url)
+        original(self, url, *args, **kwargs)
+
+    monkeypatch.setattr(SqlCatalog, "__init__", counted)
+    monkeypatch.setattr(ingest_run, "model_loaders", lambda *_: [FakeModels])
+    named = CorpusFile("other", "other.txt", "txt", ("A tree",), named_after_file=True)
+    summary = ingest_corpora(store, [named], ModelChoice())  # profile: the store's
+    assert summary.stats.captions == 2 and len(opened) == 2  # the checks, the collection
+    opened.clear()
+    assert ingest_corpora(store).idle and len(opened) == 1  # nothing pending: checks only
+
+
+def test_one_lease_owner_names_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import socket
+
+    from fossil.pipeline.ingest_config import lease_owner
+
+    host = socket.gethostname()
+    assert lease_owner() == f"{host}:{os.getpid()}"
+    assert lease_owner("extend") == f"{host}:{os.getpid()}:extend"

@@ -1,9 +1,10 @@
-"""Fakes for query tests: a numpy ReferenceStore / CatalogStore that count their calls, a
-keyword text encoder, and a planted world (concepts → references → clustered VREs)."""
+"""Fakes for query tests: a CatalogStore that counts its calls (beside the shared
+:class:`tests.fakes.MemoryStore`), a keyword text encoder, and a planted world (concepts →
+references → clustered VREs)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from fossil.config import CollectionSettings
 from fossil.db.protocols import AddResult, CaptionJob, Collection, CollectionMeta, ReferenceRow
 from fossil.records import Hit, ReferencePoint
+from tests.fakes import MemoryStore, make_meta
 
 TEXT_DIM = 32
 VISUAL_DIM = 48
@@ -21,58 +23,6 @@ VISUAL_DIM = 48
 def unit(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
-
-
-class FakeReferenceStore:
-    """Exact cosine search over numpy arrays; counts calls."""
-
-    def __init__(self) -> None:
-        self.points: dict[str, ReferencePoint] = {}
-        self.calls = {"search": 0, "fetch_visual": 0}
-        self.queries_per_search: list[int] = []
-
-    def upsert(self, points: Sequence[ReferencePoint]) -> None:
-        for p in points:
-            self.points[p.id] = p
-
-    def search(
-        self,
-        vectors: np.ndarray,
-        n: int,
-        *,
-        exclude_corpora: Sequence[str] = (),
-        min_score: float | None = None,
-    ) -> list[list[Hit]]:
-        self.calls["search"] += 1
-        self.queries_per_search.append(len(vectors))
-        ids = [i for i, p in self.points.items() if p.payload.get("corpus") not in exclude_corpora]
-        if not ids:
-            return [[] for _ in vectors]
-        text = unit(np.stack([self.points[i].text for i in ids]))
-        scores = unit(vectors) @ text.T
-        out = []
-        for row in scores:
-            order = np.argsort(-row, kind="stable")[:n]
-            hits = [Hit(ids[j], float(row[j]), dict(self.points[ids[j]].payload)) for j in order]
-            out.append([h for h in hits if min_score is None or h.score >= min_score])
-        return out
-
-    def fetch_visual(self, ids: Sequence[str]) -> np.ndarray:
-        self.calls["fetch_visual"] += 1
-        return np.stack([self.points[i].visual for i in ids]).astype(np.float32)
-
-    def delete(self, ids: Sequence[str]) -> None:
-        for i in ids:
-            self.points.pop(i, None)
-
-    def count(self) -> int:
-        return len(self.points)
-
-    def iter_points(self, batch_size: int = 1024) -> Iterator[ReferencePoint]:
-        yield from self.points.values()
-
-    def close(self) -> None:
-        pass
 
 
 class FakeCatalog:
@@ -153,7 +103,7 @@ class PlantedWorld:
     and whose VREs come from ``centres[c]`` (n_centres, VISUAL_DIM) with random norms."""
 
     collection: Collection
-    store: FakeReferenceStore
+    store: MemoryStore
     catalog: FakeCatalog
     encoder: KeywordEncoder
     concepts: list[str]
@@ -161,16 +111,13 @@ class PlantedWorld:
     centres: dict[str, np.ndarray]
 
 
-def make_meta(text_encoder: str = "fake-keyword", text_dim: int = TEXT_DIM) -> CollectionMeta:
-    return CollectionMeta(
-        text_encoder=text_encoder,
-        text_dim=text_dim,
-        dense_encoder="fake-dense",
-        visual_dim=VISUAL_DIM,
-        generator="fake-generator",
-        generation_fingerprint="fp",
-        schema_version=1,
-    )
+META = make_meta(
+    text_encoder="fake-keyword",
+    text_dim=TEXT_DIM,
+    dense_encoder="fake-dense",
+    visual_dim=VISUAL_DIM,
+    generator="fake-generator",
+)  # KeywordEncoder's name and TEXT_DIM, VISUAL_DIM
 
 
 def planted_points(
@@ -201,9 +148,9 @@ def planted_world() -> PlantedWorld:
     rng = np.random.default_rng(0)
     concepts = ["dog", "car", "tree"]
     points, text, centres = planted_points(rng, concepts, per_concept=60, n_centres=4)
-    store = FakeReferenceStore()
+    store = MemoryStore()
     store.upsert(points)
-    meta = make_meta()
+    meta = META
     catalog = FakeCatalog(meta)
     for p in points:
         catalog.rows[p.id] = {

@@ -15,7 +15,7 @@ from fossil.config import RetrievalConfig
 from fossil.db.open import open_collection
 from fossil.query import QueryEngine
 from fossil.query.routing import LEMMA_INDEX_FILE, current_lemma_index, load_lemma_index
-from tests.query.conftest import KeywordEncoder, fill_collection, make_meta, planted_points
+from tests.query.conftest import META, KeywordEncoder, fill_collection, planted_points
 
 CONFIG = RetrievalConfig(N=5, K=2)
 
@@ -24,7 +24,7 @@ def build(root: Path, seed: int, word: str) -> KeywordEncoder:
     """A store at ``root`` holding 2 × 8 planted references whose captions contain ``word``."""
     rng = np.random.default_rng(seed)
     points, text, _ = planted_points(rng, ["dog", "car"], per_concept=8, n_centres=2)
-    collection = open_collection(root, meta=make_meta(), create=True)
+    collection = open_collection(root, meta=META, create=True)
     try:
         items = [
             (f"a {p.payload['noun']} {word} {i}", p.payload["noun"], p.text, p.visual)

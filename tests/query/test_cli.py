@@ -14,7 +14,7 @@ import fossil.commands.query as query_command
 from fossil.cli import main
 from fossil.db.open import open_collection
 from fossil.models.loading import load_noun_parser
-from tests.query.conftest import KeywordEncoder, fill_collection, make_meta, planted_points
+from tests.query.conftest import META, KeywordEncoder, fill_collection, planted_points
 
 CONCEPTS = ["dog", "car"]
 
@@ -24,7 +24,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     rng = np.random.default_rng(2)
     points, text, _ = planted_points(rng, CONCEPTS, per_concept=12, n_centres=2)
     root = tmp_path / "store"
-    collection = open_collection(root, meta=make_meta(), create=True)
+    collection = open_collection(root, meta=META, create=True)
     items = [
         (f"a {p.payload['noun']} picture {i}", p.payload["noun"], p.text, p.visual)
         for i, p in enumerate(points)

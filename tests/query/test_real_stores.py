@@ -15,11 +15,11 @@ from fossil.db.protocols import Collection
 from fossil.query import QueryEngine
 from fossil.query.prototypes import l2_normalise
 from tests.query.conftest import (
+    META,
     VISUAL_DIM,
     CountingStore,
     KeywordEncoder,
     fill_collection,
-    make_meta,
     planted_points,
     unit,
 )
@@ -32,7 +32,7 @@ CENTRES = 4
 @pytest.fixture(params=["edge", "memory"])
 def collection(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Collection]:
     url = ":memory:" if request.param == "memory" else None
-    opened = open_collection(tmp_path / "store", qdrant_url=url, meta=make_meta(), create=True)
+    opened = open_collection(tmp_path / "store", qdrant_url=url, meta=META, create=True)
     yield Collection(CountingStore(opened.refs), opened.catalog, opened.meta, opened.root)
     opened.close()
 

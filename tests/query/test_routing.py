@@ -23,11 +23,11 @@ from fossil.query.routing import (
     save_lemma_index,
 )
 from tests.query.conftest import (
+    META,
     TEXT_DIM,
     VISUAL_DIM,
     KeywordEncoder,
     fill_collection,
-    make_meta,
     planted_points,
     unit,
 )
@@ -59,7 +59,7 @@ class SpyStore:
 @pytest.fixture(params=["edge", "memory"])
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Collection, Any]]:
     url = ":memory:" if request.param == "memory" else None
-    opened = open_collection(tmp_path / "store", qdrant_url=url, meta=make_meta(), create=True)
+    opened = open_collection(tmp_path / "store", qdrant_url=url, meta=META, create=True)
     rng = np.random.default_rng(5)
     points, text, _ = planted_points(rng, LEMMAS, PER_LEMMA, 2)
     # neighbouring lemmas: pairs of lemmas share most of their direction, as "dog"/"puppy"

@@ -22,7 +22,7 @@ from fossil.db.open import CATALOG_FILE
 from fossil.pipeline.segmenter import SegmentationResult
 from fossil.serve.app import ServeSettings, create_app
 from fossil.serve.service import Segmentation, Service
-from tests.serve.conftest import park, png
+from tests.serve.conftest import park, png, queued_behind_first
 
 CONCEPTS = "dog, car, tree"
 LOCAL = "http://127.0.0.1"  # the server answers local Host names only (DNS rebinding)
@@ -353,21 +353,11 @@ def test_model_requests_run_one_at_a_time(
     blocking = Blocking(service)
     monkeypatch.setattr(service, "segment", blocking)
     app = create_app(service, ServeSettings(time_limit=30))
-    answers: list[int] = []
 
-    def request() -> None:
-        answers.append(post(TestClient(app, base_url=LOCAL), "dog").status_code)
+    def send() -> int:
+        return post(TestClient(app, base_url=LOCAL), "dog").status_code
 
-    threads = [threading.Thread(target=request) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + 10
-    while blocking.calls < 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.3)  # the others are queued meanwhile, not running
-    assert blocking.calls == 1
-    blocking.release.set()
-    for thread in threads:
-        thread.join(30)
+    with queued_behind_first(send, blocking) as answers:
+        assert blocking.calls == 1  # the others are queued, not running
     assert answers == [200, 200, 200]
     assert blocking.calls == 3 and blocking.most_inside == 1

@@ -24,7 +24,7 @@ from fossil.cli import build_parser
 from fossil.commands.serve import build_app
 from fossil.serve.app import ServeSettings, create_app
 from fossil.serve.service import Segmentation, Service
-from tests.serve.conftest import park, png
+from tests.serve.conftest import park, png, queued_behind_first
 from tests.serve.test_api import Blocking, canned
 
 LOCAL = "http://127.0.0.1"  # a Host the server accepts when bound to localhost
@@ -122,22 +122,12 @@ def test_concurrent_requests_decode_one_at_a_time(
 
     monkeypatch.setattr(fossil.serve.app, "decode_upload", counted)
     app = create_app(service, ServeSettings(time_limit=30))
-    answers: list[int] = []
 
-    def request() -> None:
-        answers.append(post(TestClient(app, base_url=LOCAL)).status_code)
+    def send() -> int:
+        return post(TestClient(app, base_url=LOCAL)).status_code
 
-    threads = [threading.Thread(target=request) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + 10
-    while blocking.calls < 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.3)  # the others arrive meanwhile: their uploads wait undecoded
-    assert blocking.calls == 1 and inside[0] == 0
-    blocking.release.set()
-    for thread in threads:
-        thread.join(30)
+    with queued_behind_first(send, blocking) as answers:
+        assert blocking.calls == 1 and inside[0] == 0  # the others' uploads wait undecoded
     assert answers == [200, 200, 200] and most[0] == 1
 
 
