@@ -200,12 +200,13 @@ def create_app(
 ) -> FastAPI:
     """The app serving ``service``: the API routes, the static page, the key and host checks.
     ``jobs``: the ingest job manager (default: one on the service's collection and models,
-    :mod:`fossil.serve.live`); the app closes it when it ends."""
+    :mod:`fossil.serve.live`), whose gate the model requests share; the app closes it when
+    it ends."""
     from fossil.serve.live import add_live_routes, build_jobs
 
     settings = settings if settings is not None else ServeSettings()
-    queue = ModelQueue(settings.time_limit)
-    jobs = jobs if jobs is not None else build_jobs(service, queue.gate)
+    jobs = jobs if jobs is not None else build_jobs(service, threading.RLock())
+    queue = ModelQueue(settings.time_limit, jobs.gate)  # reads and batch writes: one gate
     locations = store_locations(service.collection.root)
 
     @asynccontextmanager
