@@ -164,6 +164,8 @@ def eval_with_server(args: argparse.Namespace, dataset: SegmentationDataset) -> 
         raise ValueError("--server: the server owns the store; leave out --store/--qdrant-url")
     if args.every is None and (args.log is not None):
         raise ValueError("--log needs --every M")
+    if args.every is not None and args.every < 1:
+        raise ValueError(f"--every ({args.every}) must be >= 1 references")
     client = client_of(args)
     remote = RemoteCollection.of(client.collection())
     settings = remote.settings

@@ -73,7 +73,7 @@ def follow_growth(
     references than at the last run; each run's line goes to ``log``.  Ends when no ingest is
     active and the last run saw the current size (or after ``max_runs``).  The lines."""
     if every < 1:
-        raise ValueError(f"--every ({every}) must be >= 1 references")
+        raise ValueError(f"every ({every}) must be >= 1 references")
     if poll_s <= 0:
         raise ValueError(f"poll interval ({poll_s}) must be > 0 seconds")
     lines: list[dict[str, Any]] = []
