@@ -72,6 +72,9 @@ def main() -> int:
     parser.add_argument("--every", type=int, default=150, help="references between runs")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/live_curve"))
     parser.add_argument("--picture", type=Path, default=None, help="PNG of the curve")
+    parser.add_argument(
+        "--eval-flags", default="", help='more `fossil eval` flags, e.g. "--no-opencut"'
+    )
     args = parser.parse_args()
 
     from fossil.demo.corpus import caption_corpus
@@ -100,7 +103,7 @@ def main() -> int:
             [*fossil, "eval", "ade20k", "--data", str(scenes), "--classes",
              str(scenes / "classes.json"), "--server", url, "--every", str(args.every),
              "--log", str(log), "--out", str(args.out / "eval"), "--restart",
-             "--no-progress", "--poll", "2"],
+             "--no-progress", "--poll", "2", *args.eval_flags.split()],
             check=True, env=env,
         )  # fmt: skip
         ingest.wait()

@@ -180,7 +180,10 @@ def eval_with_server(args: argparse.Namespace, dataset: SegmentationDataset) -> 
 
     def run_once(number: int | None) -> dict[str, Any]:
         where = out_dir if number is None else out_dir / f"run{number:03d}"
-        return _evaluate_once(args, client, dataset, models, config, preset, where)
+        return {
+            "run": number,
+            **_evaluate_once(args, client, dataset, models, config, preset, where),
+        }
 
     if args.every is None:
         line = run_once(None)
