@@ -19,6 +19,7 @@ from fossil.commands._options import (
     build_config,
     store_settings,
 )
+from fossil.commands._remote import add_server_url_option
 from fossil.config import FossilConfig, TextConfig
 from fossil.eval.layouts import SPECS
 
@@ -104,6 +105,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_models_options(p)
     add_server_options(p)
+    add_server_url_option(p, every=True)  # issue 29: a live `fossil serve`
     p.set_defaults(func=run)
 
 
@@ -196,6 +198,12 @@ def run(args: argparse.Namespace) -> int:
     dataset = open_dataset(args.dataset, args.data, class_names)  # errors before models load
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit ({args.limit}) must be >= 1")
+    if args.server or args.every is not None:  # issue 29: prototypes from a live server
+        from fossil.commands._remote import eval_with_server
+
+        if not args.server:
+            raise ValueError("--every needs --server URL (a running `fossil serve`)")
+        return eval_with_server(args, dataset)
     with opened_store(args) as collection:
         # N, K, γ: flags, else --preset, else the collection's settings, else the dataset's
         settings = store_settings(collection)

@@ -26,6 +26,7 @@ from fossil.commands._options import (
     parse_concepts,
     per_concept,
 )
+from fossil.commands._remote import add_server_url_option
 from fossil.config import RetrievalConfig
 
 if TYPE_CHECKING:
@@ -158,6 +159,7 @@ def add_parser(subparsers: Any) -> None:
     add_server_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_json_option(p)
+    add_server_url_option(p)  # issue 29: a live `fossil serve`
     p.set_defaults(func=run)
 
 
@@ -227,6 +229,10 @@ def run(args: argparse.Namespace) -> int:
         register_corpora,
     )
 
+    if args.server:  # issue 29: the server at URL owns the store and runs the jobs
+        from fossil.commands._remote import ingest_with_server
+
+        return ingest_with_server(args)
     _check_args(args)
     if args.labelled is not None:
         return run_labelled(args, _settings(args))

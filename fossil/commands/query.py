@@ -26,7 +26,12 @@ from fossil.commands._options import (
     per_concept,
     store_settings,
 )
-from fossil.config import CollectionSettings, RetrievalConfig, with_overrides
+from fossil.commands._remote import add_server_url_option
+from fossil.config import (
+    CollectionSettings,
+    RetrievalConfig,
+    with_overrides,
+)
 from fossil.records import SOURCE_LABELLED
 
 if TYPE_CHECKING:
@@ -94,6 +99,7 @@ def add_parser(subparsers: Any) -> None:
     )
     add_coverage_options(p)
     add_server_options(p)
+    add_server_url_option(p)  # issue 29: a live `fossil serve`
     p.set_defaults(func=run)
 
 
@@ -126,6 +132,10 @@ def run(args: argparse.Namespace) -> int:
     from fossil.models.nouns import concept_lemmas
     from fossil.query.engine import QueryEngine
 
+    if args.server:  # issue 29: the server at URL answers
+        from fossil.commands._remote import query_with_server
+
+        return query_with_server(args)
     concepts = check_concepts(args.concepts)
     coverage = coverage_config(args)
     if args.top < 1:

@@ -694,6 +694,18 @@ class SqlCatalog:
         with self._engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(reference)).scalar() or 0)
 
+    def latest_references(self, limit: int = 8) -> list[dict[str, Any]]:
+        """The ``limit`` references of the captions completed last (highest caption ids;
+        claims go in id order), oldest first: ``point_id``, ``noun``, ``caption``."""
+        stmt = (
+            select(reference.c.point_id, reference.c.noun, caption.c.text.label("caption"))
+            .join(caption, caption.c.id == reference.c.caption_id)
+            .order_by(reference.c.caption_id.desc(), reference.c.point_id.desc())
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(stmt)][::-1]
+
     def top_lemmas(self, limit: int | None = 20) -> list[tuple[str, int]]:
         """The ``limit`` (None: all) most frequent noun lemmas with their reference counts."""
         n = func.count().label("n")

@@ -179,6 +179,11 @@ class CatalogStore(Protocol):
 
     def reference_count(self) -> int: ...
 
+    def latest_references(self, limit: int = 8) -> list[dict[str, Any]]:
+        """The references of the captions completed last, oldest first: ``point_id``,
+        ``noun``, ``caption``."""
+        ...
+
     def corpora(self) -> list[dict[str, Any]]:
         """Per corpus: ``name``, ``source``, ``added_at``, ``captions``, ``references``,
         ``removing``."""

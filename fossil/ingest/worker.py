@@ -16,6 +16,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,7 +83,10 @@ class KillSwitch:
 
 class BatchWriter:
     """Writes batches in the §4 order and keeps the run's counters and progress bar;
-    ``on_batch(stats)`` is called after each batch with the run's counters so far."""
+    ``on_batch(stats)`` is called after each batch with the run's counters so far.
+    ``lock``: held while one batch is written (its upsert and catalog transaction), so that
+    readers of the same open collection in other threads (``fossil serve``) see whole
+    batches only."""
 
     def __init__(
         self,
@@ -93,8 +97,10 @@ class BatchWriter:
         progress: bool = False,
         kill: KillSwitch | None = None,
         on_batch: Callable[[IngestStats], None] | None = None,
+        lock: AbstractContextManager[object] | None = None,
     ) -> None:
         self.collection = collection
+        self.lock = lock if lock is not None else nullcontext()
         self.owner = owner
         self.kill = kill or KillSwitch()
         self.on_batch = on_batch
@@ -111,7 +117,8 @@ class BatchWriter:
         then the failures, each with its error (retried by a later claim up to the limit).
         A full disk met on the way raises :class:`~fossil.db.space.DiskFullError`."""
         try:
-            self._write(result)
+            with self.lock:
+                self._write(result)
         except Exception as error:
             if self.collection.root is None or not is_disk_full(error):
                 raise

@@ -20,7 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -172,6 +172,7 @@ def ingest_corpora(
     *,
     on_progress: Callable[[IngestProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    write_lock: AbstractContextManager[object] | None = None,
 ) -> IngestSummary:
     """Register ``corpora`` in ``store`` and process every pending caption (with
     ``options.only_given``, only theirs) until done, ``options.limit`` or ``should_stop()``.
@@ -184,8 +185,10 @@ def ingest_corpora(
     loaded, and one that does not exist or holds no corpus raises :class:`NothingToIngest`.
     Ctrl-C during a batch hands the batches in flight back and raises
     :class:`IngestAborted`, carrying the summary so far.  A rerun resumes; nothing is
-    generated twice."""
+    generated twice.  ``write_lock``: held while each batch is written (``fossil serve``'s
+    readers of the same open collection see whole batches only)."""
     run = IngestRun(store, corpora, options or IngestOptions(), on_progress, should_stop)
+    run.write_lock = write_lock
     if store.root is not None:  # the catalog is read below (fossil.db.space)
         require_free(store.root, OPEN_MARGIN, "open the store")
     with _existing_catalog(store) as catalog:  # read once, before any model is loaded
@@ -362,6 +365,7 @@ class IngestRun:
         root = store.root
         self.thumbnails = None if not options.thumbnails or root is None else Path(root)
         self.names = [c.name for c in corpora] if options.only_given else None
+        self.write_lock: AbstractContextManager[object] | None = None  # BatchWriter's lock
 
     def execute(
         self, meta: CollectionMeta, models: IngestModels | WorkerPool | None
@@ -419,6 +423,7 @@ class IngestRun:
             on_batch=lambda stats: self.on_progress(
                 IngestProgress("batch", total, stats.captions, stats.references)
             ),
+            lock=self.write_lock,
         )
         aborted = False
         with logging_redirect_tqdm():

@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, TypeVar
 
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -43,6 +44,9 @@ from fossil.serve.guards import (
 from fossil.serve.images import decode_upload, highlight, png_bytes
 from fossil.serve.responses import query_response, segment_response
 from fossil.serve.service import SegmentOptions, Service, request_config
+
+if TYPE_CHECKING:
+    from fossil.serve.jobs import IngestJobs
 
 logger = logging.getLogger(__name__)
 
@@ -96,15 +100,23 @@ class ModelQueue:
     """Runs model jobs one at a time on one thread, each within the time limit (queueing
     included).  A job is called with its :class:`Deadline`, which it checks between stages.
     A job past the limit answers a 503; a queued one never runs, a running one stops at its
-    next check (a model call cannot be interrupted) and its result is dropped."""
+    next check (a model call cannot be interrupted) and its result is dropped.  ``gate``: a
+    lock held while a job works (an ingest job's batch writes take it too: a job sees whole
+    batches, :mod:`fossil.serve.jobs`)."""
 
-    def __init__(self, time_limit: float) -> None:
+    def __init__(self, time_limit: float, gate: threading.RLock | None = None) -> None:
         self.time_limit = time_limit
+        self.gate = gate if gate is not None else threading.RLock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fossil-model")
 
     async def run(self, job: Callable[[Deadline], T]) -> T:
         deadline = Deadline(time.monotonic() + self.time_limit)
-        future = self._executor.submit(job, deadline)
+
+        def gated(deadline: Deadline) -> T:
+            with self.gate:
+                return job(deadline)
+
+        future = self._executor.submit(gated, deadline)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), self.time_limit)
         except (TimeoutError, Expired):
@@ -183,15 +195,24 @@ def _given_key(request: Request) -> str:
     return key
 
 
-def create_app(service: Service, settings: ServeSettings | None = None) -> FastAPI:
-    """The app serving ``service``: the API routes, the static page, the key and host checks."""
+def create_app(
+    service: Service, settings: ServeSettings | None = None, jobs: IngestJobs | None = None
+) -> FastAPI:
+    """The app serving ``service``: the API routes, the static page, the key and host checks.
+    ``jobs``: the ingest job manager (default: one on the service's collection and models,
+    :mod:`fossil.serve.live`), whose gate the model requests share; the app closes it when
+    it ends."""
+    from fossil.serve.live import add_live_routes, build_jobs
+
     settings = settings if settings is not None else ServeSettings()
-    queue = ModelQueue(settings.time_limit)
+    jobs = jobs if jobs is not None else build_jobs(service, threading.RLock())
+    queue = ModelQueue(settings.time_limit, jobs.gate)  # reads and batch writes: one gate
     locations = store_locations(service.collection.root)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        jobs.close()  # the running job stops after its batch
         queue.close()
         from fossil.segment.crf import shutdown_pools
 
@@ -206,6 +227,7 @@ def create_app(service: Service, settings: ServeSettings | None = None) -> FastA
     )
     app.state.service = service
     app.state.settings = settings
+    app.state.jobs = jobs
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable[[Request], Any]) -> Response:
@@ -243,6 +265,8 @@ def create_app(service: Service, settings: ServeSettings | None = None) -> FastA
                 "(the server's --max-concepts)"
             )
         return names
+
+    add_live_routes(app, service, settings, queue, jobs, concepts_of)
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -285,6 +309,7 @@ def create_app(service: Service, settings: ServeSettings | None = None) -> FastA
             deadline.check()
             body = segment_response(pixels, result, config)
             body["original_size"] = list(original)
+            body["revision"] = int(service.collection.catalog.revision())  # the one it saw
             summary = (
                 f"segment {original[0]}x{original[1]} (as {pixels.shape[1]}x{pixels.shape[0]})"
                 f", {len(names)} concepts: model {result.seconds:.2f} s, with the response "
@@ -315,7 +340,9 @@ def create_app(service: Service, settings: ServeSettings | None = None) -> FastA
         def work(deadline: Deadline) -> dict[str, Any]:
             results = service.query(names, config.retrieval)
             deadline.check()
-            return query_response(results, config.retrieval, shown)
+            body = query_response(results, config.retrieval, shown)
+            body["revision"] = int(service.collection.catalog.revision())  # the one it saw
+            return body
 
         return await queue.run(work)
 
