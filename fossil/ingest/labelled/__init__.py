@@ -73,7 +73,16 @@ from fossil.errors import naming
 
 from . import coco, labelme, voc
 from .common import key_of, load_json
-from .records import Decoded, LabelledError, LabelledPhoto, LabelledRegion, LabelledSet, photo_from
+from .records import (
+    UNITS,
+    Decoded,
+    LabelledError,
+    LabelledPhoto,
+    LabelledRegion,
+    LabelledSet,
+    check_unit,
+    photo_from,
+)
 
 __all__ = [
     "FORMATS",
@@ -81,6 +90,7 @@ __all__ = [
     "LabelledPhoto",
     "LabelledRegion",
     "LabelledSet",
+    "UNITS",
     "detect_format",
     "read_labelled",
 ]
@@ -130,12 +140,16 @@ def read_labelled(
     *,
     images: str | Path | None = None,
     with_background: bool = False,
+    unit: str = "class",
     progress: bool = False,
 ) -> LabelledSet:
     """Reads AND VALIDATES everything (decodes every image once and rasterises every mask,
     then drops the arrays), raising :class:`LabelledError` on the first bad item, so that a
     caller can check a whole set before writing anything.  ``images``: the folder of a COCO
-    file's images (default: the JSON file's folder)."""
+    file's images (default: the JSON file's folder).  ``unit``: one region per class or per
+    instance (:data:`UNITS`; a VOC folder without instance PNGs falls back to class, with a
+    note and a warning)."""
+    check_unit(unit)
     root = Path(path).expanduser().absolute()
     format, doc = _detect(root)
     if images is not None and format != "coco":
@@ -150,7 +164,11 @@ def read_labelled(
     notes: list[str] = []
     if format == "labelme":
         jobs: list[Job] = [
-            (key_of(file, root), str(file), partial(labelme.decode, str(file), with_background))
+            (
+                key_of(file, root),
+                str(file),
+                partial(labelme.decode, str(file), with_background, unit),
+            )
             for file in labelme.json_files(root)
         ]
     elif format == "coco":
@@ -159,16 +177,34 @@ def read_labelled(
             raise naming(LabelledError(str(folder), "images", "not a folder"), "images")
         found, notes, names = coco.images_of(root, root, folder, doc)
         jobs = [
-            (image.key, str(root), partial(coco.decode, str(root), image, names, with_background))
+            (
+                image.key,
+                str(root),
+                partial(coco.decode, str(root), image, names, with_background, unit),
+            )
             for image in found
         ]
     else:
         names_by_id = voc.class_names(root)
+        objects = voc.object_folder(root) if unit == "instance" else None
+        if unit == "instance" and objects is None:
+            unit = "class"
+            notes.append(
+                f"{root}: VOC class PNGs carry no instances and there is no "
+                f"{' or '.join(voc.OBJECT_FOLDERS)}/: one region per (photo, class) instead"
+            )
         jobs = [
             (
                 png.relative_to(root).as_posix(),
                 str(png),
-                partial(voc.decode, str(png), str(root), names_by_id, with_background),
+                partial(
+                    voc.decode,
+                    str(png),
+                    str(root),
+                    names_by_id,
+                    with_background,
+                    None if objects is None else str(objects),
+                ),
             )
             for png in voc.mask_files(root)
         ]
@@ -178,8 +214,11 @@ def read_labelled(
     notes += _summary(photos)
     for note in notes:
         logger.warning("%s", note)
-    logger.info("read %d labelled photos (%s) from %s", len(photos), format, root)
-    return LabelledSet(format, str(root), tuple(sorted(photos, key=lambda p: p.key)), tuple(notes))
+    logger.info(
+        "read %d labelled photos (%s, one region per %s) from %s", len(photos), format, unit, root
+    )
+    photos.sort(key=lambda p: p.key)
+    return LabelledSet(format, str(root), tuple(photos), tuple(notes), unit)
 
 
 def _read(jobs: list[Job], notes: list[str], *, progress: bool) -> list[LabelledPhoto]:

@@ -10,7 +10,7 @@ import numpy as np
 
 from .common import BACKGROUND, IGNORE, assemble, key_of, load_json
 from .raster import check_coordinates, outside, polygon_mask, read_image, rle_counts, rle_mask
-from .records import Decoded, LabelledError
+from .records import Decoded, LabelledError, LabelledRegion
 
 
 @dataclass(frozen=True)
@@ -112,8 +112,15 @@ def _categories(categories: list[Any], file: str) -> dict[int, str]:
     return names
 
 
-def decode(file: str, image: CocoImage, names: dict[int, str], with_background: bool) -> Decoded:
-    """Reads one image of a COCO file and rasterises its annotations."""
+def decode(
+    file: str,
+    image: CocoImage,
+    names: dict[int, str],
+    with_background: bool,
+    unit: str = "class",
+) -> Decoded:
+    """Reads one image of a COCO file and rasterises its annotations; ``unit``
+    ``"instance"``: one region per annotation (``"annotation <id>"``)."""
     item = f"images[{image.index}] ({image.record['file_name']!r})"
     rgb = read_image(image.path, file, item, exif=False)
     size = (int(rgb.shape[0]), int(rgb.shape[1]))
@@ -125,6 +132,7 @@ def decode(file: str, image: CocoImage, names: dict[int, str], with_background: 
             f"height/width {declared[0]}×{declared[1]} but the image is {size[0]}×{size[1]}",
         )
     masks: dict[str, np.ndarray] = {}
+    instances: list[tuple[str, str, np.ndarray]] = []  # (name, instance id, mask)
     notes: list[str] = []
     for index, annotation in image.annotations:
         name = names[annotation["category_id"]]
@@ -135,7 +143,9 @@ def decode(file: str, image: CocoImage, names: dict[int, str], with_background: 
         if name in masks:
             masks[name] |= mask
         else:
-            masks[name] = mask
+            masks[name] = mask.copy()  # |= below must not change the instance's own mask
+        if name not in (IGNORE, BACKGROUND):
+            instances.append((name, _instance_id(annotation, index, file, where), mask))
     ignore = masks.pop(IGNORE, np.zeros(size, dtype=bool))
     regions = assemble(
         list(masks),
@@ -145,9 +155,42 @@ def decode(file: str, image: CocoImage, names: dict[int, str], with_background: 
         with_background=with_background,
         background=BACKGROUND,
     )
+    if unit == "instance":
+        regions = _instances(regions, instances, ignore, file)
     caption = image.record.get("caption")
     caption = caption.strip() if isinstance(caption, str) and caption.strip() else None
     return Decoded(rgb, str(image.path), regions, ignore, caption, tuple(notes))
+
+
+def _instance_id(annotation: dict[str, Any], index: int, file: str, where: str) -> str:
+    """``"annotation <id>"``; an annotation without an id is named by its position."""
+    identifier = annotation.get("id")
+    if identifier is None:
+        return f"annotation at {index}"
+    if isinstance(identifier, bool) or not isinstance(identifier, (int, str)):
+        raise LabelledError(file, where, f"id {identifier!r} is not an integer or text")
+    return f"annotation {identifier}"
+
+
+def _instances(
+    classes: tuple[LabelledRegion, ...],
+    instances: list[tuple[str, str, np.ndarray]],
+    ignore: np.ndarray,
+    file: str,
+) -> tuple[LabelledRegion, ...]:
+    """One region per annotation, ignore pixels removed (COCO instances may overlap: each
+    keeps its own pixels); the background region, if any, stays first."""
+    regions = [region for region in classes if region.name == BACKGROUND]
+    seen: set[str] = set()
+    for name, instance, mask in instances:
+        if instance in seen:
+            raise LabelledError(file, instance, "given twice for this image: ids must differ")
+        seen.add(instance)
+        own = mask & ~ignore
+        if not own.any():
+            raise LabelledError(file, f"{instance} ({name!r})", "covers only ignored pixels")
+        regions.append(LabelledRegion(name, own, instance))
+    return tuple(regions)
 
 
 def _segmentation(

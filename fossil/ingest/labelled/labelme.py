@@ -21,7 +21,7 @@ from .raster import (
     read_image,
     rectangle_mask,
 )
-from .records import Decoded, LabelledError
+from .records import Decoded, LabelledError, LabelledRegion
 
 # labelme shape types that draw a stroke, not a region (labelme paints them 10 px wide)
 STROKES = ("line", "linestrip", "point", "points")
@@ -35,8 +35,9 @@ def json_files(root: Path) -> list[Path]:
     return sorted(path for path in root.glob("*.json") if path.is_file())
 
 
-def decode(path_text: str, with_background: bool) -> Decoded:
-    """Reads one labelme file whole (see the package docstring for the rules)."""
+def decode(path_text: str, with_background: bool, unit: str = "class") -> Decoded:
+    """Reads one labelme file whole (see the package docstring for the rules); ``unit``
+    ``"instance"``: one region per shape, or per (label, ``group_id``) for grouped shapes."""
     path = Path(path_text)
     file = str(path)
     doc = load_json(path)
@@ -47,6 +48,7 @@ def decode(path_text: str, with_background: bool) -> Decoded:
     _check_size(doc, size, file)
     label = np.zeros(size, np.int32)  # 0 background, -1 ignore, k ≥ 1 the k-th class seen
     ids: dict[str, int] = {}
+    owners: dict[tuple[str, str], int] = {}  # unit "instance": (name, instance id) → k
     notes: list[str] = []
     for index, shape in enumerate(doc["shapes"]):
         drawn = _shape(shape, index, size, file, notes)
@@ -57,18 +59,57 @@ def decode(path_text: str, with_background: bool) -> Decoded:
             label[mask] = -1
         elif name == BACKGROUND:
             label[mask] = 0
+        elif unit == "instance":
+            owner = (name, _instance_id(shape, index, file))
+            label[mask] = owners.setdefault(owner, len(owners) + 1)
         else:
             label[mask] = ids.setdefault(name, len(ids) + 1)
-    masks = {name: label == value for name, value in ids.items()}
-    regions = assemble(
-        ids,
-        masks,
-        label == -1,
-        file=file,
-        with_background=with_background,
-        background=BACKGROUND,
-    )
+    if unit == "instance":
+        regions = _instances(owners, label, with_background, notes)
+    else:
+        masks = {name: label == value for name, value in ids.items()}
+        regions = assemble(
+            ids,
+            masks,
+            label == -1,
+            file=file,
+            with_background=with_background,
+            background=BACKGROUND,
+        )
     return Decoded(image, image_path, regions, label == -1, caption(doc), tuple(notes))
+
+
+def _instance_id(shape: dict[str, Any], index: int, file: str) -> str:
+    """``"group <group_id>"`` (labelme's instance: shapes of one label sharing a group id),
+    else ``"shape <index>"`` (a shape without a group id is an instance alone)."""
+    group = shape.get("group_id")
+    if group is None:
+        return f"shape {index}"
+    if isinstance(group, bool) or not isinstance(group, (int, str)):
+        raise LabelledError(
+            file, f"shapes[{index}]", f"group_id {group!r} is not an integer, text or null"
+        )
+    return f"group {group}"
+
+
+def _instances(
+    owners: dict[tuple[str, str], int],
+    label: np.ndarray,
+    with_background: bool,
+    notes: list[str],
+) -> tuple[LabelledRegion, ...]:
+    """One region per instance (the background first, as one region, ``with_background``);
+    an instance later shapes paint over entirely is skipped with a note."""
+    regions = []
+    if with_background and (label == 0).any():
+        regions.append(LabelledRegion(BACKGROUND, label == 0))
+    for (name, instance), value in owners.items():
+        mask = label == value
+        if not mask.any():
+            notes.append(f"{instance} ({name!r}): hidden by later shapes: skipped")
+            continue
+        regions.append(LabelledRegion(name, mask, instance))
+    return tuple(regions)
 
 
 def caption(doc: dict[str, Any]) -> str | None:

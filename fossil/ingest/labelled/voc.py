@@ -9,10 +9,11 @@ import numpy as np
 
 from .common import IGNORE, assemble
 from .raster import read_image, read_label_png
-from .records import Decoded, LabelledError
+from .records import Decoded, LabelledError, LabelledRegion
 
 IMAGES = "JPEGImages"
 MASK_FOLDERS = ("SegmentationClass", "SegmentationClassPNG")
+OBJECT_FOLDERS = ("SegmentationObject", "SegmentationObjectPNG")  # instance-id PNGs
 NAMES = "class_names.txt"
 IGNORE_ID = 255
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -57,9 +58,21 @@ def class_names(root: Path) -> tuple[str, ...]:
 def mask_files(root: Path) -> list[Path]:
     """The class-id PNGs: those of ``SegmentationClass/``, else of ``SegmentationClassPNG/``
     (labelme's export keeps ``.npy`` arrays in the first); both holding PNGs is ambiguous."""
+    return _pngs(root, MASK_FOLDERS)
+
+
+def object_folder(root: Path) -> Path | None:
+    """The folder of instance-id PNGs (``SegmentationObject/``, else
+    ``SegmentationObjectPNG/``), None when the set has none: VOC class PNGs alone carry no
+    instances."""
+    found = _pngs(root, OBJECT_FOLDERS)
+    return found[0].parent if found else None
+
+
+def _pngs(root: Path, folders: tuple[str, ...]) -> list[Path]:
     found = {
         name: sorted(p for p in (root / name).glob("*.png") if p.is_file())
-        for name in MASK_FOLDERS
+        for name in folders
         if (root / name).is_dir()
     }
     with_pngs = [name for name, files in found.items() if files]
@@ -85,8 +98,16 @@ def image_file(png: Path, root: Path) -> Path:
     return found[0].resolve()
 
 
-def decode(png_text: str, root_text: str, names: tuple[str, ...], with_background: bool) -> Decoded:
-    """Reads one class-id PNG and its photo (ids index ``names``; 255 is ignore)."""
+def decode(
+    png_text: str,
+    root_text: str,
+    names: tuple[str, ...],
+    with_background: bool,
+    objects_text: str | None = None,
+) -> Decoded:
+    """Reads one class-id PNG and its photo (ids index ``names``; 255 is ignore); with
+    ``objects_text`` (the folder of instance-id PNGs) one region per object instead of per
+    class (``"object <value>"``)."""
     png, root = Path(png_text), Path(root_text)
     file = str(png)
     image_path = image_file(png, root)
@@ -118,4 +139,36 @@ def decode(png_text: str, root_text: str, names: tuple[str, ...], with_backgroun
         with_background=with_background,
         background=names[0],
     )
+    if objects_text is not None:
+        objects = Path(objects_text) / png.name
+        regions = _objects(regions, objects, label, names)
     return Decoded(rgb, str(image_path), regions, ignore, None, ())
+
+
+def _objects(
+    classes: tuple[LabelledRegion, ...], png: Path, label: np.ndarray, names: tuple[str, ...]
+) -> tuple[LabelledRegion, ...]:
+    """One region per object of the instance-id PNG ``png`` (0 none, 255 ignore), named by
+    the class its pixels have in ``label``; the background region, if any, stays first."""
+    file = str(png)
+    if not png.is_file():
+        raise LabelledError(
+            file, "instance-id PNG", f"missing: {png.parent.name}/ has no {png.name}"
+        )
+    objects = read_label_png(png, file, "instance-id PNG")
+    if objects.shape != label.shape:
+        raise LabelledError(
+            file,
+            "size",
+            f"the objects are {objects.shape[0]}×{objects.shape[1]} but the class PNG is "
+            f"{label.shape[0]}×{label.shape[1]}",
+        )
+    regions = [region for region in classes if region.name == names[0]]
+    for value in (int(v) for v in np.unique(objects) if v not in (0, IGNORE_ID)):
+        mask = (objects == value) & (label != IGNORE_ID)
+        ids = [int(v) for v in np.unique(label[mask]) if v != 0]
+        if len(ids) != 1:
+            got = "no class" if not ids else "classes " + ", ".join(names[i] for i in ids)
+            raise LabelledError(file, f"object {value}", f"its pixels have {got} in the class PNG")
+        regions.append(LabelledRegion(names[ids[0]], mask & (label == ids[0]), f"object {value}"))
+    return tuple(regions)
