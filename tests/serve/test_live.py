@@ -258,3 +258,28 @@ def test_ingest_routes_need_a_key_when_the_server_answers_other_hosts(
         assert answer.status_code == 403 and "API key" in answer.json()["detail"]
     finally:
         jobs.close()
+
+
+def test_the_ingest_and_query_commands_talk_to_the_server(
+    served: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``fossil ingest CORPUS --server URL`` uploads a job and follows it to its end;
+    ``fossil query … --server URL`` prints the server's answer with its revision."""
+    served["permits"].release(100)
+    corpus = served["tmp"] / "pond.txt"
+    corpus.write_text("A heron by a pond\nA turtle in a pond\n")
+    url = served["url"]
+    assert main(["ingest", str(corpus), "--server", url, "--json", "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["state"] == "done" and summary["captions_done"] == 2
+    assert summary["references_written"] > 0 and summary["errors"] == []
+    assert served["collection"].catalog.status_counts(corpora=["pond"])["done"] == 2
+
+    assert main(["query", "heron", "turtle", "--server", url, "--json", "--k", "1"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["revision"] == summary["revision"]
+    assert [c["concept"] for c in answer["concepts"]] == ["heron", "turtle"]
+    assert all(c["retrieved"] > 0 for c in answer["concepts"])
+    grid = ["query", "heron", "--server", url, "--grid", str(served["tmp"] / "g.png")]
+    assert main(grid) != 0  # --grid draws from a local store: refused in one line
+    assert "--grid does not work with --server" in capsys.readouterr().err
