@@ -279,3 +279,42 @@ def test_the_page_says_what_the_collection_is_and_clears_a_failed_result(
     )
     assert not browser.find_element(By.ID, "view").is_displayed()
     assert "error" in browser.find_element(By.ID, "segment-status").get_attribute("class")
+
+
+def test_the_page_shows_a_running_ingest_job(server: str, browser, tmp_path: Path) -> None:
+    """Issue 29: a job sent to the server appears on the page with its progress, rate and
+    the latest references' thumbnails, and leaves it once stopped."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from fossil.client import ServerClient
+
+    corpus = tmp_path / "garden.txt"  # long enough to be running while the page looks
+    corpus.write_text("".join(f"A dog number {i} on the grass by a tree\n" for i in range(400)))
+    client = ServerClient(server)
+    job = client.start_ingest(corpus)["job"]
+    try:
+        browser.get(f"{server}/")
+        box = WebDriverWait(browser, 240).until(
+            lambda b: (e := b.find_element(By.ID, "ingest")).is_displayed() and e
+        )
+        WebDriverWait(browser, 240).until(
+            lambda b: b.find_elements(By.CSS_SELECTOR, "#ingest-latest img")
+        )
+        status = browser.find_element(By.ID, "ingest-status").text
+        assert status.startswith(f"ingest garden (job {job}, running): "), status
+        assert "of 400 captions" in status and "references/s" in status
+        progress = browser.find_element(By.ID, "ingest-progress")
+        assert progress.get_attribute("max") == "400"
+        assert int(progress.get_attribute("value")) > 0
+        image = box.find_element(By.CSS_SELECTOR, "#ingest-latest img")
+        WebDriverWait(browser, 30).until(
+            lambda b: b.execute_script("return arguments[0].naturalWidth", image) > 0
+        )  # the thumbnail was served, not a broken link
+    finally:
+        client.stop(job)
+    WebDriverWait(browser, 240, poll_frequency=1).until(
+        lambda b: client.job(job)["state"] == "stopped"
+    )
+    browser.refresh()
+    WebDriverWait(browser, 30).until(lambda b: not b.find_element(By.ID, "ingest").is_displayed())
