@@ -249,7 +249,7 @@ def segment_image(
         scores = slide_inference(resized, scorer, ev.crop, ev.stride, on_window=on_window)
     labels = upsample_argmax(torch.as_tensor(scores), (height, width)).numpy()
     explanations = [_explain(region, results, explain) for region in scorer.regions]
-    return SegmentationResult(concepts, labels, scores, results, explanations)
+    return SegmentationResult(list(concepts), labels, scores, results, explanations)
 
 
 def _explain(region: Region, results: list[ConceptResult], top: int) -> Explanation:
