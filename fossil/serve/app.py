@@ -31,7 +31,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import fossil
-from fossil.config import PRESETS
+from fossil.concepts import Concepts
+from fossil.config import PRESETS, REGION_PROPOSERS
 from fossil.serve.guards import (
     LOCAL_NAMES,
     HostCheck,
@@ -235,8 +236,8 @@ def create_app(service: Service, settings: ServeSettings | None = None) -> FastA
         detail = str(error.args[0] if error.args else error)
         return JSONResponse({"detail": scrub(detail, locations)}, 404)
 
-    def concepts_of(text: str) -> list[str]:
-        names = service.parse_concepts(text)
+    def concepts_of(text: str) -> Concepts:
+        names = service.concepts(text)
         if len(names) > settings.max_concepts:
             raise ValueError(
                 f"concepts: {len(names)} given, at most {settings.max_concepts} per request "
@@ -259,6 +260,10 @@ def create_app(service: Service, settings: ServeSettings | None = None) -> FastA
         gamma: Annotated[float | None, Form(description="γ of eq. 5")] = None,
         preset: Annotated[str | None, Form(description=f"one of {sorted(PRESETS)}")] = None,
         no_opencut: Annotated[bool, Form(description="label every patch on its own")] = False,
+        regions: Annotated[
+            str | None,
+            Form(description=f"region proposer, one of {list(REGION_PROPOSERS)}"),
+        ] = None,
     ) -> dict[str, Any]:
         """Label every pixel with one of the concepts.  An image whose long side is over the
         server's limit is shrunk to it first, and the answer is at that size (``size``; the
@@ -267,7 +272,7 @@ def create_app(service: Service, settings: ServeSettings | None = None) -> FastA
         red + 256·green, 0 outside regions) and, per region, its concept, score, pixel share
         and the references that decided it."""
         names = concepts_of(concepts)
-        options = SegmentOptions(preset or None, n, k, gamma, no_opencut)
+        options = SegmentOptions(preset or None, n, k, gamma, no_opencut, regions or None)
         config = request_config(service.config, options)
         if image.size is not None and image.size > settings.max_upload_bytes:
             raise HTTPException(413, _too_large(settings))

@@ -22,10 +22,11 @@ def recorded(monkeypatch):
     holder = SimpleNamespace(settings=None)
 
     @contextmanager
-    def opened_store(args):
-        yield fake_store(holder.settings)
+    def open_session(args, command, configure, **options):
+        # the command's config, built from what the fake store records
+        yield SimpleNamespace(config=configure(fake_store(holder.settings)), args=args)
 
-    monkeypatch.setattr(eval_command, "opened_store", opened_store)
+    monkeypatch.setattr(eval_command, "open_session", open_session)
     return holder
 
 
@@ -34,9 +35,9 @@ def fake_predictor(monkeypatch, recorded):
     """Replace models + store + prototypes by the colour predictor; record what was asked."""
     calls = []
 
-    def open_predictor(args, collection, config, class_names):
-        calls.append((args, config, class_names))
-        return ColourPredictor(args.dataset), {"collection_revision": 42, "models": {"dense": "d"}}
+    def open_predictor(session, class_names):
+        calls.append((session, session.config, class_names))
+        return ColourPredictor(session.args.dataset), {"collection_revision": 42, "models": {"dense": "d"}}
 
     monkeypatch.setattr(eval_command, "open_predictor", open_predictor)
     return calls

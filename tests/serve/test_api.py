@@ -287,12 +287,11 @@ def test_a_non_local_host_needs_an_api_key(
 
 def canned(service: Service, concepts: list[str], size: tuple[int, int]) -> Segmentation:
     """A segmentation with every pixel on the first concept (for the queue tests)."""
-    engine = service.engine(service.config.retrieval)
     labels = np.zeros(size, np.int64)
     scores = np.zeros((len(concepts), *size), np.float32)
-    result = SegmentationResult(concepts, labels, scores, [], [])
+    result = SegmentationResult(list(concepts), labels, scores, [], [])
     regions = np.full(size, -1, np.int32)
-    return Segmentation(result, regions, size, service.coverage(engine, concepts), 0.0)
+    return Segmentation(result, regions, size, service.session.coverage(concepts), 0.0)
 
 
 class Blocking:
