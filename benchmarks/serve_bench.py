@@ -2,9 +2,10 @@
 on the held-out scenes of a `fossil demo` world (SYNTHETIC models, real pipeline).
 
 First, in this process: a read session on the store with the demo models, then per scene its
-`segment` plus the overlay picture (what `fossil segment` spends per image after loading).  Then a real
-`fossil serve --models demo` on 127.0.0.1 and, per scene, the wall time of `POST /segment`
-seen by an HTTP client (upload, queue, the same library call, PNG/JSON encoding, download).
+`segment` plus the overlay picture (what `fossil segment` spends per image after loading).
+Then a real `fossil serve --models demo` on 127.0.0.1 and, per scene, the wall time of
+`POST /segment` seen by an HTTP client (upload, queue, the same library call, PNG/JSON
+encoding, download).
 One warm-up image each.  Prints one JSON object.
 
     fossil demo --out /tmp/demo     # once (1.5-3 minutes)

@@ -191,9 +191,7 @@ class ReadSession:
         """How well the collection covers each concept (:mod:`fossil.query.coverage`), with
         the concepts' own noun lemmas from the noun parser and the config's thresholds."""
         checked = Concepts.check(concepts)
-        return self.engine(retrieval).coverage(
-            checked, self._lemmas(checked), self.config.coverage
-        )
+        return self.engine(retrieval).coverage(checked, self._lemmas(checked), self.config.coverage)
 
     def extend(
         self,

@@ -270,7 +270,9 @@ def create_app(service: Service, settings: ServeSettings | None = None) -> FastA
         upload's is ``original_size``).  Returns the label map (PNG, concept index per
         pixel), the overlay (PNG, with a legend), a region map (PNG: region index + 1 in
         red + 256·green, 0 outside regions) and, per region, its concept, score, pixel share
-        and the references that decided it."""
+        and the references that decided it.  ``n``, ``k``, ``gamma``, ``preset`` and
+        ``regions`` (the region proposer) override the server's settings for this request;
+        ``no_opencut`` is ``regions=patches``."""
         names = concepts_of(concepts)
         options = SegmentOptions(preset or None, n, k, gamma, no_opencut, regions or None)
         config = request_config(service.config, options)

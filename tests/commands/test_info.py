@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from fossil.pipeline.info import describe
 from fossil.db.open import open_collection
 from fossil.db.protocols import CatalogStore, Collection, ReferenceStore
+from fossil.pipeline.info import describe
 from tests.db.conftest import ProtocolOnly, make_meta
 
 

@@ -37,7 +37,8 @@ def fake_predictor(monkeypatch, recorded):
 
     def open_predictor(session, class_names):
         calls.append((session, session.config, class_names))
-        return ColourPredictor(session.args.dataset), {"collection_revision": 42, "models": {"dense": "d"}}
+        info = {"collection_revision": 42, "models": {"dense": "d"}}
+        return ColourPredictor(session.args.dataset), info
 
     monkeypatch.setattr(eval_command, "open_predictor", open_predictor)
     return calls
