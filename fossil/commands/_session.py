@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from fossil.commands._options import load_command_models, store_address, store_settings
 
 if TYPE_CHECKING:
-    from fossil.config import FossilConfig
+    from fossil.config import CollectionSettings, FossilConfig
     from fossil.db.protocols import Collection
     from fossil.models.loading import ModelBundle
     from fossil.pipeline.extend import Extension
@@ -25,13 +25,14 @@ if TYPE_CHECKING:
 def open_session(
     args: argparse.Namespace,
     command: str,
-    config: Callable[[Collection], FossilConfig],
+    config: Callable[[CollectionSettings | None], FossilConfig],
     *,
     extend: bool = False,
     caches: ReadCaches | None = None,
     build_now: bool = False,
 ) -> ReadSession:
-    """The session of ``command`` on the flags' store: ``config`` from the opened collection,
+    """The session of ``command`` on the flags' store: ``config`` from the settings the
+    collection records (:func:`store_settings`: a demo store's, also when it recorded none),
     the models it needs (``extend``: with the generator's roles, and stale leases released),
     all built at once with ``build_now`` (a server), else each on first use."""
     from fossil.pipeline.session import ReadCaches, ReadSession

@@ -14,14 +14,12 @@ from fossil.commands._options import (
     add_segmentation_options,
     add_server_options,
     build_config,
-    store_settings,
 )
 from fossil.commands._session import open_session
-from fossil.config import PRESETS, FossilConfig, TextConfig
+from fossil.config import PRESETS, CollectionSettings, FossilConfig, TextConfig
 from fossil.eval.layouts import SPECS
 
 if TYPE_CHECKING:
-    from fossil.db.protocols import Collection
     from fossil.pipeline.session import ReadSession
     from fossil.segment.window import CropPredictor
 
@@ -187,10 +185,9 @@ def run(args: argparse.Namespace) -> int:
 
     preset: str = dataset.spec.preset  # what the report calls the setting (set below)
 
-    def configure(collection: Collection) -> FossilConfig:
+    def configure(settings: CollectionSettings | None) -> FossilConfig:
         """N, K, γ: flags, else --preset, else the collection's settings, else the dataset's."""
         nonlocal preset
-        settings = store_settings(collection)
         preset = args.preset or (
             "collection" if settings is not None and settings.sets_retrieval
             else dataset.spec.preset

@@ -15,7 +15,6 @@ from fossil.commands._options import (
     check_output_file,
     coverage_config,
     per_concept,
-    store_settings,
 )
 from fossil.config import (
     PRESETS,
@@ -27,7 +26,6 @@ from fossil.config import (
 from fossil.records import SOURCE_LABELLED
 
 if TYPE_CHECKING:
-    from fossil.db.protocols import Collection
     from fossil.query.coverage import Coverage
     from fossil.query.retrieval import ConceptResult
 
@@ -163,10 +161,9 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.grid, "--grid")
     M: int | None = None  # --extend: references generated per uncovered concept
 
-    def configure(collection: Collection) -> FossilConfig:
+    def configure(settings: CollectionSettings | None) -> FossilConfig:
         """The collection's N and K unless flags say otherwise."""
         nonlocal M
-        settings = store_settings(collection)
         retrieval = retrieval_config(args, settings)
         if args.extend:  # a bad --per-concept fails before any model loads
             M = per_concept(args, retrieval.N)

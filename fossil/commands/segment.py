@@ -19,15 +19,13 @@ from fossil.commands._options import (
     coverage_config,
     parse_concepts,
     per_concept,
-    store_settings,
 )
-from fossil.config import PRESETS, FossilConfig
+from fossil.config import PRESETS, CollectionSettings, FossilConfig
 from fossil.pipeline.image_limits import BUDGET_VARIABLE, MAX_DECODE_MB
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from fossil.db.protocols import Collection
     from fossil.pipeline.session import SegmentationResult
     from fossil.query.coverage import Coverage
 
@@ -105,10 +103,10 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     M: int | None = None  # --extend: references generated per uncovered concept
 
-    def configure(collection: Collection) -> FossilConfig:
+    def configure(settings: CollectionSettings | None) -> FossilConfig:
         """The collection's N, K, γ and sides unless flags say otherwise."""
         nonlocal M
-        config = build_config(args, args.preset, store_settings(collection))
+        config = build_config(args, args.preset, settings)
         if args.extend:  # a bad --per-concept fails before any model loads
             M = per_concept(args, config.retrieval.N)
         return replace(config, coverage=coverage_config(args))

@@ -19,9 +19,8 @@ from fossil.commands._options import (
     is_demo_store,
     opencut_config,
     regions_choice,
-    store_settings,
 )
-from fossil.config import PRESETS, FossilConfig
+from fossil.config import PRESETS, CollectionSettings, FossilConfig
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -157,7 +156,7 @@ def allowed_host_names(host: str, allowed_hosts: str | None) -> tuple[str, ...]:
     return (*LOCAL_NAMES, *names) if host in LOCAL_HOSTS else tuple(names)
 
 
-def serve_config(args: argparse.Namespace, collection: Collection) -> FossilConfig:
+def serve_config(args: argparse.Namespace, settings: CollectionSettings | None) -> FossilConfig:
     """The server's default config: the paper's defaults, the collection's settings (a demo
     store's N=40, K=1, 256 px sides), then --preset, --n, --k, --gamma, --regions (or
     --no-opencut), --no-crf, --opencut-variant and --paper-taus.  Bad flags fail here, before
@@ -166,7 +165,6 @@ def serve_config(args: argparse.Namespace, collection: Collection) -> FossilConf
 
     from fossil.serve.service import SegmentOptions, request_config
 
-    settings = store_settings(collection)
     base = FossilConfig() if settings is None else settings.apply(FossilConfig())
     regions = regions_choice(args)
     base = base if regions is None else replace(base, regions=regions)  # type: ignore[arg-type]

@@ -52,7 +52,8 @@ logger = logging.getLogger(__name__)
 
 MAX_ENGINES = 8  # query engines kept, one per retrieval setting (N, K, options) requested
 
-ConfigSource = FossilConfig | Callable[["Collection"], FossilConfig]
+# a config, or how to make one from the settings the collection records
+ConfigSource = FossilConfig | Callable[[CollectionSettings | None], FossilConfig]
 
 
 @dataclass(frozen=True)
@@ -119,8 +120,8 @@ class ReadSession:
         release_stale_leases: bool = False,
     ) -> ReadSession:
         """Open the existing collection at ``store`` and start a session on it (close it, or
-        use it as a context manager).  ``config``: a config, or a function of the opened
-        collection (to start from the settings it records); ``models``: a
+        use it as a context manager).  ``config``: a config, or a function of the settings
+        the collection records (to start from them); ``models``: a
         :class:`~fossil.pipeline.ingest_config.ModelChoice` (its profile, else the models
         the collection records, on its first device; the roles ``command`` needs, plus
         ``extend``'s), a bundle, or a function of the collection and the config.
@@ -128,9 +129,9 @@ class ReadSession:
         ``release_stale_leases``: this session will extend the collection."""
         collection = store.open(release_stale_leases=release_stale_leases)
         try:
-            chosen = config(collection) if callable(config) else config
-            bundle = _models(models, collection, chosen, command, extend)
             recorded = settings(collection) if settings else collection.catalog.get_settings()
+            chosen = config(recorded) if callable(config) else config
+            bundle = _models(models, collection, chosen, command, extend)
             session = cls(
                 collection, bundle, chosen, caches=caches, settings=recorded, owns_collection=True
             )

@@ -10,12 +10,6 @@ from fossil.config import CollectionSettings
 from tests.eval.fakes import ColourPredictor, write_dataset
 
 
-def fake_store(settings: CollectionSettings | None = None) -> SimpleNamespace:
-    """A collection built by the paper's models, recording ``settings``."""
-    meta = SimpleNamespace(generator="stabilityai/sd", dense_encoder="facebook/dinov2-large")
-    return SimpleNamespace(meta=meta, catalog=SimpleNamespace(get_settings=lambda: settings))
-
-
 @pytest.fixture
 def recorded(monkeypatch):
     """The settings the fake store records (None: none); set ``recorded.settings``."""
@@ -23,8 +17,8 @@ def recorded(monkeypatch):
 
     @contextmanager
     def open_session(args, command, configure, **options):
-        # the command's config, built from what the fake store records
-        yield SimpleNamespace(config=configure(fake_store(holder.settings)), args=args)
+        # the command's config, built from the settings the fake store records
+        yield SimpleNamespace(config=configure(holder.settings), args=args)
 
     monkeypatch.setattr(eval_command, "open_session", open_session)
     return holder
