@@ -62,7 +62,8 @@ def session(held: Path) -> Iterator[ReadSession]:
 def test_open_takes_the_models_the_collection_records_and_checks_both_encoders(
     session: ReadSession, held: Path
 ) -> None:
-    assert session.models.profile == "tiny" and session.store == StoreAddress(held)
+    assert session.models.ids["text"] == session.collection.meta.text_encoder == "fossil-tiny/text"
+    assert session.store == StoreAddress(held)
     # the dense encoder was built (and checked) when the session started: it can segment
     assert {"text", "dense"} <= set(session.models.loaded)
     assert session.config is CONFIG
