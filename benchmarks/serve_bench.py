@@ -1,10 +1,11 @@
 """`fossil serve` against the work `fossil segment` does per image once its models are loaded,
 on the held-out scenes of a `fossil demo` world (SYNTHETIC models, real pipeline).
 
-First, in this process: the demo models and the store, then per scene `segment_image` plus the
-overlay picture (what `fossil segment` spends per image after loading).  Then a real
-`fossil serve --models demo` on 127.0.0.1 and, per scene, the wall time of `POST /segment`
-seen by an HTTP client (upload, queue, the same library call, PNG/JSON encoding, download).
+First, in this process: a read session on the store with the demo models, then per scene its
+`segment` plus the overlay picture (what `fossil segment` spends per image after loading).
+Then a real `fossil serve --models demo` on 127.0.0.1 and, per scene, the wall time of
+`POST /segment` seen by an HTTP client (upload, queue, the same library call, PNG/JSON
+encoding, download).
 One warm-up image each.  Prints one JSON object.
 
     fossil demo --out /tmp/demo     # once (1.5-3 minutes)
@@ -31,29 +32,20 @@ from fossil.demo.world import demo_fossil_config, demo_models
 
 
 def library_seconds(store: Path, images: list[Path], concepts: list[str]) -> list[float]:
-    from fossil.db.open import open_collection
     from fossil.pipeline.images import load_image
+    from fossil.pipeline.ingest_config import StoreAddress
     from fossil.pipeline.overlay import overlay
-    from fossil.pipeline.segmenter import ImageAnalyser, segment_image
-    from fossil.query.engine import QueryEngine
+    from fossil.pipeline.session import ReadSession
 
     config = demo_fossil_config()
-    models = demo_models()
-    collection = open_collection(store)
-    try:
-        engine = QueryEngine(collection, models.text, config.retrieval)
-        analyser = ImageAnalyser(models.dense, models.keys, config)
+    with ReadSession.open(StoreAddress(store), config, demo_models()) as session:
         seconds = []
         for path in images[:1] + images:  # the first one warms up
             image = load_image(path)
             started = time.perf_counter()
-            result = segment_image(
-                image, concepts, collection, config, engine=engine, analyser=analyser
-            )
+            result = session.segment(image, concepts)
             overlay(image, result.labels, result.concepts)
             seconds.append(time.perf_counter() - started)
-    finally:
-        collection.close()
     return seconds[1:]
 
 

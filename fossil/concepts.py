@@ -28,8 +28,14 @@ same things with the same one-line messages:
   identical labels, and in a query or an ingest the repeat is almost always a typo: refusing
   says so instead of silently computing it once.
 
-``name`` is what the messages call the argument: ``"concepts"`` in the library, the flag
-(``"--concepts"``) when a command passes it, so a command's error names its flag.
+``name`` is what the messages call the argument: ``"concepts"`` in the library and the
+server's form field, the flag (``"--concepts"``) when a command passes it, so a command's
+error names its flag.
+
+The checks run once: :func:`parse_concepts` and :func:`check_concepts` return a
+:class:`Concepts`, a frozen, already checked list that every library call
+(:class:`fossil.query.QueryEngine`, :func:`fossil.pipeline.segment_image`, the read session)
+takes as it is instead of checking it again.
 
 This module imports only :mod:`fossil.invisible` (which imports nothing of fossil's), so
 every layer may use it.
@@ -37,7 +43,9 @@ every layer may use it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import overload
 
 from fossil.invisible import first_invisible
 
@@ -73,32 +81,94 @@ def concept_key(concept: str) -> str:
     return " ".join(concept.split()).lower()
 
 
-def check_concepts(concepts: Sequence[str], name: str = "concepts") -> list[str]:
-    """The concepts in their normal form, in the order given; refuses one string instead of
-    a list, an empty list, a bad concept (:func:`check_concept`, named ``name[i]``) and a
-    concept given twice (:func:`concept_key`)."""
+@dataclass(frozen=True, eq=False)
+class Concepts(Sequence[str]):
+    """A checked list of concepts: each in its normal form (:func:`check_concept`), at least
+    one, none twice.  Made by :meth:`parse` (a comma-separated text) or :meth:`check` (a
+    list), whose messages name the argument as ``name``; constructing one directly checks
+    too.  It is a sequence of its names and equals any list or tuple of the same names."""
+
+    names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", tuple(_checked(self.names, "concepts")))
+
+    @classmethod
+    def parse(cls, text: str, name: str = "concepts") -> Concepts:
+        """A comma-separated text (``"dog, grass"``) → its concepts; refuses an empty text
+        and an empty entry, naming its position, then as :meth:`check`."""
+        if not isinstance(text, str):
+            raise ValueError(f"{name} must be a comma-separated string, got {type(text).__name__}")
+        entries = [entry.strip() for entry in text.split(",")]
+        if not any(entries):
+            raise ValueError(f'{name} is empty: give comma-separated concepts, e.g. "dog, grass"')
+        empty = [i for i, entry in enumerate(entries) if not entry]
+        if empty:
+            raise ValueError(f"{name} {text!r} has an empty concept at position {empty[0] + 1}")
+        cleaned = [check_concept(e, f"{name} entry {i + 1}") for i, e in enumerate(entries)]
+        _refuse_duplicates(cleaned)
+        return cls._trusted(cleaned)
+
+    @classmethod
+    def check(cls, concepts: Sequence[str], name: str = "concepts") -> Concepts:
+        """``concepts`` checked (a :class:`Concepts` is returned as it is); refuses one
+        string instead of a list, an empty list, a bad concept (named ``name[i]``) and a
+        concept given twice."""
+        if isinstance(concepts, Concepts):
+            return concepts
+        return cls._trusted(_checked(concepts, name))
+
+    @classmethod
+    def _trusted(cls, names: Sequence[str]) -> Concepts:
+        """A value of names this module has just checked (no second check)."""
+        value = object.__new__(cls)
+        object.__setattr__(value, "names", tuple(names))
+        return value
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        return self.names[index]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Concepts):
+            return self.names == other.names
+        if isinstance(other, (list, tuple)):
+            return self.names == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.names)
+
+    def __str__(self) -> str:
+        return ", ".join(self.names)
+
+
+def check_concepts(concepts: Sequence[str], name: str = "concepts") -> Concepts:
+    """:meth:`Concepts.check`: the concepts in their normal form, in the order given."""
+    return Concepts.check(concepts, name)
+
+
+def parse_concepts(text: str, name: str = "concepts") -> Concepts:
+    """:meth:`Concepts.parse`: a comma-separated text → its concepts."""
+    return Concepts.parse(text, name)
+
+
+def _checked(concepts: Sequence[str], name: str) -> list[str]:
     if isinstance(concepts, str):
         raise ValueError(f"{name} must be a list of strings, got the string {concepts!r}")
     items = list(concepts)
     if not items:
         raise ValueError(f"{name} is empty: give at least one concept")
     cleaned = [check_concept(c, f"{name}[{i}]") for i, c in enumerate(items)]
-    _refuse_duplicates(cleaned)
-    return cleaned
-
-
-def parse_concepts(text: str, name: str = "concepts") -> list[str]:
-    """A comma-separated text (``"dog, grass"``) → its concepts (:func:`check_concepts`);
-    refuses an empty text and an empty entry, naming its position."""
-    if not isinstance(text, str):
-        raise ValueError(f"{name} must be a comma-separated string, got {type(text).__name__}")
-    entries = [entry.strip() for entry in text.split(",")]
-    if not any(entries):
-        raise ValueError(f'{name} is empty: give comma-separated concepts, e.g. "dog, grass"')
-    empty = [i for i, entry in enumerate(entries) if not entry]
-    if empty:
-        raise ValueError(f"{name} {text!r} has an empty concept at position {empty[0] + 1}")
-    cleaned = [check_concept(e, f"{name} entry {i + 1}") for i, e in enumerate(entries)]
     _refuse_duplicates(cleaned)
     return cleaned
 

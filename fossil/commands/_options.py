@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,21 +28,18 @@ from fossil.records import SOURCES
 SERVE_EXTRA = 'pip install -e ".[serve]"'
 
 if TYPE_CHECKING:
+    from fossil.concepts import Concepts
     from fossil.db.protocols import Collection
-    from fossil.ingest.references import IngestModels
     from fossil.models.loading import ModelBundle
-    from fossil.pipeline.extend import Extension
-    from fossil.pipeline.ingest import IngestProgress
-    from fossil.query.coverage import Coverage
-    from fossil.query.engine import QueryEngine
+    from fossil.pipeline.ingest_config import StoreAddress
 
 
-def parse_concepts(text: str) -> list[str]:
-    """``--concepts "a, b"`` → the concepts (:func:`fossil.concepts.parse_concepts`, whose
-    messages then name the flag)."""
-    from fossil.concepts import parse_concepts as parse
+def parse_concepts(text: str) -> Concepts:
+    """``--concepts "a, b"`` → the checked concepts (:meth:`fossil.concepts.Concepts.parse`,
+    whose messages then name the flag)."""
+    from fossil.concepts import Concepts
 
-    return parse(text, "--concepts")
+    return Concepts.parse(text, "--concepts")
 
 
 def add_store_option(p: Any, note: str = "see `fossil ingest`", *, required: bool = False) -> None:
@@ -409,16 +405,20 @@ def opencut_config(args: argparse.Namespace, base: OpenCutConfig) -> OpenCutConf
     )
 
 
-def open_store(args: argparse.Namespace, *, release_stale_leases: bool = False) -> Collection:
-    """The collection of --store / --qdrant-url / --catalog (existing; never created).
-    ``release_stale_leases``: this command will claim or remove captions
-    (:func:`fossil.db.open.open_collection`)."""
+def store_address(args: argparse.Namespace) -> StoreAddress:
+    """Where --store / --qdrant-url / --catalog say the collection is."""
     from fossil.pipeline.ingest_config import StoreAddress
 
     if not args.store and not args.qdrant_url:
         raise ValueError("give --store DIR (or --qdrant-url with --catalog)")
-    address = StoreAddress(args.store, args.qdrant_url, args.qdrant_api_key, args.catalog)
-    return address.open(release_stale_leases=release_stale_leases)
+    return StoreAddress(args.store, args.qdrant_url, args.qdrant_api_key, args.catalog)
+
+
+def open_store(args: argparse.Namespace, *, release_stale_leases: bool = False) -> Collection:
+    """The collection of --store / --qdrant-url / --catalog (existing; never created).
+    ``release_stale_leases``: this command will claim or remove captions
+    (:func:`fossil.db.open.open_collection`)."""
+    return store_address(args).open(release_stale_leases=release_stale_leases)
 
 
 def load_command_models(
@@ -442,34 +442,3 @@ def load_command_models(
     return collection_models(
         command, collection, profile=args.models, device=args.device, extend=extend, sizes=sizes
     )
-
-
-def assess_or_extend(
-    engine: QueryEngine,
-    concepts: list[str],
-    lemmas: list[frozenset[str]],
-    coverage: CoverageConfig,
-    models: IngestModels | None,
-    M: int | None,
-) -> tuple[list[Coverage], Extension | None]:
-    """The concepts' coverage; with --extend (``M`` and ``models`` given) the uncovered
-    ones get references first (:func:`fossil.pipeline.extend.extend`; open the store with
-    ``release_stale_leases``), and the coverage is the one after that."""
-    if models is None or M is None:
-        return engine.coverage(concepts, lemmas, coverage), None
-    from fossil.db.open import MetaMismatchError
-    from fossil.pipeline.extend import extend
-
-    try:
-        extension = extend(
-            engine, concepts, models, per_concept=M, lemmas=lemmas, coverage=coverage,
-            on_progress=_print_extend_message,
-        )  # fmt: skip
-    except MetaMismatchError as error:
-        raise ValueError(f"--extend: {error}") from None
-    return extension.after, extension
-
-
-def _print_extend_message(progress: IngestProgress) -> None:
-    if progress.message:
-        print(f"--extend: {progress.message}", file=sys.stderr)

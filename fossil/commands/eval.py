@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,14 +16,14 @@ from fossil.commands._options import (
     add_server_options,
     add_store_option,
     build_config,
-    store_settings,
 )
 from fossil.commands._remote import add_server_url_option
-from fossil.config import FossilConfig, TextConfig
+from fossil.commands._session import open_session
+from fossil.config import CollectionSettings, FossilConfig, TextConfig
 from fossil.eval.layouts import SPECS
 
 if TYPE_CHECKING:
-    from fossil.db.protocols import Collection
+    from fossil.pipeline.session import ReadSession
     from fossil.segment.window import CropPredictor
 
 HELP = "evaluate on Pascal Context 59, COCO-Stuff 171, ADE20K 150 or Cityscapes 19 (mIoU)"
@@ -110,27 +109,14 @@ def add_parser(subparsers: Any) -> None:
 
 
 def open_predictor(
-    args: argparse.Namespace,
-    collection: Collection,
-    config: FossilConfig,
-    class_names: Sequence[str],
+    session: ReadSession, class_names: Sequence[str]
 ) -> tuple[CropPredictor, dict[str, Any]]:
-    """Models and prototypes of ``class_names`` → the crop predictor (§5.8) and what the
-    report records about it (model ids, collection revision, references per class)."""
-    from fossil.commands._options import load_command_models
-    from fossil.pipeline import build_predictor
-    from fossil.pipeline.crop_cache import CropCache
-    from fossil.pipeline.models import check_dense_encoder
-    from fossil.query.engine import QueryEngine
-
-    models = load_command_models(args, "eval", collection, sizes=config.eval)
-    store_cache = not args.no_cache and collection.root is not None  # concept embeddings
-    engine = QueryEngine(collection, models.text, config.retrieval, embedding_cache=store_cache)
-    results = engine.query(class_names)
-    check_dense_encoder(collection, models)
-    cache = None if args.no_cache else CropCache(args.cache_dir or default_cache_dir())
+    """The prototypes of ``class_names`` → the crop predictor (§5.8) and what the report
+    records about it (model ids, collection revision, references per class)."""
+    results = session.query(class_names)
     prototypes = [r.prototypes for r in results]
-    predictor = build_predictor(prototypes, models.dense, models.keys, config, cache)
+    predictor = session.predictor(prototypes)
+    models = session.models
     return (
         predictor,
         {
@@ -142,17 +128,6 @@ def open_predictor(
             "prototypes_per_class": [len(p) for p in prototypes],
         },
     )
-
-
-@contextmanager
-def opened_store(args: argparse.Namespace) -> Iterator[Collection]:
-    from fossil.commands._options import open_store
-
-    collection = open_store(args)
-    try:
-        yield collection
-    finally:
-        collection.close()
 
 
 def config_info(
@@ -204,17 +179,26 @@ def run(args: argparse.Namespace) -> int:
         if not args.server:
             raise ValueError("--every needs --server URL (a running `fossil serve`)")
         return eval_with_server(args, dataset)
-    with opened_store(args) as collection:
-        # N, K, γ: flags, else --preset, else the collection's settings, else the dataset's
-        settings = store_settings(collection)
-        config = build_config(args, args.preset, settings, default_preset=dataset.spec.preset)
+    from fossil.pipeline.session import ReadCaches
+
+    preset: str = dataset.spec.preset  # what the report calls the setting (set below)
+
+    def configure(settings: CollectionSettings | None) -> FossilConfig:
+        """N, K, γ: flags, else --preset, else the collection's settings, else the dataset's."""
+        nonlocal preset
         preset = args.preset or (
             "collection" if settings is not None and settings.sets_retrieval
             else dataset.spec.preset
         )  # fmt: skip
+        return build_config(args, args.preset, settings, default_preset=dataset.spec.preset)
+
+    crops = None if args.no_cache else args.cache_dir or default_cache_dir()
+    caches = ReadCaches(embeddings=not args.no_cache, crops=crops)  # + concept embeddings
+    with open_session(args, "eval", configure, caches=caches) as session:
+        config = session.config
         sweep = f"N{config.retrieval.N}_K{config.retrieval.K}_gamma{config.scoring.gamma:g}"
         out_dir = args.out or Path("fossil-eval") / args.dataset / sweep
-        predictor, predictor_info = open_predictor(args, collection, config, dataset.class_names)
+        predictor, predictor_info = open_predictor(session, dataset.class_names)
         result = evaluate(
             dataset,
             predictor,

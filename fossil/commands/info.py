@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fossil.commands._options import (
     add_json_option,
@@ -15,9 +14,6 @@ from fossil.commands._options import (
     store_settings,
 )
 from fossil.config import CollectionSettings
-
-if TYPE_CHECKING:
-    from fossil.db.protocols import CatalogStore, Collection
 
 
 def add_parser(subparsers: Any) -> None:
@@ -42,81 +38,17 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def disk_usage(root: Path) -> dict[str, int]:
-    """Bytes on disk per top-level entry of the store directory, and ``total``."""
-    sizes: dict[str, int] = {}
-    for entry in sorted(root.iterdir()) if root.is_dir() else []:
-        paths = [entry] if entry.is_file() else [p for p in entry.rglob("*") if p.is_file()]
-        sizes[entry.name] = sum(p.stat().st_blocks * 512 for p in paths)  # allocated, not sparse
-    sizes["total"] = sum(sizes.values())
-    return sizes
-
-
 def collect(args: argparse.Namespace) -> dict[str, Any]:
-    """Everything ``info`` reports, as plain data."""
-    from fossil.db.catalog import SqlCatalog
-    from fossil.db.lock import StoreLockedError
-    from fossil.db.open import open_collection, store_catalog_url
+    """Everything ``info`` reports, as plain data (:func:`fossil.pipeline.info.collect`)."""
+    from fossil.pipeline.info import collect as collect_info
+    from fossil.pipeline.ingest_config import StoreAddress
 
     if args.top < 0:
         raise ValueError(f"--top ({args.top}) must be >= 0")
     if args.store is None and not (args.qdrant_url and args.catalog):
         raise ValueError("give --store DIR, or both --qdrant-url and --catalog for a server store")
-    root = Path(args.store).expanduser() if args.store is not None else None
-    try:
-        collection = open_collection(
-            root,
-            qdrant_url=args.qdrant_url,
-            api_key=args.qdrant_api_key,
-            catalog_url=args.catalog,
-        )
-    except StoreLockedError:
-        assert root is not None  # only an embedded store is locked
-        # An ingest holds the embedded store: the catalog (SQLite WAL) can still be read.
-        catalog = SqlCatalog(args.catalog or store_catalog_url(root))
-        try:
-            info = _catalog_info(catalog, args.top)
-        finally:
-            catalog.close()
-        info["vector_store"] = "locked by another process (an ingest?): counts from the catalog"
-        info["references"] = info["catalog_references"]
-    else:
-        try:
-            return describe(collection, root, args.qdrant_url, args.top)
-        finally:
-            collection.close()
-    info["store"] = str(root.resolve()) if root is not None else args.qdrant_url
-    info["disk_bytes"] = disk_usage(root) if root is not None else {"total": 0}
-    return info
-
-
-def describe(
-    collection: Collection, root: Path | None, qdrant_url: str | None, top: int = 20
-) -> dict[str, Any]:
-    """What ``info --json`` reports about an open collection (also ``fossil serve``'s /info)."""
-    info = _catalog_info(collection.catalog, top)
-    settings = store_settings(collection)  # a demo store's, also when it recorded none
-    info["settings"] = settings.as_dict() if settings is not None else None
-    info["vector_store"] = qdrant_url or str(root / "qdrant" if root is not None else None)
-    info["references"] = collection.refs.count()
-    info["store"] = str(root.resolve()) if root is not None else qdrant_url
-    info["disk_bytes"] = disk_usage(root) if root is not None else {"total": 0}
-    return info
-
-
-def _catalog_info(catalog: CatalogStore, top: int) -> dict[str, Any]:
-    meta = catalog.get_meta()
-    settings = catalog.get_settings()
-    return {
-        "meta": meta.as_dict() if meta else None,
-        "settings": settings.as_dict() if settings else None,
-        "corpora": catalog.corpora(),
-        "captions": catalog.status_counts(),
-        "catalog_references": catalog.reference_count(),
-        "revision": catalog.revision(),
-        "top_lemmas": [{"lemma": lemma, "references": n} for lemma, n in catalog.top_lemmas(top)],
-        "failures": catalog.failures(5),
-    }
+    address = StoreAddress(args.store, args.qdrant_url, args.qdrant_api_key, args.catalog)
+    return collect_info(address, args.top, store_settings)
 
 
 def run(args: argparse.Namespace) -> int:

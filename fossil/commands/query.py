@@ -17,21 +17,13 @@ from fossil.commands._options import (
     add_retrieval_options,
     add_server_options,
     add_store_option,
-    assess_or_extend,
     check_output_file,
     collection_config,
     coverage_config,
-    load_command_models,
-    open_store,
     per_concept,
-    store_settings,
 )
 from fossil.commands._remote import add_server_url_option
-from fossil.config import (
-    CollectionSettings,
-    RetrievalConfig,
-    with_overrides,
-)
+from fossil.config import CollectionSettings, FossilConfig, RetrievalConfig, with_overrides
 from fossil.records import SOURCE_LABELLED
 
 if TYPE_CHECKING:
@@ -128,39 +120,36 @@ def result_dict(result: ConceptResult) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fossil.concepts import check_concepts
-    from fossil.models.nouns import concept_lemmas
-    from fossil.query.engine import QueryEngine
+    from fossil.commands._session import coverage_or_extend, open_session
+    from fossil.concepts import Concepts
+    from fossil.pipeline.session import ReadCaches
 
     if args.server:  # issue 29: the server at URL answers
         from fossil.commands._remote import query_with_server
 
         return query_with_server(args)
-    concepts = check_concepts(args.concepts)
+    concepts = Concepts.check(args.concepts)
     coverage = coverage_config(args)
     if args.top < 1:
         raise ValueError(f"--top ({args.top}) must be >= 1")
     if args.grid:
         check_output_file(args.grid, "--grid")
-    collection = open_store(args, release_stale_leases=args.extend)
-    try:
-        # the collection's N and K unless flags say otherwise
-        config = retrieval_config(args, store_settings(collection))
-        M = per_concept(args, config.N) if args.extend else None
-        models = load_command_models(args, "query", collection, extend=args.extend)
-        engine = QueryEngine(
-            collection,
-            models.text,
-            config,
-            disk_cache=None if args.no_cache or collection.root is None else True,
-            embedding_cache=None if args.no_cache or collection.root is None else True,
-        )
-        lemmas = concept_lemmas(models.nouns, concepts)
-        extending = models if args.extend else None
-        covered, extension = assess_or_extend(engine, concepts, lemmas, coverage, extending, M)
-        results = engine.query(concepts)
-    finally:
-        collection.close()
+    M: int | None = None  # --extend: references generated per uncovered concept
+
+    def configure(settings: CollectionSettings | None) -> FossilConfig:
+        """The collection's N and K unless flags say otherwise."""
+        nonlocal M
+        retrieval = retrieval_config(args, settings)
+        if args.extend:  # a bad --per-concept fails before any model loads
+            M = per_concept(args, retrieval.N)
+        base = FossilConfig() if settings is None else settings.apply(FossilConfig())
+        return replace(base, retrieval=retrieval, coverage=coverage)
+
+    caches = ReadCaches() if args.no_cache else ReadCaches(embeddings=True, prototypes=True)
+    with open_session(args, "query", configure, extend=args.extend, caches=caches) as session:
+        config = session.config.retrieval
+        covered, extension = coverage_or_extend(session, concepts, M)
+        results = session.query(concepts)
     if args.grid:
         from fossil.query.grid import draw_grid
 

@@ -18,20 +18,18 @@ from fossil.commands._options import (
     add_segmentation_options,
     add_server_options,
     add_store_option,
-    assess_or_extend,
     build_config,
     coverage_config,
-    load_command_models,
     parse_concepts,
     per_concept,
-    store_settings,
 )
+from fossil.config import CollectionSettings, FossilConfig
 from fossil.pipeline.image_limits import BUDGET_VARIABLE, MAX_DECODE_MB
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from fossil.pipeline.segmenter import SegmentationResult
+    from fossil.pipeline.session import SegmentationResult
     from fossil.query.coverage import Coverage
 
 logger = logging.getLogger(__name__)
@@ -88,12 +86,9 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fossil.commands._options import open_store
-    from fossil.models.nouns import concept_lemmas
+    from fossil.commands._session import coverage_or_extend, open_session
     from fossil.pipeline.images import load_image
-    from fossil.pipeline.models import check_dense_encoder
-    from fossil.pipeline.segmenter import ImageAnalyser, segment_image
-    from fossil.query.engine import QueryEngine
+    from fossil.pipeline.session import ReadCaches
 
     concepts = parse_concepts(args.concepts)
     paths = [Path(p) for p in args.images]
@@ -101,42 +96,25 @@ def run(args: argparse.Namespace) -> int:
     images = {path: load_image(path, args.max_image_mb) for path in paths}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    collection = open_store(args, release_stale_leases=args.extend)
-    try:
-        # the collection's N, K, γ and sides unless flags say otherwise
-        config = build_config(args, args.preset, store_settings(collection))
-        config = replace(config, coverage=coverage_config(args))
-        M = per_concept(args, config.retrieval.N) if args.extend else None
-        # built on first use: the generator only if --extend generates (COMMAND_ROLES)
-        models = load_command_models(
-            args, "segment", collection, extend=args.extend, sizes=config.eval
-        )
-        engine = QueryEngine(
-            collection,
-            models.text,
-            config.retrieval,
-            embedding_cache=collection.root is not None,  # concept embeddings in the store
-        )
-        check_dense_encoder(collection, models)
-        lemmas = concept_lemmas(models.nouns, concepts)
-        extending = models if args.extend else None
-        covered, _ = assess_or_extend(engine, concepts, lemmas, config.coverage, extending, M)
+    M: int | None = None  # --extend: references generated per uncovered concept
+
+    def configure(settings: CollectionSettings | None) -> FossilConfig:
+        """The collection's N, K, γ and sides unless flags say otherwise."""
+        nonlocal M
+        config = build_config(args, args.preset, settings)
+        if args.extend:  # a bad --per-concept fails before any model loads
+            M = per_concept(args, config.retrieval.N)
+        return replace(config, coverage=coverage_config(args))
+
+    # concept embeddings kept in the store; the generator is built only if --extend generates
+    caches = ReadCaches(embeddings=True)
+    with open_session(args, "segment", configure, extend=args.extend, caches=caches) as session:
+        covered, _ = coverage_or_extend(session, concepts, M)
         warn_uncovered(covered)
-        analyser = ImageAnalyser(models.dense, models.keys, config)
         reports = []
         for path, image in images.items():
-            result = segment_image(
-                image,
-                concepts,
-                collection,
-                config,
-                engine=engine,
-                analyser=analyser,
-                progress=not args.no_progress,
-            )
+            result = session.segment(image, concepts, progress=not args.no_progress)
             reports.append(write_outputs(path, image, result, out, args.json))
-    finally:
-        collection.close()
     if args.json:
         json.dump(reports if len(reports) > 1 else reports[0], sys.stdout, indent=2)
         print()

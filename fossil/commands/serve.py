@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 from functools import partial
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -20,19 +19,15 @@ from fossil.commands._options import (
     add_server_options,
     add_store_option,
     is_demo_store,
-    load_command_models,
-    open_store,
     opencut_config,
     regions_choice,
-    store_settings,
 )
-from fossil.config import FossilConfig
+from fossil.config import CollectionSettings, FossilConfig
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from fossil.db.protocols import Collection
-    from fossil.serve.service import ServeModels
 
 logger = logging.getLogger(__name__)
 
@@ -155,30 +150,21 @@ def allowed_host_names(host: str, allowed_hosts: str | None) -> tuple[str, ...]:
     return (*LOCAL_NAMES, *names) if host in LOCAL_HOSTS else tuple(names)
 
 
-def load_serve_models(
-    args: argparse.Namespace, collection: Collection
-) -> tuple[ServeModels, FossilConfig]:
-    """The models of --models (default: the collection's, the synthetic world's for a demo
-    store) and the server's default config: the paper's defaults, the collection's settings
-    (a demo store's N=40, K=1, 256 px sides), then --preset, --n, --k, --gamma, --regions
-    (or --no-opencut), --no-crf, --opencut-variant and --paper-taus."""
+def serve_config(args: argparse.Namespace, settings: CollectionSettings | None) -> FossilConfig:
+    """The server's default config: the paper's defaults, the collection's settings (a demo
+    store's N=40, K=1, 256 px sides), then --preset, --n, --k, --gamma, --regions (or
+    --no-opencut), --no-crf, --opencut-variant and --paper-taus.  Bad flags fail here, before
+    any model loads."""
     from dataclasses import replace
 
-    from fossil.pipeline.models import check_dense_encoder
     from fossil.serve.service import SegmentOptions, request_config
 
-    settings = store_settings(collection)
     base = FossilConfig() if settings is None else settings.apply(FossilConfig())
     regions = regions_choice(args)
     base = base if regions is None else replace(base, regions=regions)  # type: ignore[arg-type]
     options = SegmentOptions(args.preset, args.n, args.k, args.gamma)
-    config = request_config(base, options)  # bad flags fail before any model loads
-    config = replace(config, opencut=opencut_config(args, config.opencut))
-    # the collection's own models unless --models names others; built now, not on the
-    # first request
-    models = load_command_models(args, "segment", collection, sizes=config.eval).load()
-    check_dense_encoder(collection, models)
-    return models, config
+    config = request_config(base, options)
+    return replace(config, opencut=opencut_config(args, config.opencut))
 
 
 def serving_line(args: argparse.Namespace, collection: Collection, config: FossilConfig) -> str:
@@ -204,8 +190,8 @@ def build_app(args: argparse.Namespace) -> tuple[FastAPI, Collection]:
         raise RuntimeError(
             f"fossil serve needs the serve extra ({error}): {SERVE_EXTRA} (in the clone)"
         ) from error
-    from fossil.commands.info import describe
-    from fossil.concepts import parse_concepts
+    from fossil.commands._session import open_session
+    from fossil.pipeline.session import ReadCaches
 
     check_binding(args.host, args.api_key, args.allowed_hosts)
     try:
@@ -221,24 +207,20 @@ def build_app(args: argparse.Namespace) -> tuple[FastAPI, Collection]:
         message = str(error).replace("max_side", "--max-side")
         message = message.replace("max_concepts", "--max-concepts")
         raise ValueError(message.replace("allowed host ", "--allowed-hosts: ")) from None
-    collection = open_store(args)
+    # the collection's own models unless --models names others, built now, not on the
+    # first request; prototypes and concept embeddings cached in the store
+    caches = ReadCaches(embeddings=True, prototypes=True)
+    configure = partial(serve_config, args)
+    session = open_session(args, "segment", configure, caches=caches, build_now=True)
     try:
-        models, config = load_serve_models(args, collection)
-        root = Path(args.store).expanduser() if args.store else None
-        service = Service(
-            collection,
-            models,
-            config,
-            # a request's messages name the API's field, `concepts`, not the CLI's flag
-            parse_concepts=partial(parse_concepts, name="concepts"),
-            describe=partial(describe, collection, root, args.qdrant_url),
-        )
+        collection, config = session.collection, session.config
+        service = Service(session)
         logger.info("%s", serving_line(args, collection, config))
         app = create_app(service, settings)
         app.state.serving = serving_line(args, collection, config)
         return app, collection
     except BaseException:
-        collection.close()
+        session.close()
         raise
 
 

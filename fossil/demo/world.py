@@ -266,8 +266,7 @@ def evaluate_world(
     from fossil.demo.scenes import read_class_names
     from fossil.eval.datasets import open_dataset
     from fossil.eval.runner import evaluate
-    from fossil.pipeline.segmenter import build_predictor
-    from fossil.query.engine import QueryEngine
+    from fossil.pipeline.session import ReadSession
 
     dataset = open_dataset("ade20k", scenes, read_class_names(scenes), title=WORLD_TITLE)
     fossil = config.fossil
@@ -276,9 +275,8 @@ def evaluate_world(
         f"{fossil.retrieval.N} references each, K={fossil.retrieval.K} prototypes"
     )
     started = time.perf_counter()
-    results = QueryEngine(collection, models.text, fossil.retrieval).query(
-        list(dataset.class_names)
-    )
+    session = ReadSession(collection, models, fossil)  # checks both encoders
+    results = session.query(dataset.class_names)
     timings = {"query_s": time.perf_counter() - started}
     prototypes = [r.prototypes for r in results]
     if prepare is not None:
@@ -289,7 +287,7 @@ def evaluate_world(
     predictions: dict[str, Path] = {}
     for name in runs:
         run_config = replace(fossil, regions=RUNS[name] or fossil.regions)  # type: ignore[arg-type]
-        predictor = build_predictor(prototypes, models.dense, models.keys, run_config)
+        predictor = session.predictor(prototypes, run_config)
         on_stage(f"segmenting and evaluating {len(dataset)} scenes {RUN_TITLES[name]}")
         started = time.perf_counter()
         result = evaluate(

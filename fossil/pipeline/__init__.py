@@ -1,8 +1,10 @@
 """Composition of the layers into user-facing operations: build or grow a reference
-collection from caption corpora (``ingest_corpora``, ``register_corpora``), segment an image
-for a list of concepts against a collection (``segment_image``), and the per-crop predictor
-the evaluation runner drives (``build_predictor``), and the models a command runs with for a
-collection (``collection_models``).  Names are imported on first use."""
+collection from caption corpora (``ingest_corpora``, ``register_corpora``); read one — a
+``ReadSession`` opens it with its models and a config and answers queries, coverage,
+``--extend``, segmentations and the evaluation's crop predictor (what every read-side command,
+the server and the demo run on), ``segment_image`` and ``build_predictor`` being the calls it
+composes; the models a command runs with for a collection (``collection_models``); what a
+collection holds (``collect``, ``describe``).  Names are imported on first use."""
 
 from __future__ import annotations
 
@@ -24,6 +26,10 @@ _EXPORTS = {
     "IngestOptions": "fossil.pipeline.ingest_config",
     "ModelChoice": "fossil.pipeline.ingest_config",
     "StoreAddress": "fossil.pipeline.ingest_config",
+    "ReadCaches": "fossil.pipeline.session",
+    "ReadSession": "fossil.pipeline.session",
+    "collect": "fossil.pipeline.info",
+    "describe": "fossil.pipeline.info",
     "collection_models": "fossil.pipeline.models",
     "check_dense_encoder": "fossil.pipeline.models",
 }

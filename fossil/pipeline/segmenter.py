@@ -165,6 +165,7 @@ class CropScorer:
         self.config = config
         self.record = record
         self.regions: list[Region] = []
+        self.masks: list[np.ndarray] = []  # with record: per crop with regions, (L, h, w)
         self._box = (0, 0, 0, 0)
 
     def set_window(self, box: tuple[int, int, int, int]) -> None:
@@ -181,6 +182,7 @@ class CropScorer:
         scores = score_map(analysis.features, analysis.masks, self.prototypes, gamma, after)
         if self.record and len(analysis.masks):
             self._record(analysis, crop.shape[:2])
+            self.masks.append(analysis.masks)
         return scores
 
     def _record(self, analysis: CropAnalysis, size: tuple[int, int]) -> None:
@@ -210,6 +212,15 @@ class SegmentationResult:
     scores: np.ndarray  # (C, h, w) float32 eq. 5 scores at the working (resized) size
     concept_results: list[ConceptResult]
     explanations: list[Explanation]
+    working: tuple[int, int] = (0, 0)  # (h, w) of the resized image the regions' boxes refer to
+    # per crop with regions, its (L, h, w) masks, in the order of the explanations' regions
+    masks: list[np.ndarray] = field(default_factory=list, repr=False)
+
+    def region_map(self) -> np.ndarray:
+        """(H, W) int32 index of the explanation whose region covers each pixel, -1 where
+        none does (:func:`region_map`; empty when the regions were not kept)."""
+        regions = [e.region for e in self.explanations]
+        return region_map(regions, self.masks, self.working, self.labels.shape[:2])
 
 
 def segment_image(
@@ -249,7 +260,37 @@ def segment_image(
         scores = slide_inference(resized, scorer, ev.crop, ev.stride, on_window=on_window)
     labels = upsample_argmax(torch.as_tensor(scores), (height, width)).numpy()
     explanations = [_explain(region, results, explain) for region in scorer.regions]
-    return SegmentationResult(concepts, labels, scores, results, explanations)
+    working = (int(resized.shape[0]), int(resized.shape[1]))
+    return SegmentationResult(
+        list(concepts), labels, scores, results, explanations, working, scorer.masks
+    )
+
+
+def region_map(
+    regions: Sequence[Region],
+    masks: Sequence[np.ndarray],
+    working: tuple[int, int],
+    size: tuple[int, int],
+) -> np.ndarray:
+    """(H, W) int32 region index per pixel of the original ``size`` (H, W), -1 where no
+    region lies.  ``regions`` in record order, ``masks``: per crop with regions, its (L, h, w)
+    masks; ``working``: (h, w) of the resized image the crops were cut from.  Later windows
+    paint over earlier ones where they overlap."""
+    boxes = list(dict.fromkeys(region.box for region in regions))
+    if len(boxes) != len(masks):
+        logger.warning(
+            "%d crops with regions but %d mask sets: no region map", len(boxes), len(masks)
+        )
+        return np.full(size, -1, np.int32)
+    crop_masks = dict(zip(boxes, masks, strict=True))
+    painted = np.full(working, -1, np.int32)
+    for number, region in enumerate(regions):
+        y1, y2, x1, x2 = region.box
+        mask = crop_masks[region.box][region.index]
+        painted[y1:y2, x1:x2][mask] = number
+    rows = np.minimum((np.arange(size[0]) + 0.5) * working[0] / size[0], working[0] - 1)
+    cols = np.minimum((np.arange(size[1]) + 0.5) * working[1] / size[1], working[1] - 1)
+    return painted[rows.astype(np.int64)[:, None], cols.astype(np.int64)[None, :]]
 
 
 def _explain(region: Region, results: list[ConceptResult], top: int) -> Explanation:
@@ -294,5 +335,6 @@ __all__ = [
     "SegmentationResult",
     "array_sha1",
     "build_predictor",
+    "region_map",
     "segment_image",
 ]

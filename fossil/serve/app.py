@@ -32,7 +32,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import fossil
-from fossil.config import PRESETS
+from fossil.concepts import Concepts
+from fossil.config import PRESETS, REGION_PROPOSERS
 from fossil.serve.guards import (
     LOCAL_NAMES,
     HostCheck,
@@ -257,8 +258,8 @@ def create_app(
         detail = str(error.args[0] if error.args else error)
         return JSONResponse({"detail": scrub(detail, locations)}, 404)
 
-    def concepts_of(text: str) -> list[str]:
-        names = service.parse_concepts(text)
+    def concepts_of(text: str) -> Concepts:
+        names = service.concepts(text)
         if len(names) > settings.max_concepts:
             raise ValueError(
                 f"concepts: {len(names)} given, at most {settings.max_concepts} per request "
@@ -283,15 +284,21 @@ def create_app(
         gamma: Annotated[float | None, Form(description="γ of eq. 5")] = None,
         preset: Annotated[str | None, Form(description=f"one of {sorted(PRESETS)}")] = None,
         no_opencut: Annotated[bool, Form(description="label every patch on its own")] = False,
+        regions: Annotated[
+            str | None,
+            Form(description=f"region proposer, one of {list(REGION_PROPOSERS)}"),
+        ] = None,
     ) -> dict[str, Any]:
         """Label every pixel with one of the concepts.  An image whose long side is over the
         server's limit is shrunk to it first, and the answer is at that size (``size``; the
         upload's is ``original_size``).  Returns the label map (PNG, concept index per
         pixel), the overlay (PNG, with a legend), a region map (PNG: region index + 1 in
         red + 256·green, 0 outside regions) and, per region, its concept, score, pixel share
-        and the references that decided it."""
+        and the references that decided it.  ``n``, ``k``, ``gamma``, ``preset`` and
+        ``regions`` (the region proposer) override the server's settings for this request;
+        ``no_opencut`` is ``regions=patches``."""
         names = concepts_of(concepts)
-        options = SegmentOptions(preset or None, n, k, gamma, no_opencut)
+        options = SegmentOptions(preset or None, n, k, gamma, no_opencut, regions or None)
         config = request_config(service.config, options)
         if image.size is not None and image.size > settings.max_upload_bytes:
             raise HTTPException(413, _too_large(settings))

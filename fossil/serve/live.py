@@ -44,6 +44,7 @@ from fossil.serve.wire import MEDIA_TYPE, REVISION_HEADER, Prototypes, encode
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from fossil.concepts import Concepts
     from fossil.db.protocols import Collection
     from fossil.serve.app import Deadline, ModelQueue, ServeSettings
     from fossil.serve.jobs import ModelsLoader
@@ -108,7 +109,7 @@ def add_live_routes(
     settings: ServeSettings,
     queue: ModelQueue,
     jobs: IngestJobs,
-    concepts_of: Callable[[str], list[str]],
+    concepts_of: Callable[[str], Concepts],
 ) -> None:
     """Register the routes of the module on ``app``."""
 
@@ -165,7 +166,7 @@ def add_live_routes(
         config = request_config(service.config, SegmentOptions(preset or None, n, k))
 
         def work(deadline: Deadline) -> Prototypes:
-            results = service.engine(config.retrieval).query(names)
+            results = service.session.query(names, config.retrieval)
             return Prototypes(
                 concepts=tuple(r.concept for r in results),
                 prototypes=tuple(r.prototypes for r in results),

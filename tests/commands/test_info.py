@@ -1,5 +1,6 @@
-"""``fossil info``'s description of an open collection reads its stores through their
-protocols only (no ``SqlCatalog`` assumed), on an embedded and on a server store."""
+"""``fossil info``'s description of an open collection (:func:`fossil.pipeline.info.describe`,
+also ``fossil serve``'s /info) reads its stores through their protocols only (no
+``SqlCatalog`` assumed), on an embedded and on a server store."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from fossil.commands.info import describe
 from fossil.db.open import open_collection
 from fossil.db.protocols import CatalogStore, Collection, ReferenceStore
+from fossil.pipeline.info import describe
 from tests.db.conftest import ProtocolOnly
 from tests.fakes import make_meta
 
@@ -29,7 +30,7 @@ def test_describe_needs_nothing_beyond_the_protocols(
             meta=opened.meta,
             root=opened.root,
         )
-        info = describe(protocol_only, tmp_path, qdrant_url, top=5)
+        info = describe(protocol_only, None, top=5, qdrant_url=qdrant_url)
     finally:
         opened.close()
     assert [(f["id"], f["text"], f["error"]) for f in info["failures"]] == [

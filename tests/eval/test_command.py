@@ -10,22 +10,17 @@ from fossil.config import CollectionSettings
 from tests.eval.fakes import ColourPredictor, write_dataset
 
 
-def fake_store(settings: CollectionSettings | None = None) -> SimpleNamespace:
-    """A collection built by the paper's models, recording ``settings``."""
-    meta = SimpleNamespace(generator="stabilityai/sd", dense_encoder="facebook/dinov2-large")
-    return SimpleNamespace(meta=meta, catalog=SimpleNamespace(get_settings=lambda: settings))
-
-
 @pytest.fixture
 def recorded(monkeypatch):
     """The settings the fake store records (None: none); set ``recorded.settings``."""
     holder = SimpleNamespace(settings=None)
 
     @contextmanager
-    def opened_store(args):
-        yield fake_store(holder.settings)
+    def open_session(args, command, configure, **options):
+        # the command's config, built from the settings the fake store records
+        yield SimpleNamespace(config=configure(holder.settings), args=args)
 
-    monkeypatch.setattr(eval_command, "opened_store", opened_store)
+    monkeypatch.setattr(eval_command, "open_session", open_session)
     return holder
 
 
@@ -34,9 +29,10 @@ def fake_predictor(monkeypatch, recorded):
     """Replace models + store + prototypes by the colour predictor; record what was asked."""
     calls = []
 
-    def open_predictor(args, collection, config, class_names):
-        calls.append((args, config, class_names))
-        return ColourPredictor(args.dataset), {"collection_revision": 42, "models": {"dense": "d"}}
+    def open_predictor(session, class_names):
+        calls.append((session, session.config, class_names))
+        info = {"collection_revision": 42, "models": {"dense": "d"}}
+        return ColourPredictor(session.args.dataset), info
 
     monkeypatch.setattr(eval_command, "open_predictor", open_predictor)
     return calls

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import fossil.commands.query as query_command
+import fossil.commands._session as command_session
 from fossil.cli import main
 from fossil.db.open import open_collection
 from fossil.models.loading import load_noun_parser
@@ -31,8 +31,12 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ]
     fill_collection(collection, "coco", items)
     collection.close()
-    models = SimpleNamespace(text=KeywordEncoder(text), nouns=load_noun_parser("en_core_web_sm"))
-    monkeypatch.setattr(query_command, "load_command_models", lambda *args, **kwargs: models)
+    models = SimpleNamespace(
+        text=KeywordEncoder(text),
+        nouns=load_noun_parser("en_core_web_sm"),
+        roles=frozenset({"text", "nouns"}),  # fossil query's (COMMAND_ROLES)
+    )
+    monkeypatch.setattr(command_session, "load_command_models", lambda *args, **kwargs: models)
     return root
 
 

@@ -199,6 +199,34 @@ def test_bad_requests_get_the_messages_of_the_cli(
     assert message in response.json()["detail"]
 
 
+def test_a_request_picks_its_region_proposer_by_name(client: TestClient) -> None:
+    per_patch = post(client, "dog, car", regions="patches")
+    assert per_patch.status_code == 200, per_patch.text
+    assert per_patch.json()["settings"]["regions"] == "patches" and not per_patch.json()["regions"]
+    colours = post(client, "dog, car", regions="superpixels")
+    assert colours.status_code == 200, colours.text
+    assert colours.json()["settings"]["regions"] == "superpixels" and colours.json()["regions"]
+    default = post(client, "dog, car")  # the server's own: OpenCut
+    assert default.json()["settings"]["regions"] == "opencut"
+
+
+def test_an_unknown_region_proposer_is_a_one_line_400_naming_the_field_and_the_choices(
+    client: TestClient,
+) -> None:
+    from fossil.config import REGION_PROPOSERS
+
+    response = post(client, "dog", regions="watershed")
+    detail = response.json()["detail"]
+    assert response.status_code == 400
+    assert detail.startswith("regions 'watershed' unknown; choose one of") and "\n" not in detail
+    assert all(name in detail for name in REGION_PROPOSERS) and "--" not in detail
+    response = post(client, "dog", regions="superpixels", no_opencut="true")
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        "no_opencut is regions=patches; it contradicts regions='superpixels'"
+    )
+
+
 def test_an_unreadable_image_is_refused_by_name(client: TestClient) -> None:
     files = {"image": ("broken.jpg", b"not an image", "image/jpeg")}
     response = client.post("/segment", files=files, data={"concepts": "dog"})
@@ -287,12 +315,11 @@ def test_a_non_local_host_needs_an_api_key(
 
 def canned(service: Service, concepts: list[str], size: tuple[int, int]) -> Segmentation:
     """A segmentation with every pixel on the first concept (for the queue tests)."""
-    engine = service.engine(service.config.retrieval)
     labels = np.zeros(size, np.int64)
     scores = np.zeros((len(concepts), *size), np.float32)
-    result = SegmentationResult(concepts, labels, scores, [], [])
+    result = SegmentationResult(list(concepts), labels, scores, [], [])
     regions = np.full(size, -1, np.int32)
-    return Segmentation(result, regions, size, service.coverage(engine, concepts), 0.0)
+    return Segmentation(result, regions, size, service.session.coverage(concepts), 0.0)
 
 
 class Blocking:

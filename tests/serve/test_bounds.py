@@ -322,10 +322,10 @@ def test_error_bodies_never_carry_the_store_path(
 def test_engines_per_retrieval_setting_are_bounded_and_share_one_cache(service: Service) -> None:
     from dataclasses import replace
 
-    from fossil.serve.service import MAX_ENGINES
+    from fossil.pipeline.session import MAX_ENGINES
 
-    base = service.config.retrieval
-    engines = [service.engine(replace(base, N=n, K=1)) for n in range(1, 3 * MAX_ENGINES)]
-    assert len(service._engines) == MAX_ENGINES  # the least recently used are dropped
+    session, base = service.session, service.config.retrieval
+    engines = [session.engine(replace(base, N=n, K=1)) for n in range(1, 3 * MAX_ENGINES)]
+    assert len(session._engines) == MAX_ENGINES  # the least recently used are dropped
     assert len({id(e._memory) for e in engines}) == 1  # one memory cache, one byte bound
-    assert service.engine(replace(base, N=3 * MAX_ENGINES - 1, K=1)) is engines[-1]
+    assert session.engine(replace(base, N=3 * MAX_ENGINES - 1, K=1)) is engines[-1]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from fossil.pipeline.segmenter import Region
+from fossil.pipeline.segmenter import Region, region_map
 from fossil.serve.images import region_png
 from fossil.serve.responses import region_points
-from fossil.serve.service import region_map
 
 
 def region(box: tuple[int, int, int, int], index: int) -> Region:
