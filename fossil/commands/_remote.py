@@ -215,8 +215,7 @@ def _evaluate_once(
     out_dir: Path,
 ) -> dict[str, Any]:
     """One evaluation with the server's prototypes as of now; its log line."""
-    from fossil.commands.eval import config_info, default_cache_dir
-    from fossil.eval.runner import evaluate
+    from fossil.commands.eval import default_cache_dir, run_evaluation
     from fossil.pipeline import build_predictor
     from fossil.pipeline.crop_cache import CropCache
 
@@ -236,17 +235,7 @@ def _evaluate_once(
         "references_per_class": list(found.references),
         "prototypes_per_class": [len(p) for p in found.prototypes],
     }
-    result = evaluate(
-        dataset,
-        predictor,
-        out_dir=out_dir,
-        config_info=config_info(args, config, preset, info),
-        limit=args.limit,
-        save_predictions=args.save_predictions,
-        resume=not args.restart,
-        progress=not args.no_progress,
-        eval_config=config.eval,
-    )
+    result = run_evaluation(args, dataset, predictor, config, preset, info, out_dir)
     return {
         "references": found.collection_size,
         "revision": found.revision,

@@ -23,6 +23,8 @@ from fossil.config import CollectionSettings, FossilConfig, TextConfig
 from fossil.eval.layouts import SPECS
 
 if TYPE_CHECKING:
+    from fossil.eval.datasets import SegmentationDataset
+    from fossil.eval.metrics import EvalResult
     from fossil.pipeline.session import ReadSession
     from fossil.segment.window import CropPredictor
 
@@ -165,9 +167,34 @@ def read_classes(path: Path) -> list[str]:
     return names
 
 
+def run_evaluation(
+    args: argparse.Namespace,
+    dataset: SegmentationDataset,
+    predictor: Any,
+    config: FossilConfig,
+    preset: str,
+    predictor_info: dict[str, Any],
+    out_dir: Path,
+) -> EvalResult:
+    """The evaluation the flags ask for (limit, resume, predictions, progress), with the
+    report's config record; the prototypes' source is the caller's (a session, a server)."""
+    from fossil.eval.runner import evaluate
+
+    return evaluate(
+        dataset,
+        predictor,
+        out_dir=out_dir,
+        config_info=config_info(args, config, preset, predictor_info),
+        limit=args.limit,
+        save_predictions=args.save_predictions,
+        resume=not args.restart,
+        progress=not args.no_progress,
+        eval_config=config.eval,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from fossil.eval.datasets import open_dataset
-    from fossil.eval.runner import evaluate
 
     class_names = read_classes(args.classes) if args.classes else None
     dataset = open_dataset(args.dataset, args.data, class_names)  # errors before models load
@@ -199,17 +226,7 @@ def run(args: argparse.Namespace) -> int:
         sweep = f"N{config.retrieval.N}_K{config.retrieval.K}_gamma{config.scoring.gamma:g}"
         out_dir = args.out or Path("fossil-eval") / args.dataset / sweep
         predictor, predictor_info = open_predictor(session, dataset.class_names)
-        result = evaluate(
-            dataset,
-            predictor,
-            out_dir=out_dir,
-            config_info=config_info(args, config, preset, predictor_info),
-            limit=args.limit,
-            save_predictions=args.save_predictions,
-            resume=not args.restart,
-            progress=not args.no_progress,
-            eval_config=config.eval,
-        )
+        result = run_evaluation(args, dataset, predictor, config, preset, predictor_info, out_dir)
     print(f"{dataset.name}: mIoU {100 * result.miou:.2f}  aAcc {100 * result.aacc:.2f}  "
           f"({result.num_images} images, {result.resumed} resumed)")  # fmt: skip
     if result.skipped:

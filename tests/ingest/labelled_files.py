@@ -12,8 +12,17 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+H, W = 40, 60  # the tests' photo size
 
-def photo(height: int = 40, width: int = 60, seed: int = 0) -> np.ndarray:
+
+def box(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    """(H, W) bool, rows y0..y1 and columns x0..x1 inclusive."""
+    mask = np.zeros((H, W), dtype=bool)
+    mask[y0 : y1 + 1, x0 : x1 + 1] = True
+    return mask
+
+
+def photo(height: int = H, width: int = W, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 

@@ -14,6 +14,9 @@ from PIL import Image
 from fossil.ingest.labelled import LabelledError, detect_format, read_labelled
 from fossil.ingest.labelled.raster import rle_counts, rle_mask
 from tests.ingest.labelled_files import (
+    H,
+    W,
+    box,
     coco_json,
     labelme_json,
     mask_shape,
@@ -25,15 +28,6 @@ from tests.ingest.labelled_files import (
     save_image,
     voc_folder,
 )
-
-H, W = 40, 60
-
-
-def box(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-    """(H, W) bool, rows y0..y1 and columns x0..x1 inclusive."""
-    mask = np.zeros((H, W), dtype=bool)
-    mask[y0 : y1 + 1, x0 : x1 + 1] = True
-    return mask
 
 
 def regions_of(labelled_photo) -> dict[str, np.ndarray]:

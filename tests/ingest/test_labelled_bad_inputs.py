@@ -15,6 +15,8 @@ import pytest
 
 from fossil.ingest.labelled import LabelledError, read_labelled
 from tests.ingest.labelled_files import (
+    H,
+    W,
     coco_json,
     labelme_json,
     photo,
@@ -25,7 +27,6 @@ from tests.ingest.labelled_files import (
     voc_folder,
 )
 
-H, W = 40, 60
 # (what to read, read_labelled's keyword arguments, the file named, the item named, problem)
 Case = tuple[Path, dict[str, Any], Path, str, str]
 

@@ -12,6 +12,9 @@ from PIL import Image
 
 from fossil.ingest.labelled import LabelledError, read_labelled
 from tests.ingest.labelled_files import (
+    H,
+    W,
+    box,
     coco_json,
     labelme_json,
     photo,
@@ -21,15 +24,6 @@ from tests.ingest.labelled_files import (
     save_image,
     voc_folder,
 )
-
-H, W = 40, 60
-
-
-def box(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-    """(H, W) bool, rows y0..y1 and columns x0..x1 inclusive."""
-    mask = np.zeros((H, W), dtype=bool)
-    mask[y0 : y1 + 1, x0 : x1 + 1] = True
-    return mask
 
 
 def regions_of(labelled_photo) -> dict[tuple[str, str], np.ndarray]:
