@@ -21,6 +21,7 @@ from fossil.concepts import check_concepts
 from fossil.config import FossilConfig
 from fossil.db.protocols import Collection
 from fossil.models.protocols import DenseEncoder
+from fossil.numerics import l2_normalise
 from fossil.pipeline.crop_cache import CropCache, array_sha1, config_fingerprint
 from fossil.query.engine import QueryEngine
 from fossil.query.retrieval import ConceptResult
@@ -256,9 +257,7 @@ def _explain(region: Region, results: list[ConceptResult], top: int) -> Explanat
     result = results[region.concept]
     if len(result.visual) == 0:
         return Explanation(region, ())
-    visual = result.visual / np.maximum(np.linalg.norm(result.visual, axis=1, keepdims=True), 1e-12)
-    emb = region.embedding / max(float(np.linalg.norm(region.embedding)), 1e-12)
-    cos = visual @ emb
+    cos = l2_normalise(result.visual) @ l2_normalise(region.embedding)
     order = np.argsort(-cos)[:top]
     refs = tuple(
         (

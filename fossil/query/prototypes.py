@@ -18,16 +18,11 @@ from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
+from fossil.numerics import l2_normalise
+
 # Below this many multiply-adds per iteration (n · K · dim) K-Means runs on one thread:
 # OpenMP start-up and oversubscription cost more than the work (DESIGN §10).
 _SMALL_PROBLEM = 1 << 26
-
-
-def l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """(n, dim) → (n, dim) float32 rows of unit norm (zero rows stay zero)."""
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return (x / np.maximum(norms, eps)).astype(np.float32)
 
 
 def effective_k(n: int, K: int) -> int:

@@ -18,6 +18,7 @@ from typing import Literal
 
 import numpy as np
 
+from fossil.numerics import mask_iou
 from fossil.segment.ncut import Solver, ncut, sub_graph
 
 StopReason = Literal["t_reached", "coherent", "incoherent", "rejected", "exhausted"]
@@ -31,12 +32,6 @@ class MaskCutResult:
     stop: StopReason = "t_reached"
     eigensolves: int = 0
     remaining: np.ndarray | None = None  # (h, w) bool: active patches when the loop ended
-
-
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two boolean masks of the same shape (0 when both are empty)."""
-    union = np.count_nonzero(a | b)
-    return np.count_nonzero(a & b) / union if union else 0.0
 
 
 def maskcut(

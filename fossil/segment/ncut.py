@@ -47,6 +47,7 @@ import scipy.ndimage
 import scipy.sparse.linalg
 
 from fossil.config import TAU_SPACES, TauSpace
+from fossil.numerics import l2_normalise
 
 Solver = Literal["auto", "lanczos", "eigsh", "torch", "dense"]
 SOLVERS: tuple[str, ...] = ("auto", "lanczos", "eigsh", "torch", "dense")
@@ -63,13 +64,6 @@ _LANCZOS_MAX_STEPS = 80
 _FOUR_CONNECTED = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)
 
 
-def normalise(features: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """L2-normalise the last axis; ``features`` (..., dim) → float32 (..., dim)."""
-    features = np.asarray(features, dtype=np.float32)
-    norm = np.linalg.norm(features, axis=-1, keepdims=True)
-    return features / np.maximum(norm, eps)
-
-
 def prepare_keys(keys: np.ndarray, tau_space: TauSpace = "absolute") -> np.ndarray:
     """The features the graph is built on: ``keys`` (h, w, dim) → L2-normalised (h, w, dim).
 
@@ -77,10 +71,10 @@ def prepare_keys(keys: np.ndarray, tau_space: TauSpace = "absolute") -> np.ndarr
     again, so the cosines are spread around 0; otherwise the keys L2-normalised."""
     if tau_space not in TAU_SPACES:
         raise ValueError(f"tau_space {tau_space!r} unknown; choose one of {TAU_SPACES}")
-    features = normalise(keys)
+    features = l2_normalise(keys)
     if tau_space == "centred":
         flat = features.reshape(-1, features.shape[-1])
-        features = normalise(features - flat.mean(axis=0))
+        features = l2_normalise(features - flat.mean(axis=0))
     return features
 
 

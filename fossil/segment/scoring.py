@@ -11,10 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-
-def _unit(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), eps)
+from fossil.numerics import l2_normalise
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -43,10 +40,10 @@ def score_regions(
     if regions.ndim != 2:
         raise ValueError(f"regions must be (L, dim), got shape {regions.shape}")
     _check_prototypes(prototypes, regions.shape[1])
-    r = _unit(regions)
+    r = l2_normalise(regions, dtype=np.float64)
     scores = np.empty((len(regions), len(prototypes)), np.float64)
     for c, p in enumerate(prototypes):
-        cos = r @ _unit(p).T  # (L, K_c)
+        cos = r @ l2_normalise(p, dtype=np.float64).T  # (L, K_c)
         if sigmoid_after_ensemble:
             scores[:, c] = _sigmoid((1.0 - gamma) * cos.mean(1) + gamma * cos.max(1))
         else:

@@ -1,13 +1,14 @@
 import numpy as np
 
-from fossil.segment.maskcut import mask_iou, maskcut
-from fossil.segment.ncut import cosines, normalise
+from fossil.numerics import l2_normalise, mask_iou
+from fossil.segment.maskcut import maskcut
+from fossil.segment.ncut import cosines
 from tests.segment.planted import planted_scene
 
 
 def _scene(objects=2, side=30):
     scene = planted_scene(np.random.default_rng(objects), h=side, w=side, objects=objects)
-    return scene, normalise(scene.keys)
+    return scene, l2_normalise(scene.keys)
 
 
 def test_objects_come_out_one_per_step_and_leave_the_graph():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fossil.config import OpenCutConfig
-from fossil.segment.ncut import normalise
+from fossil.numerics import l2_normalise
 from fossil.segment.opencut import run_opencut
 from fossil.segment.subdivide import Split, split_patches, subdivide
 from tests.segment.planted import planted_scene
@@ -16,7 +16,7 @@ def _two_clusters(rng: np.random.Generator, h: int = 20, w: int = 20, dim: int =
     labels = np.zeros((h, w), int)
     labels[:, w // 2 :] = 1
     keys = basis[labels] + rng.normal(scale=0.05 / np.sqrt(dim), size=(h, w, dim))
-    return normalise(keys.astype(np.float32)), labels
+    return l2_normalise(keys.astype(np.float32)), labels
 
 
 def test_a_region_of_two_clusters_splits_into_them():
