@@ -65,9 +65,9 @@ class OpenCutResult:
 
 def _resize(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(L, h, w) → (L, H, W) float32 soft masks (bilinear up, area down)."""
-    from fossil.segment.pooling import downsample_masks  # imports torch
+    from fossil.segment.pooling import resize_masks  # imports torch
 
-    return downsample_masks(masks.astype(np.float32), size)
+    return resize_masks(masks.astype(np.float32), size)
 
 
 def _check_inputs(keys: np.ndarray, image: np.ndarray | None) -> None:

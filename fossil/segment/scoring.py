@@ -65,7 +65,7 @@ def score_map(
     may be 0).  Pixels inside a mask get the scores of the mask's region embedding (eq. 4);
     uncovered pixels get the scores of their own patch, upsampled bilinearly to (H, W).  With
     no mask this is the per-patch labelling (the paper's Fig. 3 ablation)."""
-    from fossil.segment.pooling import downsample_masks, region_pool  # imports torch
+    from fossil.segment.pooling import region_pool, resize_masks  # imports torch
 
     if features.ndim != 3:
         raise ValueError(f"features must be (h, w, dim), got shape {features.shape}")
@@ -77,7 +77,7 @@ def score_map(
     size = masks.shape[1:]
     patch = score_regions(features.reshape(h * w, dim), prototypes, gamma, sigmoid_after_ensemble)
     patch = patch.T.reshape(-1, h, w)  # (C, h, w)
-    out = downsample_masks(patch, size) if (h, w) != size else patch.copy()
+    out = resize_masks(patch, size) if (h, w) != size else patch.copy()
     if len(masks):
         region = score_regions(
             region_pool(features, masks), prototypes, gamma, sigmoid_after_ensemble

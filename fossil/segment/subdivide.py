@@ -72,12 +72,12 @@ def subdivide(
 
     Returns the new masks (L', H, W) bool, still mutually exclusive and covering exactly the
     pixels ``masks`` covered, and for each the index of the mask it came from."""
-    from fossil.segment.pooling import downsample_masks  # imports torch
+    from fossil.segment.pooling import resize_masks  # imports torch
 
     h, w, _ = features.shape
     if split.depth <= 0 or len(masks) == 0:
         return masks, list(range(len(masks)))
-    grid = downsample_masks(masks.astype(np.float32), (h, w)) >= 0.5
+    grid = resize_masks(masks.astype(np.float32), (h, w)) >= 0.5
     out: list[np.ndarray] = []
     parents: list[int] = []
     for index, (mask, patches) in enumerate(zip(masks, grid, strict=True)):
@@ -86,7 +86,7 @@ def subdivide(
             out.append(mask)
             parents.append(index)
             continue
-        soft = downsample_masks(np.stack(leaves).astype(np.float32), mask.shape)
+        soft = resize_masks(np.stack(leaves).astype(np.float32), mask.shape)
         owner = soft.argmax(0)
         for child in range(len(leaves)):
             piece = mask & (owner == child)
