@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, get_args
 
 from fossil.records import SOURCES
 
@@ -30,6 +30,11 @@ OPENCUT_VARIANTS: tuple[str, ...] = ("paper", "shrinking-graph")
 # (1 − tau) most similar pairs, whatever the backbone's cosine range
 TauSpace = Literal["absolute", "centred", "quantile"]
 TAU_SPACES: tuple[str, ...] = ("absolute", "centred", "quantile")
+# §5.7 the NCut eigensolver (fossil.segment.ncut.second_eigenvector): "auto" is torch with
+# CUDA, else lanczos; "eigsh" is the ARPACK solver used before issue 26 (same masks);
+# "dense" is the reference (slow)
+Solver = Literal["auto", "lanczos", "eigsh", "torch", "dense"]
+SOLVERS: tuple[str, ...] = get_args(Solver)
 # (foreground, background) schedules.  The paper's tau values are not published; these absolute
 # ones (MaskCut's 0.15 on DINO ViT-B/8 keys, then the background phase) reproduce fossil's
 # reading of the paper with tau_space="absolute" (OpenCutConfig.paper_absolute()).  The
@@ -224,9 +229,7 @@ class OpenCutConfig:
     rho: float = 0.7  # §5.7 discard when more than rho of the mask is already covered
     crf: CRFConfig = field(default_factory=CRFConfig)
     coherent_min_tau: float = 0.5  # §5.7 a coherent remainder counts at tau >= this (tau units)
-    # NCut eigensolver: auto | lanczos | eigsh | torch | dense (reference, slow); auto: torch
-    # with CUDA, else lanczos; eigsh is the ARPACK solver used before issue 26 (same masks)
-    solver: str = "auto"
+    solver: Solver = "auto"  # §5.7 NCut eigensolver, see SOLVERS
     variant: OpenCutVariant = "paper"  # §5.7 see OPENCUT_VARIANTS
     tau_space: TauSpace = "quantile"  # §5.7 see TAU_SPACES
     subdivide_depth: int = 0  # fossil's departure: split final masks (fossil.segment.subdivide)
@@ -249,10 +252,8 @@ class OpenCutConfig:
                 f"quantile taus must be fractions in [0, 1], got {self.taus}; the paper's "
                 "absolute schedule needs tau_space='absolute' (OpenCutConfig.paper_absolute())"
             )
-        if self.solver not in ("auto", "lanczos", "eigsh", "torch", "dense"):
-            raise ValueError(
-                f"solver {self.solver!r} unknown; choose one of auto, lanczos, eigsh, torch, dense"
-            )
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver {self.solver!r} unknown; choose one of {', '.join(SOLVERS)}")
         if not (self.tau_foreground or self.tau_background):
             raise ValueError("the tau schedule must not be empty")
         _check_positive("t", self.t)

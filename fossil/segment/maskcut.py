@@ -18,8 +18,9 @@ from typing import Literal
 
 import numpy as np
 
+from fossil.config import Solver
 from fossil.numerics import mask_iou
-from fossil.segment.ncut import Solver, ncut, sub_graph
+from fossil.segment.ncut import ncut, sub_graph
 
 StopReason = Literal["t_reached", "coherent", "incoherent", "rejected", "exhausted"]
 

@@ -46,11 +46,8 @@ import scipy.linalg
 import scipy.ndimage
 import scipy.sparse.linalg
 
-from fossil.config import TAU_SPACES, TauSpace
+from fossil.config import SOLVERS, TAU_SPACES, Solver, TauSpace
 from fossil.numerics import l2_normalise
-
-Solver = Literal["auto", "lanczos", "eigsh", "torch", "dense"]
-SOLVERS: tuple[str, ...] = ("auto", "lanczos", "eigsh", "torch", "dense")
 
 EPSILON_WEIGHT = 1e-5  # eq. 1: weight of an edge whose cosine is at most tau
 _MIN_EIGSH_NODES = 64  # below this a dense solve of the symmetric form is cheaper than ARPACK

@@ -178,7 +178,7 @@ def run_opencut(
     Masks come back at the image size (with CRF) or, without an image, on the patch grid."""
     config = OpenCutConfig() if config is None else config
     _check_inputs(keys, image)
-    features = prepare_keys(keys, config.tau_space)  # type: ignore[arg-type]
+    features = prepare_keys(keys, config.tau_space)
     h, w, _ = features.shape
     paper = config.variant == "paper"
     acc = _Accumulator((h, w), image, config)
@@ -186,7 +186,7 @@ def run_opencut(
     schedule = [(tau, True) for tau in config.tau_foreground]
     schedule += [(tau, False) for tau in config.tau_background]
     W = cosines(features)  # once for the whole schedule: every tau and cut slices it
-    cosine_taus = thresholds(features, config.taus, config.tau_space, W)  # type: ignore[arg-type]
+    cosine_taus = thresholds(features, config.taus, config.tau_space, W)
     # raw masks not refined yet: the paper variant's MaskCut runs never look at the accepted
     # masks, so all of them are refined at the end; shrinking-graph refines after each tau
     pending: list[tuple[np.ndarray, float, bool]] = []
@@ -199,7 +199,7 @@ def run_opencut(
             max_iou_previous=config.max_iou_previous,
             min_area=config.min_area,
             corner_flip=config.corner_flip and foreground,
-            solver=config.solver,  # type: ignore[arg-type]
+            solver=config.solver,
             seed_component_only=not paper,
             W=W,
         )
@@ -226,7 +226,7 @@ def run_opencut(
             depth=config.subdivide_depth,
             t=config.t,
             min_area=config.min_area,
-            solver=config.solver,  # type: ignore[arg-type]
+            solver=config.solver,
             seed_component_only=not paper,
         )
         masks, parents = subdivide(masks, features, split)

@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from fossil.config import Solver
 from fossil.segment.maskcut import maskcut
-from fossil.segment.ncut import Solver
 
 
 @dataclass(frozen=True)

@@ -213,7 +213,7 @@ def test_bad_inputs_are_rejected():
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
         opencut(keys, np.zeros((32, 32), np.uint8))
     with pytest.raises(ValueError, match="solver"):
-        OpenCutConfig(solver="lobpcg")
+        OpenCutConfig(solver="lobpcg")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="variant"):
         OpenCutConfig(variant="recursive")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="tau_space"):
