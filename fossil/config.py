@@ -220,7 +220,6 @@ class OpenCutConfig:
     tau_foreground: tuple[float, ...] = QUANTILE_TAUS[0]  # foreground phase
     tau_background: tuple[float, ...] = QUANTILE_TAUS[1]  # background phase
     t: int = 3  # §5.7 masks per tau
-    max_iou_previous: float = 0.5  # §5.7 reject a mask with IoU above this vs the previous one
     min_area: float = 0.01  # §5.7 reject a mask covering at most this fraction of the grid
     corner_flip: bool = False  # MaskCut's "≥3 of 4 corners → flip", foreground phase only
     accept_coherent_remainder: bool = True  # §5.7 keep a homogeneous remainder as one region
@@ -260,7 +259,6 @@ class OpenCutConfig:
         _check_unit("mu", self.mu)
         _check_unit("rho", self.rho)
         _check_unit("min_area", self.min_area)
-        _check_unit("max_iou_previous", self.max_iou_previous)
         _check_unit("speckle_iou", self.speckle_iou)
         if self.eta < 0:
             raise ValueError(f"eta ({self.eta}) must be >= 0")

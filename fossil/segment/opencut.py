@@ -17,8 +17,9 @@ connected components, components under ``eta`` pixels dropped, each remaining on
   the patches no accepted mask covers yet and each cut keeps only its seed's component
   (MaskCut's rule), so a new mask never overlaps an accepted one and ``mu``/``rho`` never fire.
 
-Within one MaskCut run the masks found leave the graph (in both variants); its "previous mask"
-for the IoU rejection starts empty at each ``tau``.  ``config.tau_space`` says what ``tau`` is
+Within one MaskCut run the masks found leave the graph (in both variants), so they are
+disjoint and MaskCut's IoU-with-the-previous-mask rejection has nothing to reject
+(:mod:`fossil.segment.maskcut`).  ``config.tau_space`` says what ``tau`` is
 compared with (:func:`fossil.segment.ncut.prepare_keys`).  When the graph left is coherent
 (every pair similar) at ``tau ≥ coherent_min_tau`` and ``accept_coherent_remainder`` is on,
 that remainder is refined like a mask instead of staying uncovered.  ``subdivide_depth > 0``
@@ -196,7 +197,6 @@ def run_opencut(
             cosine,
             config.t,
             active=None if paper else acc.active(),
-            max_iou_previous=config.max_iou_previous,
             min_area=config.min_area,
             corner_flip=config.corner_flip and foreground,
             solver=config.solver,

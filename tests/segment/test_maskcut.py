@@ -50,15 +50,6 @@ def test_small_mask_is_rejected_and_ends_the_tau():
     assert all(np.count_nonzero(m) > area for m in result.masks)
 
 
-def test_mask_overlapping_the_previous_one_is_rejected():
-    scene, features = _scene(objects=2)
-    first = maskcut(features, tau=0.15, t=1).masks[0]
-    again = maskcut(features, tau=0.15, t=3, previous=first)  # the same cut comes first
-    assert again.masks == [] and again.stop == "rejected"
-    kept = maskcut(features, tau=0.15, t=3, previous=first, max_iou_previous=1.0)
-    assert len(kept.masks) == 2
-
-
 def test_stops_when_graph_has_no_structure():
     _, features = _scene(objects=0)
     assert maskcut(features, tau=-1.0, t=3).stop == "coherent"
