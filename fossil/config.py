@@ -227,7 +227,10 @@ class OpenCutConfig:
     mu: float = 0.8  # §5.7 merge into an accepted mask when IoU > mu (checked first)
     rho: float = 0.7  # §5.7 discard when more than rho of the mask is already covered
     crf: CRFConfig = field(default_factory=CRFConfig)
-    coherent_min_tau: float = 0.5  # §5.7 a coherent remainder counts at tau >= this (tau units)
+    # §5.7 in the cosine tau spaces (absolute, centred: tau is eq. 1's cosine threshold) a
+    # coherent remainder counts only at a threshold >= this (all pairs above it: truly alike).
+    # In quantile space tau ranks the image's pairs, and every coherent remainder counts
+    coherent_min_cosine: float = 0.5
     solver: Solver = "auto"  # §5.7 NCut eigensolver, see SOLVERS
     variant: OpenCutVariant = "paper"  # §5.7 see OPENCUT_VARIANTS
     tau_space: TauSpace = "quantile"  # §5.7 see TAU_SPACES
@@ -260,6 +263,8 @@ class OpenCutConfig:
         _check_unit("rho", self.rho)
         _check_unit("min_area", self.min_area)
         _check_unit("speckle_iou", self.speckle_iou)
+        if not -1.0 <= self.coherent_min_cosine <= 1.0:
+            raise ValueError(f"coherent_min_cosine ({self.coherent_min_cosine}) must be in [-1, 1]")
         if self.eta < 0:
             raise ValueError(f"eta ({self.eta}) must be >= 0")
         if self.subdivide_depth < 0:

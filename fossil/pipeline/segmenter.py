@@ -26,8 +26,7 @@ from fossil.pipeline.crop_cache import CropCache, array_sha1, config_fingerprint
 from fossil.query.engine import QueryEngine
 from fossil.query.retrieval import ConceptResult
 from fossil.segment.opencut import opencut
-from fossil.segment.pooling import region_pool
-from fossil.segment.scoring import score_map, score_regions
+from fossil.segment.scoring import ScoreMap, score_map
 from fossil.segment.superpixels import superpixels
 from fossil.segment.window import (
     resize_image,
@@ -179,19 +178,17 @@ class CropScorer:
     def scores(self, crop: np.ndarray) -> np.ndarray:
         analysis = self.analyser.analyse(crop)
         gamma, after = self.config.scoring.gamma, self.config.scoring.sigmoid_after_ensemble
-        scores = score_map(analysis.features, analysis.masks, self.prototypes, gamma, after)
-        if self.record and len(analysis.masks):
-            self._record(analysis, crop.shape[:2])
-        return scores
+        scored = score_map(analysis.features, analysis.masks, self.prototypes, gamma, after)
+        if self.record:
+            self._record(analysis.masks, scored)
+        return scored.scores
 
-    def _record(self, analysis: CropAnalysis, size: tuple[int, int]) -> None:
-        embeddings = region_pool(analysis.features, analysis.masks)
-        gamma, after = self.config.scoring.gamma, self.config.scoring.sigmoid_after_ensemble
-        region_scores = score_regions(embeddings, self.prototypes, gamma, after)  # (L, C)
-        for i, (mask, row) in enumerate(zip(analysis.masks, region_scores, strict=True)):
+    def _record(self, masks: np.ndarray, scored: ScoreMap) -> None:
+        rows = zip(masks, scored.region_scores, scored.embeddings, strict=True)
+        for i, (mask, row, embedding) in enumerate(rows):
             winner = int(row.argmax())
             self.regions.append(
-                Region(self._box, i, int(mask.sum()), winner, float(row[winner]), embeddings[i])
+                Region(self._box, i, int(mask.sum()), winner, float(row[winner]), embedding)
             )
 
 

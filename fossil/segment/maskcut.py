@@ -1,7 +1,7 @@
-"""MaskCut at one threshold (§5.7): up to ``t`` NCut masks, each leaving the graph.
+"""MaskCut at one threshold of eq. 1 (§5.7): up to ``t`` NCut masks, each leaving the graph.
 
 After each mask its patches are dropped from the graph (their nodes are removed; zeroing the
-features instead would make them similar to everything once ``tau ≤ 0``).  A mask covering at
+features instead would make them similar to everything once ``threshold ≤ 0``).  A mask covering at
 most ``min_area`` of the grid is rejected, ending the threshold.  The loop stops early when
 ``W̄`` has nothing left to cut (all 1 or all ε off the diagonal).
 
@@ -35,7 +35,7 @@ class MaskCutResult:
 
 def maskcut(
     features: np.ndarray,
-    tau: float,
+    threshold: float,
     t: int,
     active: np.ndarray | None = None,
     min_area: float = 0.01,
@@ -44,7 +44,7 @@ def maskcut(
     seed_component_only: bool = True,
     W: np.ndarray | None = None,
 ) -> MaskCutResult:
-    """Up to ``t`` masks at threshold ``tau``.
+    """Up to ``t`` masks at eq. 1's cosine ``threshold``.
 
     ``features`` (h, w, dim) L2-normalised patch features; ``active`` (h, w) bool: patches still
     in the graph (default all); ``seed_component_only``: MaskCut's rule (keep the seed's
@@ -60,12 +60,12 @@ def maskcut(
     if active.shape != (h, w):
         raise ValueError(f"active has shape {active.shape}, expected {(h, w)}")
     result = MaskCutResult()
-    nodes = np.flatnonzero(active)  # the graph of this run: cos > tau between its nodes, once
+    nodes = np.flatnonzero(active)  # the graph of this run: cos > threshold between its nodes, once
     if W is None:
         F = features.reshape(-1, features.shape[-1])[nodes]
-        linked = F @ F.T > tau
+        linked = F @ F.T > threshold
     else:
-        linked = (W if len(nodes) == len(W) else sub_graph(W, nodes)) > tau
+        linked = (W if len(nodes) == len(W) else sub_graph(W, nodes)) > threshold
     for _ in range(t):
         if np.count_nonzero(active) < 2:
             result.stop = "exhausted"
@@ -74,7 +74,7 @@ def maskcut(
         cut = ncut(
             features,
             active,
-            tau,
+            threshold,
             solver=solver,
             corner_flip=corner_flip,
             seed_component_only=seed_component_only,

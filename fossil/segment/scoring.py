@@ -8,6 +8,7 @@ order) the mean/max mix is taken over the cosines and the sigmoid applied last.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -52,14 +53,23 @@ def score_regions(
     return scores.astype(np.float32)
 
 
+@dataclass(frozen=True)
+class ScoreMap:
+    """A crop's scores: per pixel, and per region with the region embeddings they came from."""
+
+    scores: np.ndarray  # (C, H, W) float32 eq. 5 scores per pixel
+    embeddings: np.ndarray  # (L, dim) float32 region embeddings (eq. 4), one per mask
+    region_scores: np.ndarray  # (L, C) float32 eq. 5 scores of the regions
+
+
 def score_map(
     features: np.ndarray,
     masks: np.ndarray,
     prototypes: Sequence[np.ndarray],
     gamma: float,
     sigmoid_after_ensemble: bool = False,
-) -> np.ndarray:
-    """Per-pixel concept scores (C, H, W) float32.
+) -> ScoreMap:
+    """Per-pixel concept scores (C, H, W) float32, with the regions' embeddings and scores.
 
     ``features`` (h, w, dim) dense features; ``masks`` (L, H, W) bool, mutually exclusive (L
     may be 0).  Pixels inside a mask get the scores of the mask's region embedding (eq. 4);
@@ -78,14 +88,15 @@ def score_map(
     patch = score_regions(features.reshape(h * w, dim), prototypes, gamma, sigmoid_after_ensemble)
     patch = patch.T.reshape(-1, h, w)  # (C, h, w)
     out = resize_masks(patch, size) if (h, w) != size else patch.copy()
+    embeddings = np.zeros((0, dim), np.float32)
+    region = np.zeros((0, len(prototypes)), np.float32)
     if len(masks):
-        region = score_regions(
-            region_pool(features, masks), prototypes, gamma, sigmoid_after_ensemble
-        )  # (L, C)
+        embeddings = region_pool(features, masks)  # (L, dim)
+        region = score_regions(embeddings, prototypes, gamma, sigmoid_after_ensemble)  # (L, C)
         owner = np.where(masks.any(0), masks.argmax(0), -1)  # (H, W): mask index or -1
         inside = owner >= 0
         out[:, inside] = region[owner[inside]].T
-    return out.astype(np.float32)
+    return ScoreMap(out.astype(np.float32), embeddings, region)
 
 
 def label_map(scores: np.ndarray) -> np.ndarray:

@@ -26,10 +26,10 @@ from fossil.segment.maskcut import maskcut
 
 @dataclass(frozen=True)
 class Split:
-    """How a region is split: MaskCut at threshold ``tau`` (up to ``t`` masks, each over
-    ``min_area`` of the grid), recursively up to ``depth`` levels."""
+    """How a region is split: MaskCut at eq. 1's cosine ``threshold`` (up to ``t`` masks, each
+    over ``min_area`` of the grid), recursively up to ``depth`` levels."""
 
-    tau: float
+    threshold: float
     depth: int
     t: int = 3
     min_area: float = 0.01
@@ -48,7 +48,7 @@ def split_patches(features: np.ndarray, region: np.ndarray, split: Split) -> lis
         return [region]
     result = maskcut(
         features,
-        split.tau,
+        split.threshold,
         split.t,
         active=region,
         min_area=split.min_area,
