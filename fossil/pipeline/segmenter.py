@@ -22,7 +22,7 @@ from fossil.config import FossilConfig
 from fossil.db.protocols import Collection
 from fossil.models.protocols import DenseEncoder
 from fossil.numerics import l2_normalise
-from fossil.pipeline.crop_cache import CropCache, array_sha1, config_fingerprint
+from fossil.pipeline.crop_cache import CropCache, config_fingerprint
 from fossil.query.engine import QueryEngine
 from fossil.query.retrieval import ConceptResult
 from fossil.segment.opencut import opencut
@@ -288,7 +288,6 @@ __all__ = [
     "ImageAnalyser",
     "Region",
     "SegmentationResult",
-    "array_sha1",
     "build_predictor",
     "segment_image",
 ]

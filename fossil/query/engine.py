@@ -190,11 +190,6 @@ class QueryEngine:
             embedding_misses=self._embeddings.misses,
         )
 
-    def clear_cache(self) -> None:
-        """Forget the in-memory prototype entries (the on-disk ones are pruned by revision;
-        query embeddings do not depend on the revision and stay)."""
-        self._memory.clear()
-
     def _key(self, concept: str, revision: int) -> CacheKey:
         c = self.config
         options = retrieval_options(c)  # every field of RetrievalConfig (fossil.query.cache)
