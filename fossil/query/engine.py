@@ -27,7 +27,7 @@ from fossil.query.cache import (
 )
 from fossil.query.coverage import Coverage, assess_coverage
 from fossil.query.embeddings import EMBEDDING_CACHE_DIR, EmbeddingCache
-from fossil.query.prototypes import batch_prototypes, effective_k
+from fossil.query.prototypes import KMeansParams, batch_prototypes, effective_k
 from fossil.query.retrieval import ConceptResult, Retrieved, retrieve
 from fossil.query.routing import (
     ROUTE_MIN_REFERENCES,
@@ -228,10 +228,7 @@ class QueryEngine:
             [r.visual for r in retrieved],
             c.K,
             prototype_mean=c.prototype_mean,
-            niter=c.niter,
-            nredo=c.nredo,
-            seed=c.seed,
-            use_gpu=self.use_gpu,
+            params=KMeansParams.from_config(c, use_gpu=self.use_gpu),
         )
         return [
             ConceptResult(concept, r.references, r.visual, p, revision)
