@@ -22,7 +22,8 @@ from fossil.demo.generator import SyntheticGenerator
 from fossil.demo.scenes import held_out_scenes
 from fossil.demo.vocabulary import CLASS_NAMES, VOCABULARY, match_noun
 from fossil.eval.metrics import IoUAccumulator
-from fossil.query.prototypes import kmeans_prototypes, l2_normalise
+from fossil.numerics import l2_normalise
+from fossil.query.prototypes import kmeans_prototypes
 from fossil.segment.pooling import region_pool
 from fossil.segment.scoring import score_regions
 

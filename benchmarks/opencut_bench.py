@@ -44,7 +44,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.segment.planted
 
 from fossil.config import OPENCUT_VARIANTS, CRFConfig, OpenCutConfig  # noqa: E402
-from fossil.segment.ncut import affinity, graph_state, normalise, second_eigenvector  # noqa: E402
+from fossil.numerics import l2_normalise  # noqa: E402
+from fossil.segment.ncut import affinity, graph_state, second_eigenvector  # noqa: E402
 from fossil.segment.opencut import run_opencut  # noqa: E402
 from tests.segment.planted import planted_scene  # noqa: E402
 
@@ -57,7 +58,7 @@ def _timed(fn, *args, **kwargs):
 
 def _solver_ratio(keys: np.ndarray, taus: tuple[float, ...], graphs: int) -> dict[str, object]:
     """Solver-only times on the full-grid graphs of the first ``graphs`` taus with structure."""
-    F = normalise(keys).reshape(-1, keys.shape[-1])
+    F = l2_normalise(keys).reshape(-1, keys.shape[-1])
     fast_s = dense_s = 0.0
     same, solved = True, 0
     for tau in taus:

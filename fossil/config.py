@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, get_args
 
 from fossil.records import SOURCES
 
@@ -30,6 +30,11 @@ OPENCUT_VARIANTS: tuple[str, ...] = ("paper", "shrinking-graph")
 # (1 − tau) most similar pairs, whatever the backbone's cosine range
 TauSpace = Literal["absolute", "centred", "quantile"]
 TAU_SPACES: tuple[str, ...] = ("absolute", "centred", "quantile")
+# §5.7 the NCut eigensolver (fossil.segment.ncut.second_eigenvector): "auto" is torch with
+# CUDA, else lanczos; "eigsh" is the ARPACK solver used before issue 26 (same masks);
+# "dense" is the reference (slow)
+Solver = Literal["auto", "lanczos", "eigsh", "torch", "dense"]
+SOLVERS: tuple[str, ...] = get_args(Solver)
 # (foreground, background) schedules.  The paper's tau values are not published; these absolute
 # ones (MaskCut's 0.15 on DINO ViT-B/8 keys, then the background phase) reproduce fossil's
 # reading of the paper with tau_space="absolute" (OpenCutConfig.paper_absolute()).  The
@@ -215,7 +220,6 @@ class OpenCutConfig:
     tau_foreground: tuple[float, ...] = QUANTILE_TAUS[0]  # foreground phase
     tau_background: tuple[float, ...] = QUANTILE_TAUS[1]  # background phase
     t: int = 3  # §5.7 masks per tau
-    max_iou_previous: float = 0.5  # §5.7 reject a mask with IoU above this vs the previous one
     min_area: float = 0.01  # §5.7 reject a mask covering at most this fraction of the grid
     corner_flip: bool = False  # MaskCut's "≥3 of 4 corners → flip", foreground phase only
     accept_coherent_remainder: bool = True  # §5.7 keep a homogeneous remainder as one region
@@ -223,10 +227,11 @@ class OpenCutConfig:
     mu: float = 0.8  # §5.7 merge into an accepted mask when IoU > mu (checked first)
     rho: float = 0.7  # §5.7 discard when more than rho of the mask is already covered
     crf: CRFConfig = field(default_factory=CRFConfig)
-    coherent_min_tau: float = 0.5  # §5.7 a coherent remainder counts at tau >= this (tau units)
-    # NCut eigensolver: auto | lanczos | eigsh | torch | dense (reference, slow); auto: torch
-    # with CUDA, else lanczos; eigsh is the ARPACK solver used before issue 26 (same masks)
-    solver: str = "auto"
+    # §5.7 in the cosine tau spaces (absolute, centred: tau is eq. 1's cosine threshold) a
+    # coherent remainder counts only at a threshold >= this (all pairs above it: truly alike).
+    # In quantile space tau ranks the image's pairs, and every coherent remainder counts
+    coherent_min_cosine: float = 0.5
+    solver: Solver = "auto"  # §5.7 NCut eigensolver, see SOLVERS
     variant: OpenCutVariant = "paper"  # §5.7 see OPENCUT_VARIANTS
     tau_space: TauSpace = "quantile"  # §5.7 see TAU_SPACES
     subdivide_depth: int = 0  # fossil's departure: split final masks (fossil.segment.subdivide)
@@ -249,18 +254,17 @@ class OpenCutConfig:
                 f"quantile taus must be fractions in [0, 1], got {self.taus}; the paper's "
                 "absolute schedule needs tau_space='absolute' (OpenCutConfig.paper_absolute())"
             )
-        if self.solver not in ("auto", "lanczos", "eigsh", "torch", "dense"):
-            raise ValueError(
-                f"solver {self.solver!r} unknown; choose one of auto, lanczos, eigsh, torch, dense"
-            )
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver {self.solver!r} unknown; choose one of {', '.join(SOLVERS)}")
         if not (self.tau_foreground or self.tau_background):
             raise ValueError("the tau schedule must not be empty")
         _check_positive("t", self.t)
         _check_unit("mu", self.mu)
         _check_unit("rho", self.rho)
         _check_unit("min_area", self.min_area)
-        _check_unit("max_iou_previous", self.max_iou_previous)
         _check_unit("speckle_iou", self.speckle_iou)
+        if not -1.0 <= self.coherent_min_cosine <= 1.0:
+            raise ValueError(f"coherent_min_cosine ({self.coherent_min_cosine}) must be in [-1, 1]")
         if self.eta < 0:
             raise ValueError(f"eta ({self.eta}) must be >= 0")
         if self.subdivide_depth < 0:

@@ -26,7 +26,7 @@ from fossil.demo.vocabulary import VOCABULARY, Material, match_noun
 from fossil.models.generator import caption_seed, check_inputs
 from fossil.models.heatmaps import binarize
 from fossil.records import GeneratedImage, Noun
-from fossil.segment.pooling import downsample_masks
+from fossil.segment.pooling import resize_masks
 
 WORLD_VERSION = "synthetic-world-v1"  # bump when rendering or heat maps change
 MAX_REGIONS = 4
@@ -164,7 +164,7 @@ class SyntheticGenerator:
         located = [(noun, m) for noun, m in zip(nouns, drawn, strict=True) if m is not None]
         heatmaps = np.zeros((len(located), side, side), np.float32)
         for i, (_, material) in enumerate(located):
-            truth = downsample_masks(scene.mask(material)[None], (side, side))[0]
+            truth = resize_masks(scene.mask(material)[None], (side, side))[0]
             heatmaps[i] = imperfect_heatmap(truth, rng, self.noise)
         masks = np.zeros((len(located), self.size, self.size), bool)
         for i, heat in enumerate(heatmaps):

@@ -16,6 +16,7 @@ import numpy as np
 
 from fossil.config import TextConfig
 from fossil.models.protocols import TextEncoder
+from fossil.numerics import l2_normalise
 
 # The 7 prompt templates of CLIP's zero-shot ImageNet notebook (§5.5).
 TEMPLATES: tuple[str, ...] = (
@@ -27,13 +28,6 @@ TEMPLATES: tuple[str, ...] = (
     "art of the {}.",
     "a photo of the small {}.",
 )
-
-
-def normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """Rows of ``x`` (B, dim) scaled to unit L2 norm (zero rows stay zero), float32."""
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return (x / np.maximum(norms, eps)).astype(np.float32)
 
 
 def _check_texts(name: str, texts: Sequence[str]) -> None:
@@ -58,7 +52,7 @@ def concept_embeddings(encoder: TextEncoder, concepts: Sequence[str]) -> np.ndar
     else:
         prompts = [template.format(c) for c in concepts for template in TEMPLATES]
         embedded = encoder.encode(prompts).reshape(len(concepts), len(TEMPLATES), encoder.dim)
-    return normalise(embedded.mean(axis=1))
+    return l2_normalise(embedded.mean(axis=1))
 
 
 def retrieval_embeddings(
@@ -79,8 +73,8 @@ def retrieval_embeddings(
     t = concept_embeddings(encoder, nouns)
     if len(nouns) == 0:
         return t
-    c = normalise(encoder.encode(list(captions)))
-    return normalise(template_weight * t + (1.0 - template_weight) * c)
+    c = l2_normalise(encoder.encode(list(captions)))
+    return l2_normalise(template_weight * t + (1.0 - template_weight) * c)
 
 
 class ClipTextEncoder:
@@ -124,7 +118,7 @@ class ClipTextEncoder:
                 ).to(param.device)
                 embeds = self.model(**tokens).text_embeds
                 out[rows] = embeds.float().cpu().numpy()
-        return normalise(out)
+        return l2_normalise(out)
 
     def encode_templated(self, templates: Sequence[str], texts: Sequence[str]) -> np.ndarray:
         """(T,) templates with one ``{}``, (B,) texts → (B, T, dim): ``encode`` of every
@@ -191,7 +185,7 @@ class ClipTextEncoder:
                 picked = states[torch.arange(len(rows)), torch.tensor([at[r] for r in rows])]
                 embeds = self.model.text_projection(text.final_layer_norm(picked))
                 out[rows] = embeds.float().cpu().numpy()
-        return normalise(out)
+        return l2_normalise(out)
 
 
 def _has_clip_layout(model: Any) -> bool:
@@ -277,4 +271,4 @@ class SentenceTransformerEncoder:
             normalize_embeddings=True,
             show_progress_bar=False,
         )
-        return normalise(embeds)
+        return l2_normalise(embeds)

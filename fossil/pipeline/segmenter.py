@@ -21,12 +21,12 @@ from fossil.concepts import check_concepts
 from fossil.config import FossilConfig
 from fossil.db.protocols import Collection
 from fossil.models.protocols import DenseEncoder
-from fossil.pipeline.crop_cache import CropCache, array_sha1, config_fingerprint
+from fossil.numerics import l2_normalise
+from fossil.pipeline.crop_cache import CropCache, config_fingerprint
 from fossil.query.engine import QueryEngine
 from fossil.query.retrieval import ConceptResult
 from fossil.segment.opencut import opencut
-from fossil.segment.pooling import region_pool
-from fossil.segment.scoring import score_map, score_regions
+from fossil.segment.scoring import ScoreMap, score_map
 from fossil.segment.superpixels import superpixels
 from fossil.segment.window import (
     resize_image,
@@ -179,20 +179,18 @@ class CropScorer:
     def scores(self, crop: np.ndarray) -> np.ndarray:
         analysis = self.analyser.analyse(crop)
         gamma, after = self.config.scoring.gamma, self.config.scoring.sigmoid_after_ensemble
-        scores = score_map(analysis.features, analysis.masks, self.prototypes, gamma, after)
+        scored = score_map(analysis.features, analysis.masks, self.prototypes, gamma, after)
         if self.record and len(analysis.masks):
-            self._record(analysis, crop.shape[:2])
+            self._record(analysis.masks, scored)
             self.masks.append(analysis.masks)
-        return scores
+        return scored.scores
 
-    def _record(self, analysis: CropAnalysis, size: tuple[int, int]) -> None:
-        embeddings = region_pool(analysis.features, analysis.masks)
-        gamma, after = self.config.scoring.gamma, self.config.scoring.sigmoid_after_ensemble
-        region_scores = score_regions(embeddings, self.prototypes, gamma, after)  # (L, C)
-        for i, (mask, row) in enumerate(zip(analysis.masks, region_scores, strict=True)):
+    def _record(self, masks: np.ndarray, scored: ScoreMap) -> None:
+        rows = zip(masks, scored.region_scores, scored.embeddings, strict=True)
+        for i, (mask, row, embedding) in enumerate(rows):
             winner = int(row.argmax())
             self.regions.append(
-                Region(self._box, i, int(mask.sum()), winner, float(row[winner]), embeddings[i])
+                Region(self._box, i, int(mask.sum()), winner, float(row[winner]), embedding)
             )
 
 
@@ -297,9 +295,7 @@ def _explain(region: Region, results: list[ConceptResult], top: int) -> Explanat
     result = results[region.concept]
     if len(result.visual) == 0:
         return Explanation(region, ())
-    visual = result.visual / np.maximum(np.linalg.norm(result.visual, axis=1, keepdims=True), 1e-12)
-    emb = region.embedding / max(float(np.linalg.norm(region.embedding)), 1e-12)
-    cos = visual @ emb
+    cos = l2_normalise(result.visual) @ l2_normalise(region.embedding)
     order = np.argsort(-cos)[:top]
     refs = tuple(
         (
@@ -333,7 +329,6 @@ __all__ = [
     "ImageAnalyser",
     "Region",
     "SegmentationResult",
-    "array_sha1",
     "build_predictor",
     "region_map",
     "segment_image",

@@ -27,7 +27,7 @@ from fossil.query.cache import (
 )
 from fossil.query.coverage import Coverage, assess_coverage
 from fossil.query.embeddings import EMBEDDING_CACHE_DIR, EmbeddingCache
-from fossil.query.prototypes import batch_prototypes, effective_k
+from fossil.query.prototypes import KMeansParams, batch_prototypes, effective_k
 from fossil.query.retrieval import ConceptResult, Retrieved, retrieve
 from fossil.query.routing import (
     ROUTE_MIN_REFERENCES,
@@ -190,11 +190,6 @@ class QueryEngine:
             embedding_misses=self._embeddings.misses,
         )
 
-    def clear_cache(self) -> None:
-        """Forget the in-memory prototype entries (the on-disk ones are pruned by revision;
-        query embeddings do not depend on the revision and stay)."""
-        self._memory.clear()
-
     def _key(self, concept: str, revision: int) -> CacheKey:
         c = self.config
         options = retrieval_options(c)  # every field of RetrievalConfig (fossil.query.cache)
@@ -233,10 +228,7 @@ class QueryEngine:
             [r.visual for r in retrieved],
             c.K,
             prototype_mean=c.prototype_mean,
-            niter=c.niter,
-            nredo=c.nredo,
-            seed=c.seed,
-            use_gpu=self.use_gpu,
+            params=KMeansParams.from_config(c, use_gpu=self.use_gpu),
         )
         return [
             ConceptResult(concept, r.references, r.visual, p, revision)

@@ -15,19 +15,30 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 
 import numpy as np
+
+from fossil.config import RetrievalConfig
+from fossil.numerics import l2_normalise
 
 # Below this many multiply-adds per iteration (n · K · dim) K-Means runs on one thread:
 # OpenMP start-up and oversubscription cost more than the work (DESIGN §10).
 _SMALL_PROBLEM = 1 << 26
 
 
-def l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """(n, dim) → (n, dim) float32 rows of unit norm (zero rows stay zero)."""
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return (x / np.maximum(norms, eps)).astype(np.float32)
+@dataclass(frozen=True)
+class KMeansParams:
+    """How faiss K-Means runs (§5.6); the defaults are :class:`RetrievalConfig`'s."""
+
+    niter: int = 20  # iterations
+    nredo: int = 1  # restarts, the best kept
+    seed: int = 1234  # seeds the k-means++ start and faiss (same inputs: same prototypes)
+    use_gpu: bool | None = None  # None: a GPU when faiss-gpu sees one
+
+    @classmethod
+    def from_config(cls, config: RetrievalConfig, use_gpu: bool | None = None) -> KMeansParams:
+        return cls(niter=config.niter, nredo=config.nredo, seed=config.seed, use_gpu=use_gpu)
 
 
 def effective_k(n: int, K: int) -> int:
@@ -99,26 +110,20 @@ def kmeanspp_init(x: np.ndarray, K: int, rng: np.random.Generator) -> np.ndarray
     return x[chosen].copy()
 
 
-def kmeans_prototypes(
-    visual: np.ndarray,
-    K: int,
-    *,
-    niter: int = 20,
-    nredo: int = 1,
-    seed: int = 1234,
-    use_gpu: bool | None = None,
-) -> np.ndarray:
+def kmeans_prototypes(visual: np.ndarray, K: int, params: KMeansParams | None = None) -> np.ndarray:
     """Spherical K-Means: ``visual`` (n, dim) VREs → (K, dim) unit-norm prototypes.
 
-    faiss K-Means (``niter`` iterations, ``min_points_per_centroid=1``, no subsampling)
-    started from greedy k-means++ seeds drawn with ``seed`` — faiss's own start (K random points)
-    often puts two seeds in one cluster and misses another, which planted clusters show.
-    ``nredo`` restarts keep the best (highest total cosine to the nearest prototype).
-    ``K`` must be ≤ n (see :func:`effective_k`); ``use_gpu=None`` uses a GPU when faiss-gpu
-    sees one.  The same inputs and ``seed`` give the same prototypes.
+    faiss K-Means (``params.niter`` iterations, ``min_points_per_centroid=1``, no
+    subsampling) started from greedy k-means++ seeds drawn with ``params.seed`` — faiss's own
+    start (K random points) often puts two seeds in one cluster and misses another, which
+    planted clusters show.  ``params.nredo`` restarts keep the best (highest total cosine to
+    the nearest prototype).  ``K`` must be ≤ n (see :func:`effective_k`).  The same inputs
+    and seed give the same prototypes.
     """
     import faiss
 
+    params = KMeansParams() if params is None else params
+    niter, nredo, seed, use_gpu = params.niter, params.nredo, params.seed, params.use_gpu
     _check_visual(visual)
     n, dim = visual.shape
     if not 1 <= K <= n:
@@ -164,19 +169,14 @@ def concept_prototypes(
     K: int,
     *,
     prototype_mean: bool = False,
-    niter: int = 20,
-    nredo: int = 1,
-    seed: int = 1234,
-    use_gpu: bool | None = None,
+    params: KMeansParams | None = None,
 ) -> np.ndarray:
     """Prototypes of one concept: ``visual`` (n, dim) → (K_c, dim), ``K_c = effective_k(n, K)``,
     or (1, dim) with ``prototype_mean``."""
     if prototype_mean:
         return mean_prototype(visual)
     _check_visual(visual)
-    return kmeans_prototypes(
-        visual, effective_k(len(visual), K), niter=niter, nredo=nredo, seed=seed, use_gpu=use_gpu
-    )
+    return kmeans_prototypes(visual, effective_k(len(visual), K), params)
 
 
 def batch_prototypes(
@@ -184,26 +184,14 @@ def batch_prototypes(
     K: int,
     *,
     prototype_mean: bool = False,
-    niter: int = 20,
-    nredo: int = 1,
-    seed: int = 1234,
-    use_gpu: bool | None = None,
+    params: KMeansParams | None = None,
 ) -> list[np.ndarray]:
     """:func:`concept_prototypes` for many concepts: ``visuals`` [(n_c, dim)] → [(K_c, dim)].
     Small problems run single-threaded (see :func:`single_threaded`)."""
     small = all(len(v) * K * v.shape[-1] < _SMALL_PROBLEM for v in visuals)
     with single_threaded() if small else nullcontext():
         return [
-            concept_prototypes(
-                v,
-                K,
-                prototype_mean=prototype_mean,
-                niter=niter,
-                nredo=nredo,
-                seed=seed,
-                use_gpu=use_gpu,
-            )
-            for v in visuals
+            concept_prototypes(v, K, prototype_mean=prototype_mean, params=params) for v in visuals
         ]
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from fossil.db.protocols import CatalogStore, Collection, ReferenceStore
+from fossil.numerics import l2_normalise
 from fossil.query.cache import collection_instance
 
 logger = logging.getLogger(__name__)
@@ -48,11 +49,6 @@ class LemmaIndex:
             raise ValueError("lemmas, counts and centres must have one row per lemma")
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def build_lemma_index(
     refs: ReferenceStore, catalog: CatalogStore, *, previous: LemmaIndex | None = None
 ) -> LemmaIndex:
@@ -65,11 +61,11 @@ def build_lemma_index(
     new = [lemma for lemma in lemmas if lemma not in known]
     if new:
         ids = [point for lemma in new for point in samples[lemma][1]]
-        vectors = _unit(refs.fetch_text(ids))
+        vectors = l2_normalise(refs.fetch_text(ids))
         start = 0
         for lemma in new:
             taken = len(samples[lemma][1])
-            known[lemma] = _unit(vectors[start : start + taken].mean(axis=0))
+            known[lemma] = l2_normalise(vectors[start : start + taken].mean(axis=0))
             start += taken
         logger.info("lemma index: %d new lemmas (%d references read)", len(new), len(ids))
     if not lemmas:
@@ -95,7 +91,7 @@ def route(
         raise ValueError(f"N ({N}), cover ({cover}) and min_lemmas ({min_lemmas}) must be >= 1")
     if not index.lemmas:
         return [[] for _ in queries]
-    order = np.argsort(-(_unit(queries) @ index.centres.T), axis=1, kind="stable")
+    order = np.argsort(-(l2_normalise(queries) @ index.centres.T), axis=1, kind="stable")
     held = np.cumsum(index.counts[order], axis=1)  # (Q, L) references in the first j+1
     enough = held >= cover * N
     # first position where enough references are held (the last when never)

@@ -30,6 +30,7 @@ import numpy as np
 import scipy.ndimage
 
 from fossil.config import CRFConfig
+from fossil.numerics import mask_iou
 from fossil.processes import exit_with_parent
 
 logger = logging.getLogger(__name__)
@@ -79,9 +80,7 @@ def crf_mask(image: np.ndarray, soft_mask: np.ndarray, config: CRFConfig) -> np.
     after = crf_inference(image, _softmax(np.stack([1.0 - m, m])), config) == 1
     after = scipy.ndimage.binary_fill_holes(after)
     before = m >= 0.5
-    union = np.count_nonzero(before | after)
-    iou = np.count_nonzero(before & after) / union if union else 0.0
-    return after if iou >= config.min_iou else None
+    return after if mask_iou(before, after) >= config.min_iou else None
 
 
 def crf_labels(image: np.ndarray, masks: np.ndarray, config: CRFConfig) -> np.ndarray:
@@ -97,9 +96,7 @@ def crf_labels(image: np.ndarray, masks: np.ndarray, config: CRFConfig) -> np.nd
     for i in range(len(masks)):
         before = masks[i] >= 0.5
         after = scipy.ndimage.binary_fill_holes(refined[i]) & ~np.delete(refined, i, 0).any(0)
-        union = np.count_nonzero(before | after)
-        iou = np.count_nonzero(before & after) / union if union else 0.0
-        refined[i] = after if iou >= config.min_iou else False
+        refined[i] = after if mask_iou(before, after) >= config.min_iou else False
     return refined
 
 

@@ -1,14 +1,13 @@
-"""MaskCut at one threshold (§5.7): up to ``t`` NCut masks, each leaving the graph.
+"""MaskCut at one threshold of eq. 1 (§5.7): up to ``t`` NCut masks, each leaving the graph.
 
 After each mask its patches are dropped from the graph (their nodes are removed; zeroing the
-features instead would make them similar to everything once ``tau ≤ 0``).  A mask is
-rejected, ending the threshold, when its IoU with the previous mask exceeds
-``max_iou_previous`` or it covers at most ``min_area`` of the grid.  The loop stops early when
+features instead would make them similar to everything once ``threshold ≤ 0``).  A mask covering at
+most ``min_area`` of the grid is rejected, ending the threshold.  The loop stops early when
 ``W̄`` has nothing left to cut (all 1 or all ε off the diagonal).
 
-Because the nodes of each mask leave the graph, two masks of one run are disjoint: the IoU rule
-can only fire against a ``previous`` mask the caller passes in (MaskCut zeroes the features
-instead, which lets a mask come back; we drop nodes so ``tau ≤ 0`` keeps working).
+Because the nodes of each mask leave the graph, the masks of one run are disjoint, so
+MaskCut's other rejection (IoU > 0.5 with the previous mask: CutLER zeroes the features,
+which lets a mask come back) cannot fire here and is not implemented.
 """
 
 from __future__ import annotations
@@ -18,7 +17,8 @@ from typing import Literal
 
 import numpy as np
 
-from fossil.segment.ncut import Solver, ncut, sub_graph
+from fossil.config import Solver
+from fossil.segment.ncut import ncut, sub_graph
 
 StopReason = Literal["t_reached", "coherent", "incoherent", "rejected", "exhausted"]
 
@@ -33,30 +33,21 @@ class MaskCutResult:
     remaining: np.ndarray | None = None  # (h, w) bool: active patches when the loop ended
 
 
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two boolean masks of the same shape (0 when both are empty)."""
-    union = np.count_nonzero(a | b)
-    return np.count_nonzero(a & b) / union if union else 0.0
-
-
 def maskcut(
     features: np.ndarray,
-    tau: float,
+    threshold: float,
     t: int,
     active: np.ndarray | None = None,
-    previous: np.ndarray | None = None,
-    max_iou_previous: float = 0.5,
     min_area: float = 0.01,
     corner_flip: bool = False,
     solver: Solver = "auto",
     seed_component_only: bool = True,
     W: np.ndarray | None = None,
 ) -> MaskCutResult:
-    """Up to ``t`` masks at threshold ``tau``.
+    """Up to ``t`` masks at eq. 1's cosine ``threshold``.
 
     ``features`` (h, w, dim) L2-normalised patch features; ``active`` (h, w) bool: patches still
-    in the graph (default all); ``previous`` (h, w) bool: the last mask proposed before this
-    call (for the IoU rejection); ``seed_component_only``: MaskCut's rule (keep the seed's
+    in the graph (default all); ``seed_component_only``: MaskCut's rule (keep the seed's
     connected component) or the paper's OpenCut (the whole side of the cut, see
     :func:`fossil.segment.ncut.bipartition`); ``W`` (h·w, h·w): the grid's cosines
     (:func:`fossil.segment.ncut.cosines`) when the caller has them, else those of the active
@@ -69,12 +60,12 @@ def maskcut(
     if active.shape != (h, w):
         raise ValueError(f"active has shape {active.shape}, expected {(h, w)}")
     result = MaskCutResult()
-    nodes = np.flatnonzero(active)  # the graph of this run: cos > tau between its nodes, once
+    nodes = np.flatnonzero(active)  # the graph of this run: cos > threshold between its nodes, once
     if W is None:
         F = features.reshape(-1, features.shape[-1])[nodes]
-        linked = F @ F.T > tau
+        linked = F @ F.T > threshold
     else:
-        linked = (W if len(nodes) == len(W) else sub_graph(W, nodes)) > tau
+        linked = (W if len(nodes) == len(W) else sub_graph(W, nodes)) > threshold
     for _ in range(t):
         if np.count_nonzero(active) < 2:
             result.stop = "exhausted"
@@ -83,7 +74,7 @@ def maskcut(
         cut = ncut(
             features,
             active,
-            tau,
+            threshold,
             solver=solver,
             corner_flip=corner_flip,
             seed_component_only=seed_component_only,
@@ -93,12 +84,10 @@ def maskcut(
             result.stop = cut  # type: ignore[assignment]
             break
         result.eigensolves += 1
-        too_similar = previous is not None and mask_iou(cut, previous) > max_iou_previous
-        if too_similar or np.count_nonzero(cut) <= min_area * h * w:
+        if np.count_nonzero(cut) <= min_area * h * w:
             result.stop = "rejected"
             break
         result.masks.append(cut)
         active &= ~cut
-        previous = cut
     result.remaining = active
     return result

@@ -2,7 +2,8 @@
 
 One NCut step on ``num_patches`` L2-normalised patch features ``F``, numbered as the paper:
 
-- eq. 1, the threshold: ``W = cos(F)``; ``W̄ = 1 where W > tau`` (strict) ``else EPSILON_WEIGHT``;
+- eq. 1, the threshold: ``W = cos(F)``; ``W̄ = 1 where W > threshold`` (strict) ``else
+  EPSILON_WEIGHT``;
 - eq. 2, the eigensystem: ``D = diag(rowsum W̄)``; ``x`` = second-smallest generalised
   eigenvector of ``(D − W̄) x = λ D x``;
 - eq. 3, the mask: the bipartition ``x > mean(x)``.
@@ -23,7 +24,10 @@ The seed is ``argmax |x|`` and the partition is flipped when the seed lies outsi
 the 4-connected component of the seed; the paper's OpenCut keeps the whole side (all its
 components, which the refinement then splits, §5.7): ``seed_component_only``.
 
-What ``tau`` means is the ``tau_space`` (:func:`prepare_keys`, :func:`thresholds`):
+Two numbers are kept apart: ``tau``, a value of OpenCut's schedule in its ``tau_space``, and
+``threshold``, eq. 1's cosine, which :func:`thresholds` derives from a ``tau``; every function
+that builds a graph takes the ``threshold``.  What ``tau`` means is the ``tau_space``
+(:func:`prepare_keys`, :func:`thresholds`):
 
 - ``"absolute"``: a cosine of the L2-normalised keys (the paper's; its values were set on DINO
   ViT-B/8 keys, MaskCut's tau = 0.15 too);
@@ -46,12 +50,10 @@ import scipy.linalg
 import scipy.ndimage
 import scipy.sparse.linalg
 
-from fossil.config import TAU_SPACES, TauSpace
+from fossil.config import SOLVERS, TAU_SPACES, Solver, TauSpace
+from fossil.numerics import l2_normalise
 
-Solver = Literal["auto", "lanczos", "eigsh", "torch", "dense"]
-SOLVERS: tuple[str, ...] = ("auto", "lanczos", "eigsh", "torch", "dense")
-
-EPSILON_WEIGHT = 1e-5  # eq. 1: weight of an edge whose cosine is at most tau
+EPSILON_WEIGHT = 1e-5  # eq. 1: weight of an edge whose cosine is at most the threshold
 _MIN_EIGSH_NODES = 64  # below this a dense solve of the symmetric form is cheaper than ARPACK
 _EIGSH_NCV = 20  # ARPACK's Krylov space (default 2k + 1 = 5)
 _EIGSH_MAXITER = 60  # ARPACK restarts before falling back to the dense solve
@@ -63,13 +65,6 @@ _LANCZOS_MAX_STEPS = 80
 _FOUR_CONNECTED = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)
 
 
-def normalise(features: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """L2-normalise the last axis; ``features`` (..., dim) → float32 (..., dim)."""
-    features = np.asarray(features, dtype=np.float32)
-    norm = np.linalg.norm(features, axis=-1, keepdims=True)
-    return features / np.maximum(norm, eps)
-
-
 def prepare_keys(keys: np.ndarray, tau_space: TauSpace = "absolute") -> np.ndarray:
     """The features the graph is built on: ``keys`` (h, w, dim) → L2-normalised (h, w, dim).
 
@@ -77,10 +72,10 @@ def prepare_keys(keys: np.ndarray, tau_space: TauSpace = "absolute") -> np.ndarr
     again, so the cosines are spread around 0; otherwise the keys L2-normalised."""
     if tau_space not in TAU_SPACES:
         raise ValueError(f"tau_space {tau_space!r} unknown; choose one of {TAU_SPACES}")
-    features = normalise(keys)
+    features = l2_normalise(keys)
     if tau_space == "centred":
         flat = features.reshape(-1, features.shape[-1])
-        features = normalise(features - flat.mean(axis=0))
+        features = l2_normalise(features - flat.mean(axis=0))
     return features
 
 
@@ -130,7 +125,7 @@ def _off_diagonal_quantiles(W: np.ndarray, taus: list[float]) -> list[float]:
 
 
 def weights(linked: np.ndarray) -> np.ndarray:
-    """Eq. 1 from ``linked`` (n, n) bool, ``cos > tau``: ``W̄`` (n, n) float64, 1 or ε."""
+    """Eq. 1 from ``linked`` (n, n) bool, ``cos > threshold``: ``W̄`` (n, n) float64, 1 or ε."""
     W_bar = np.multiply(linked, 1.0 - EPSILON_WEIGHT)  # (1 − ε) + ε == 1.0 exactly
     W_bar += EPSILON_WEIGHT
     return W_bar
@@ -141,21 +136,21 @@ def sub_graph(matrix: np.ndarray, nodes: np.ndarray) -> np.ndarray:
     return matrix.take(nodes, axis=0).take(nodes, axis=1)
 
 
-def affinity(F: np.ndarray, tau: float) -> np.ndarray:
+def affinity(F: np.ndarray, threshold: float) -> np.ndarray:
     """Eq. 1: ``F`` (num_patches, dim) L2-normalised → ``W̄`` (num_patches, num_patches) float64."""
-    return weights(F @ F.T > tau)
+    return weights(F @ F.T > threshold)
 
 
 def graph_state(W_bar: np.ndarray) -> Literal["coherent", "incoherent", "mixed"]:
     """``coherent`` when every off-diagonal weight is 1, ``incoherent`` when every one is ε.
 
-    The diagonal (cos(f, f) = 1) is ignored: it is 1 for every tau < 1, so a graph with no
+    The diagonal (cos(f, f) = 1) is ignored: it is 1 for every threshold < 1, so a graph with no
     similar pair would otherwise never read as "all ε"."""
     return link_state(W_bar == 1.0)
 
 
 def link_state(linked: np.ndarray) -> Literal["coherent", "incoherent", "mixed"]:
-    """:func:`graph_state` from ``linked`` (n, n) bool, ``cos > tau``."""
+    """:func:`graph_state` from ``linked`` (n, n) bool, ``cos > threshold``."""
     num_patches = len(linked)
     diagonal_ones = np.count_nonzero(np.diagonal(linked))
     off_diagonal_ones = np.count_nonzero(linked) - diagonal_ones
@@ -332,7 +327,7 @@ def bipartition(
 def ncut(
     features: np.ndarray,
     active: np.ndarray,
-    tau: float,
+    threshold: float,
     solver: Solver = "auto",
     corner_flip: bool = False,
     seed_component_only: bool = True,
@@ -343,11 +338,11 @@ def ncut(
     ``features`` (h, w, dim) L2-normalised, ``active`` (h, w) bool.  Returns the seed's side
     (h, w) bool (see :func:`bipartition`), or the graph state (``"coherent"`` /
     ``"incoherent"``) when ``W̄`` has no structure to cut (eq. 1 gives all 1 or all ε off the
-    diagonal).  ``linked`` (num_active, num_active) bool: ``cos > tau`` between the active
+    diagonal).  ``linked`` (num_active, num_active) bool: ``cos > threshold`` between the active
     patches, when the caller has it (:func:`maskcut`); computed here otherwise."""
     if linked is None:
         F = features[active]  # (num_patches, dim)
-        linked = F @ F.T > tau
+        linked = F @ F.T > threshold
     state = link_state(linked)
     if state != "mixed":
         return state

@@ -17,11 +17,13 @@ connected components, components under ``eta`` pixels dropped, each remaining on
   the patches no accepted mask covers yet and each cut keeps only its seed's component
   (MaskCut's rule), so a new mask never overlaps an accepted one and ``mu``/``rho`` never fire.
 
-Within one MaskCut run the masks found leave the graph (in both variants); its "previous mask"
-for the IoU rejection starts empty at each ``tau``.  ``config.tau_space`` says what ``tau`` is
-compared with (:func:`fossil.segment.ncut.prepare_keys`).  When the graph left is coherent
-(every pair similar) at ``tau ≥ coherent_min_tau`` and ``accept_coherent_remainder`` is on,
-that remainder is refined like a mask instead of staying uncovered.  ``subdivide_depth > 0``
+Within one MaskCut run the masks found leave the graph (in both variants), so they are
+disjoint and MaskCut's IoU-with-the-previous-mask rejection has nothing to reject
+(:mod:`fossil.segment.maskcut`).  ``config.tau_space`` says what ``tau`` is: eq. 1's cosine
+``threshold`` for each ``tau`` comes from :func:`fossil.segment.ncut.thresholds`.  When the
+graph left is coherent (every pair linked) and ``accept_coherent_remainder`` is on (in the
+cosine tau spaces only at a threshold ``≥ coherent_min_cosine``), that remainder is refined
+like a mask instead of staying uncovered.  ``subdivide_depth > 0``
 splits each final mask again (:mod:`fossil.segment.subdivide`, fossil's departure).  With
 ``config.crf.multi_label`` the per-mask CRF is replaced by one multi-label CRF over the final
 masks (measured in ``benchmarks/opencut_bench.py``).
@@ -36,6 +38,7 @@ order they were found, so the result does not depend on the number of workers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 
@@ -47,6 +50,31 @@ from fossil.segment.refine import Outcome, Regions, majority_iou, refine
 from fossil.segment.subdivide import Split, subdivide
 
 ETA_REFERENCE_PIXELS = 480 * 480  # §5.7: eta is in pixels of a 480² crop; scaled to the output
+
+
+@dataclass(frozen=True)
+class VariantRules:
+    """The three rules that tell OpenCut's variants apart (``OpenCutConfig.variant``)."""
+
+    full_graph: bool  # every tau cuts the full patch graph (else the patches no mask covers)
+    whole_side: bool  # a cut keeps its whole side, all components (else the seed's component)
+    refine_at_end: bool  # raw masks are refined after the last tau (else after each tau)
+
+    def __post_init__(self) -> None:
+        if self.refine_at_end and not self.full_graph:
+            raise ValueError("refine_at_end needs full_graph: a shrinking graph needs the masks")
+
+
+VARIANT_RULES: MappingProxyType[str, VariantRules] = MappingProxyType(
+    {
+        # the paper's: its MaskCut runs never look at the accepted masks, so the refinement
+        # (and the CRFs before it) can wait for the last tau
+        "paper": VariantRules(full_graph=True, whole_side=True, refine_at_end=True),
+        # fossil's first OpenCut: the graph shrinks by the masks accepted so far, so they
+        # must be refined before the next tau
+        "shrinking-graph": VariantRules(full_graph=False, whole_side=False, refine_at_end=False),
+    }
+)
 
 
 @dataclass
@@ -65,9 +93,9 @@ class OpenCutResult:
 
 def _resize(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(L, h, w) → (L, H, W) float32 soft masks (bilinear up, area down)."""
-    from fossil.segment.pooling import downsample_masks  # imports torch
+    from fossil.segment.pooling import resize_masks  # imports torch
 
-    return downsample_masks(masks.astype(np.float32), size)
+    return resize_masks(masks.astype(np.float32), size)
 
 
 def _check_inputs(keys: np.ndarray, image: np.ndarray | None) -> None:
@@ -178,29 +206,27 @@ def run_opencut(
     Masks come back at the image size (with CRF) or, without an image, on the patch grid."""
     config = OpenCutConfig() if config is None else config
     _check_inputs(keys, image)
-    features = prepare_keys(keys, config.tau_space)  # type: ignore[arg-type]
+    features = prepare_keys(keys, config.tau_space)
     h, w, _ = features.shape
-    paper = config.variant == "paper"
+    rules = VARIANT_RULES[config.variant]
     acc = _Accumulator((h, w), image, config)
     eigensolves = raw_masks = 0
     schedule = [(tau, True) for tau in config.tau_foreground]
     schedule += [(tau, False) for tau in config.tau_background]
     W = cosines(features)  # once for the whole schedule: every tau and cut slices it
-    cosine_taus = thresholds(features, config.taus, config.tau_space, W)  # type: ignore[arg-type]
-    # raw masks not refined yet: the paper variant's MaskCut runs never look at the accepted
-    # masks, so all of them are refined at the end; shrinking-graph refines after each tau
-    pending: list[tuple[np.ndarray, float, bool]] = []
-    for (tau, foreground), cosine in zip(schedule, cosine_taus, strict=True):
+    # eq. 1's cosine threshold for each tau of the schedule (tau is in tau_space units)
+    cosine_thresholds = thresholds(features, config.taus, config.tau_space, W)
+    pending: list[tuple[np.ndarray, float, bool]] = []  # raw masks not refined yet
+    for (tau, foreground), threshold in zip(schedule, cosine_thresholds, strict=True):
         result = maskcut(
             features,
-            cosine,
+            threshold,
             config.t,
-            active=None if paper else acc.active(),
-            max_iou_previous=config.max_iou_previous,
+            active=None if rules.full_graph else acc.active(),
             min_area=config.min_area,
             corner_flip=config.corner_flip and foreground,
-            solver=config.solver,  # type: ignore[arg-type]
-            seed_component_only=not paper,
+            solver=config.solver,
+            seed_component_only=not rules.whole_side,
             W=W,
         )
         eigensolves += result.eigensolves
@@ -210,24 +236,24 @@ def run_opencut(
         if (
             result.stop == "coherent"
             and config.accept_coherent_remainder
-            and tau >= config.coherent_min_tau
+            and (config.tau_space == "quantile" or threshold >= config.coherent_min_cosine)
             and remainder is not None
             and remainder.any()
         ):
             pending.append((remainder, tau, False))
-        if not paper:
+        if not rules.refine_at_end:
             acc.add(pending)
             pending = []
     acc.add(pending)
     masks, taus = acc.regions.stack(), acc.taus
     if config.subdivide_depth:
         split = Split(
-            tau=cosine_taus[-1],
+            threshold=cosine_thresholds[-1],
             depth=config.subdivide_depth,
             t=config.t,
             min_area=config.min_area,
-            solver=config.solver,  # type: ignore[arg-type]
-            seed_component_only=not paper,
+            solver=config.solver,
+            seed_component_only=not rules.whole_side,
         )
         masks, parents = subdivide(masks, features, split)
         taus = [taus[p] for p in parents]

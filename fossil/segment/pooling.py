@@ -11,12 +11,14 @@ import torch
 import torch.nn.functional as F
 
 
-def downsample_masks(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(L, H, W) bool/float masks → (L, h, w) float32 soft weights in [0, 1].
+def resize_masks(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(L, H, W) bool/float masks → (L, h, w) float32 soft masks in [0, 1], ``size = (h, w)``
+    smaller or larger than (H, W).
 
-    Shrinking uses area averaging, so each weight is the fraction of the patch the mask
-    covers (thin regions keep their weight, which plain bilinear sampling would drop);
-    enlarging uses bilinear interpolation (``align_corners=False``)."""
+    Shrinking (to a patch grid) uses area averaging, so each weight is the fraction of the
+    patch the mask covers (thin regions keep their weight, which plain bilinear sampling would
+    drop); enlarging (a patch-grid mask to the image) uses bilinear interpolation
+    (``align_corners=False``)."""
     if masks.ndim != 3:
         raise ValueError(f"masks must be (L, H, W), got shape {masks.shape}")
     m = torch.from_numpy(np.ascontiguousarray(masks, dtype=np.float32))[:, None]
@@ -38,7 +40,7 @@ def region_pool(features: np.ndarray, masks: np.ndarray, eps: float = 1e-6) -> n
     if features.ndim != 3:
         raise ValueError(f"features must be (h, w, dim), got shape {features.shape}")
     h, w, dim = features.shape
-    weights = downsample_masks(masks, (h, w)).reshape(len(masks), h * w)  # (L, h·w)
+    weights = resize_masks(masks, (h, w)).reshape(len(masks), h * w)  # (L, h·w)
     pooled = weights @ features.reshape(h * w, dim).astype(np.float32)  # (L, dim)
     total = weights.sum(axis=1, keepdims=True)
     return np.where(total > eps, pooled / np.maximum(total, eps), 0.0).astype(np.float32)

@@ -20,6 +20,8 @@ from typing import Literal
 import numpy as np
 import scipy.ndimage
 
+from fossil.numerics import mask_iou
+
 Outcome = Literal["merged", "discarded", "accepted", "too_small"]
 _FOUR_CONNECTED = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)
 
@@ -98,8 +100,7 @@ def majority_iou(mask: np.ndarray) -> float:
     About 1 for a region, about 0.5 or less for speckle (a cut of noise links): what decides,
     for a mask no CRF refines, whether it is a region at all (``OpenCutConfig.speckle_iou``)."""
     majority = scipy.ndimage.uniform_filter(mask.astype(np.float32), 3, mode="nearest") > 0.5
-    union = np.count_nonzero(mask | majority)
-    return np.count_nonzero(mask & majority) / union if union else 1.0
+    return mask_iou(mask, majority, empty=1.0)
 
 
 def refine(regions: Regions, mask: np.ndarray, eta: float, mu: float, rho: float) -> list[Outcome]:

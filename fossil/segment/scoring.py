@@ -8,13 +8,11 @@ order) the mean/max mix is taken over the cosines and the sigmoid applied last.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-
-def _unit(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), eps)
+from fossil.numerics import l2_normalise
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -43,10 +41,10 @@ def score_regions(
     if regions.ndim != 2:
         raise ValueError(f"regions must be (L, dim), got shape {regions.shape}")
     _check_prototypes(prototypes, regions.shape[1])
-    r = _unit(regions)
+    r = l2_normalise(regions, dtype=np.float64)
     scores = np.empty((len(regions), len(prototypes)), np.float64)
     for c, p in enumerate(prototypes):
-        cos = r @ _unit(p).T  # (L, K_c)
+        cos = r @ l2_normalise(p, dtype=np.float64).T  # (L, K_c)
         if sigmoid_after_ensemble:
             scores[:, c] = _sigmoid((1.0 - gamma) * cos.mean(1) + gamma * cos.max(1))
         else:
@@ -55,20 +53,29 @@ def score_regions(
     return scores.astype(np.float32)
 
 
+@dataclass(frozen=True)
+class ScoreMap:
+    """A crop's scores: per pixel, and per region with the region embeddings they came from."""
+
+    scores: np.ndarray  # (C, H, W) float32 eq. 5 scores per pixel
+    embeddings: np.ndarray  # (L, dim) float32 region embeddings (eq. 4), one per mask
+    region_scores: np.ndarray  # (L, C) float32 eq. 5 scores of the regions
+
+
 def score_map(
     features: np.ndarray,
     masks: np.ndarray,
     prototypes: Sequence[np.ndarray],
     gamma: float,
     sigmoid_after_ensemble: bool = False,
-) -> np.ndarray:
-    """Per-pixel concept scores (C, H, W) float32.
+) -> ScoreMap:
+    """Per-pixel concept scores (C, H, W) float32, with the regions' embeddings and scores.
 
     ``features`` (h, w, dim) dense features; ``masks`` (L, H, W) bool, mutually exclusive (L
     may be 0).  Pixels inside a mask get the scores of the mask's region embedding (eq. 4);
     uncovered pixels get the scores of their own patch, upsampled bilinearly to (H, W).  With
     no mask this is the per-patch labelling (the paper's Fig. 3 ablation)."""
-    from fossil.segment.pooling import downsample_masks, region_pool  # imports torch
+    from fossil.segment.pooling import region_pool, resize_masks  # imports torch
 
     if features.ndim != 3:
         raise ValueError(f"features must be (h, w, dim), got shape {features.shape}")
@@ -80,15 +87,16 @@ def score_map(
     size = masks.shape[1:]
     patch = score_regions(features.reshape(h * w, dim), prototypes, gamma, sigmoid_after_ensemble)
     patch = patch.T.reshape(-1, h, w)  # (C, h, w)
-    out = downsample_masks(patch, size) if (h, w) != size else patch.copy()
+    out = resize_masks(patch, size) if (h, w) != size else patch.copy()
+    embeddings = np.zeros((0, dim), np.float32)
+    region = np.zeros((0, len(prototypes)), np.float32)
     if len(masks):
-        region = score_regions(
-            region_pool(features, masks), prototypes, gamma, sigmoid_after_ensemble
-        )  # (L, C)
+        embeddings = region_pool(features, masks)  # (L, dim)
+        region = score_regions(embeddings, prototypes, gamma, sigmoid_after_ensemble)  # (L, C)
         owner = np.where(masks.any(0), masks.argmax(0), -1)  # (H, W): mask index or -1
         inside = owner >= 0
         out[:, inside] = region[owner[inside]].T
-    return out.astype(np.float32)
+    return ScoreMap(out.astype(np.float32), embeddings, region)
 
 
 def label_map(scores: np.ndarray) -> np.ndarray:

@@ -20,16 +20,16 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from fossil.config import Solver
 from fossil.segment.maskcut import maskcut
-from fossil.segment.ncut import Solver
 
 
 @dataclass(frozen=True)
 class Split:
-    """How a region is split: MaskCut at threshold ``tau`` (up to ``t`` masks, each over
-    ``min_area`` of the grid), recursively up to ``depth`` levels."""
+    """How a region is split: MaskCut at eq. 1's cosine ``threshold`` (up to ``t`` masks, each
+    over ``min_area`` of the grid), recursively up to ``depth`` levels."""
 
-    tau: float
+    threshold: float
     depth: int
     t: int = 3
     min_area: float = 0.01
@@ -48,7 +48,7 @@ def split_patches(features: np.ndarray, region: np.ndarray, split: Split) -> lis
         return [region]
     result = maskcut(
         features,
-        split.tau,
+        split.threshold,
         split.t,
         active=region,
         min_area=split.min_area,
@@ -72,12 +72,12 @@ def subdivide(
 
     Returns the new masks (L', H, W) bool, still mutually exclusive and covering exactly the
     pixels ``masks`` covered, and for each the index of the mask it came from."""
-    from fossil.segment.pooling import downsample_masks  # imports torch
+    from fossil.segment.pooling import resize_masks  # imports torch
 
     h, w, _ = features.shape
     if split.depth <= 0 or len(masks) == 0:
         return masks, list(range(len(masks)))
-    grid = downsample_masks(masks.astype(np.float32), (h, w)) >= 0.5
+    grid = resize_masks(masks.astype(np.float32), (h, w)) >= 0.5
     out: list[np.ndarray] = []
     parents: list[int] = []
     for index, (mask, patches) in enumerate(zip(masks, grid, strict=True)):
@@ -86,7 +86,7 @@ def subdivide(
             out.append(mask)
             parents.append(index)
             continue
-        soft = downsample_masks(np.stack(leaves).astype(np.float32), mask.shape)
+        soft = resize_masks(np.stack(leaves).astype(np.float32), mask.shape)
         owner = soft.argmax(0)
         for child in range(len(leaves)):
             piece = mask & (owner == child)

@@ -144,12 +144,6 @@ def _slide(
     return total.div_(count)
 
 
-def upsample_scores(scores: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(C, h, w) → (C, H, W) for ``size = (H, W)``, bilinear, ``align_corners=False``."""
-    x = torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32))
-    return _upsample(x, size).numpy()
-
-
 def _upsample(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(scores.shape[1:]) == tuple(size):
         return scores

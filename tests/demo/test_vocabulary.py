@@ -63,7 +63,8 @@ def test_every_synonym_is_nearest_to_its_class(
 ) -> None:
     """Each synonym's query embedding is nearest to the centroid of its own class's
     Textual Retrieval Embeddings (§5.5), built from corpus references."""
-    from fossil.models.text import concept_embeddings, normalise, retrieval_embeddings
+    from fossil.models.text import concept_embeddings, retrieval_embeddings
+    from fossil.numerics import l2_normalise
 
     per_class: dict[int, list[tuple[str, str]]] = {}
     for caption, nouns in zip(corpus, parsed, strict=True):
@@ -76,7 +77,7 @@ def test_every_synonym_is_nearest_to_its_class(
     for index in range(len(VOCABULARY)):
         nouns, captions = zip(*per_class[index], strict=True)
         centroids.append(retrieval_embeddings(text_encoder, nouns, captions).mean(axis=0))
-    centroids = normalise(np.array(centroids))
+    centroids = l2_normalise(np.array(centroids))
     synonyms = [(s, i) for i, m in enumerate(VOCABULARY) for s in m.synonyms]
     cos = concept_embeddings(text_encoder, [s for s, _ in synonyms]) @ centroids.T
     wrong = [

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fossil.models.text import TEMPLATES, concept_embeddings, normalise, retrieval_embeddings
+from fossil.models.text import TEMPLATES, concept_embeddings, retrieval_embeddings
+from fossil.numerics import l2_normalise
 
 
 class TableEncoder:
@@ -21,7 +22,7 @@ class TableEncoder:
         self.table = table
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        return normalise(np.array([self.table[t] for t in texts], np.float32))
+        return l2_normalise(np.array([self.table[t] for t in texts], np.float32))
 
 
 def test_templates_are_clips_seven() -> None:
@@ -107,7 +108,7 @@ def _padded_to_77(model: Any, tokenizer: Any, texts: Sequence[str]) -> np.ndarra
         list(texts), padding="max_length", truncation=True, max_length=77, return_tensors="pt"
     )
     with torch.inference_mode():
-        return normalise(model(**tokens).text_embeds.numpy())
+        return l2_normalise(model(**tokens).text_embeds.numpy())
 
 
 # prompts of 4 to 77+ tokens: the templates of short and long concepts, and one truncated
@@ -212,7 +213,7 @@ def test_templated_prompts_equal_one_by_one(
     np.testing.assert_allclose(shared, one_by_one, atol=1e-5)
     np.testing.assert_allclose(
         concept_embeddings(encoder, TEMPLATED_CONCEPTS),
-        normalise(one_by_one.mean(axis=1)),
+        l2_normalise(one_by_one.mean(axis=1)),
         atol=1e-5,
     )
 

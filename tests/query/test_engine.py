@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from fossil.config import FossilConfig, RetrievalConfig, apply_preset, get_preset
+from fossil.numerics import l2_normalise
 from fossil.query import NoReferencesError, QueryEngine, query
-from fossil.query.prototypes import l2_normalise
 from tests.query.conftest import KeywordEncoder, PlantedWorld
 
 

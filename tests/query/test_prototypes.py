@@ -6,12 +6,14 @@ import faiss
 import numpy as np
 import pytest
 
+from fossil.config import RetrievalConfig
+from fossil.numerics import l2_normalise
 from fossil.query.prototypes import (
+    KMeansParams,
     concept_prototypes,
     effective_k,
     faiss_threads,
     kmeans_prototypes,
-    l2_normalise,
     mean_prototype,
 )
 
@@ -32,7 +34,7 @@ def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize(("K", "per", "dim"), [(5, 20, 64), (10, 15, 1024), (25, 4, 384)])
 def test_each_planted_centre_has_a_close_prototype(K: int, per: int, dim: int) -> None:
     centres, visual = planted(np.random.default_rng(K), K, per, dim)
-    prototypes = kmeans_prototypes(visual, K, niter=20, seed=1234)
+    prototypes = kmeans_prototypes(visual, K, KMeansParams(niter=20, seed=1234))
     assert prototypes.shape == (K, dim) and prototypes.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(prototypes, axis=1), 1.0, atol=1e-5)
     distances = cosine_distance(centres, prototypes)  # (K centres, K prototypes)
@@ -42,9 +44,9 @@ def test_each_planted_centre_has_a_close_prototype(K: int, per: int, dim: int) -
 def test_same_seed_same_prototypes_other_seed_may_differ() -> None:
     rng = np.random.default_rng(3)
     visual = rng.normal(size=(150, 64)).astype(np.float32)  # no structure: seed matters
-    a = kmeans_prototypes(visual, 10, seed=7)
-    b = kmeans_prototypes(visual, 10, seed=7)
-    c = kmeans_prototypes(visual, 10, seed=8)
+    a = kmeans_prototypes(visual, 10, KMeansParams(seed=7))
+    b = kmeans_prototypes(visual, 10, KMeansParams(seed=7))
+    c = kmeans_prototypes(visual, 10, KMeansParams(seed=8))
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
 
@@ -108,7 +110,7 @@ def test_gpu_request_without_gpu_is_refused() -> None:
         pytest.skip("a GPU is available")
     visual = np.random.default_rng(2).normal(size=(40, 16)).astype(np.float32)
     with pytest.raises(ValueError, match="use_gpu=True but faiss sees no GPU") as raised:
-        kmeans_prototypes(visual, 4, use_gpu=True)
+        kmeans_prototypes(visual, 4, KMeansParams(use_gpu=True))
     assert "pip install 'fossil-ovss[gpu]'" in str(raised.value)  # the extra that brings it
 
 
@@ -122,3 +124,9 @@ def test_the_gpu_extra_brings_faiss_gpu() -> None:
     pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
     extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
     assert any(r.startswith("faiss-gpu") for r in extras["gpu"])
+
+
+def test_kmeans_params_default_to_the_retrieval_config_and_follow_it() -> None:
+    assert KMeansParams() == KMeansParams.from_config(RetrievalConfig())
+    config = RetrievalConfig(niter=7, nredo=3, seed=5)
+    assert KMeansParams.from_config(config, use_gpu=False) == KMeansParams(7, 3, 5, False)

@@ -12,8 +12,8 @@ import pytest
 from fossil.config import RetrievalConfig
 from fossil.db.open import open_collection
 from fossil.db.protocols import Collection
+from fossil.numerics import l2_normalise
 from fossil.query import QueryEngine
-from fossil.query.prototypes import l2_normalise
 from tests.query.conftest import (
     META,
     VISUAL_DIM,

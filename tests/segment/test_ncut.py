@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from fossil.numerics import l2_normalise
 from fossil.segment import ncut as ncut_module
 from fossil.segment.ncut import (
     EPSILON_WEIGHT,
@@ -9,7 +10,6 @@ from fossil.segment.ncut import (
     cosines,
     graph_state,
     ncut,
-    normalise,
     prepare_keys,
     second_eigenvector,
     thresholds,
@@ -50,7 +50,7 @@ def test_torch_solver_matches_dense():
 @pytest.mark.parametrize(("side", "tau"), [(30, 0.15), (40, 0.6)])
 def test_fast_solver_matches_dense_on_planted_graphs(side, tau):
     scene = planted_scene(np.random.default_rng(side), h=side, w=side, objects=2)
-    F = normalise(scene.keys).reshape(side * side, -1)
+    F = l2_normalise(scene.keys).reshape(side * side, -1)
     W_bar = affinity(F, tau)
     active = np.ones((side, side), bool)
     fast, _ = bipartition(second_eigenvector(W_bar, "eigsh"), active)
@@ -102,9 +102,9 @@ def test_corner_rule_flips_only_when_enabled():
 
 
 def test_ncut_reports_structureless_graphs():
-    features = normalise(np.random.default_rng(0).normal(size=(4, 4, 8)))
-    assert ncut(features, np.ones((4, 4), bool), tau=-1.0) == "coherent"
-    assert ncut(features, np.ones((4, 4), bool), tau=0.999) == "incoherent"
+    features = l2_normalise(np.random.default_rng(0).normal(size=(4, 4, 8)))
+    assert ncut(features, np.ones((4, 4), bool), threshold=-1.0) == "coherent"
+    assert ncut(features, np.ones((4, 4), bool), threshold=0.999) == "incoherent"
 
 
 def test_bad_solver_and_shapes_are_rejected():
@@ -143,14 +143,14 @@ def test_centred_keys_spread_cosines_around_zero():
 
 def test_quantile_taus_are_fractions_of_the_image_pairs():
     rng = np.random.default_rng(1)
-    features = normalise(rng.normal(size=(6, 5, 16)))
+    features = l2_normalise(rng.normal(size=(6, 5, 16)))
     F = features.reshape(30, 16)
     W = (F @ F.T)[~np.eye(30, dtype=bool)]
     low, high = thresholds(features, [0.25, 0.9], "quantile")
     assert np.mean(W <= low) == pytest.approx(0.25, abs=0.01)
     assert np.mean(W > high) == pytest.approx(0.1, abs=0.01)
     # a shared direction moves every cosine up; the fraction of linked pairs stays put
-    shifted = normalise(features.reshape(30, 16) + 2.0 * normalise(rng.normal(size=16)))
+    shifted = l2_normalise(features.reshape(30, 16) + 2.0 * l2_normalise(rng.normal(size=16)))
     (tau,) = thresholds(shifted.reshape(6, 5, 16), [0.25], "quantile")
     Ws = (shifted @ shifted.T)[~np.eye(30, dtype=bool)]
     assert np.mean(Ws > tau) == pytest.approx(0.75, abs=0.01) and tau > low
@@ -185,7 +185,7 @@ def test_lanczos_matches_dense_on_planted_graphs_at_quantile_taus(tau):
 
 def test_lanczos_falls_back_to_arpack_when_it_has_not_converged(monkeypatch):
     scene = planted_scene(np.random.default_rng(4), h=20, w=20, objects=2, noise=0.3)
-    W_bar = affinity(normalise(scene.keys).reshape(400, -1), 0.3)
+    W_bar = affinity(l2_normalise(scene.keys).reshape(400, -1), 0.3)
     assert ncut_module._second_largest_lanczos(W_bar, *_degrees(W_bar)) is not None
     monkeypatch.setattr(ncut_module, "_LANCZOS_MAX_STEPS", 3)
     assert ncut_module._second_largest_lanczos(W_bar, *_degrees(W_bar)) is None
@@ -201,7 +201,7 @@ def _degrees(W_bar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("size", [2, 3, 40, 101])
 def test_quantiles_from_the_upper_triangle_equal_numpy_bit_for_bit(size):
     rng = np.random.default_rng(size)
-    features = normalise(rng.normal(size=(size, 1, 8)))
+    features = l2_normalise(rng.normal(size=(size, 1, 8)))
     W = cosines(features)
     off_diagonal = W[~np.eye(size, dtype=bool)]
     for taus in ([0.5, 0.6, 0.7, 0.8, 0.9], [0.0, 1.0], list(rng.random(4))):
@@ -212,7 +212,7 @@ def test_quantiles_from_the_upper_triangle_equal_numpy_bit_for_bit(size):
 
 def test_ncut_with_given_links_equals_ncut_computing_them():
     scene = planted_scene(np.random.default_rng(8), h=20, w=20, objects=2)
-    features = normalise(scene.keys)
+    features = l2_normalise(scene.keys)
     active = np.ones((20, 20), bool)
     active[:3] = False
     F = features[active]

@@ -4,9 +4,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from fossil.config import CRFConfig, OpenCutConfig
+from fossil.config import OPENCUT_VARIANTS, CRFConfig, OpenCutConfig
 from fossil.segment import opencut
-from fossil.segment.opencut import run_opencut
+from fossil.segment.opencut import VARIANT_RULES, VariantRules, run_opencut
 from tests.segment.planted import objects_grid, planted_scene
 
 # The planted scenes model DINO ViT-B/8 keys, on which the paper set its absolute tau values
@@ -120,6 +120,36 @@ def test_paper_variant_refines_a_later_tau_against_accepted_masks():
         assert _best_iou(result.masks, scene.labels == k) >= 0.9
 
 
+def test_every_variant_names_its_three_rules():
+    assert set(VARIANT_RULES) == set(OPENCUT_VARIANTS)
+    assert VARIANT_RULES["paper"] == VariantRules(True, True, True)
+    with pytest.raises(ValueError, match="refine_at_end needs full_graph"):
+        VariantRules(full_graph=False, whole_side=True, refine_at_end=True)
+
+
+def test_a_coherent_remainder_counts_from_coherent_min_cosine_in_absolute_space():
+    """At 0.15 the two objects come out, then the background is all linked: its remainder is
+    kept as a region only when 0.15 reaches ``coherent_min_cosine``."""
+    scene = planted_scene(np.random.default_rng(6), objects=2)
+    config = replace(ABSOLUTE, tau_foreground=(0.15,), tau_background=())
+    strict = run_opencut(scene.keys, config=config)  # coherent_min_cosine 0.5 > 0.15
+    assert len(strict.masks) == 2
+    assert not strict.masks.any(0)[np.isin(scene.labels, scene.background)].any()
+    lenient = run_opencut(scene.keys, config=replace(config, coherent_min_cosine=0.1))
+    assert len(lenient.masks) > 2
+    assert lenient.masks.any(0)[np.isin(scene.labels, scene.background)].all()
+
+
+def test_coherent_min_cosine_does_not_apply_to_quantile_taus():
+    scene = planted_scene(np.random.default_rng(6), objects=2)
+    base = OpenCutConfig(tau_foreground=(0.5,), tau_background=(), t=10)
+    kept = run_opencut(scene.keys, config=base)
+    dropped = run_opencut(scene.keys, config=replace(base, accept_coherent_remainder=False))
+    assert len(kept.masks) > len(dropped.masks)  # a remainder was kept at this tau
+    strict = run_opencut(scene.keys, config=replace(base, coherent_min_cosine=1.0))
+    np.testing.assert_array_equal(strict.masks, kept.masks)
+
+
 def test_paper_variant_discards_a_mask_mostly_covered():
     """A background cut that mostly re-covers accepted masks is discarded (rho), not merged:
     at 0.6 the full graph splits into bands; one band plus an object it holds overlaps the
@@ -213,7 +243,7 @@ def test_bad_inputs_are_rejected():
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
         opencut(keys, np.zeros((32, 32), np.uint8))
     with pytest.raises(ValueError, match="solver"):
-        OpenCutConfig(solver="lobpcg")
+        OpenCutConfig(solver="lobpcg")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="variant"):
         OpenCutConfig(variant="recursive")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="tau_space"):

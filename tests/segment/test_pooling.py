@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fossil.segment.pooling import downsample_masks, region_pool
+from fossil.segment.pooling import region_pool, resize_masks
 
 
 def test_region_pool_hard_masks_equal_masked_mean():
@@ -28,7 +28,7 @@ def test_region_pool_downsamples_image_resolution_masks():
     mask = np.zeros((1, 8, 8), bool)
     mask[:, :, 4:] = True  # right half of the image
     assert region_pool(features, mask)[0, 0] == pytest.approx(1.0)
-    weights = downsample_masks(mask, (2, 2))
+    weights = resize_masks(mask, (2, 2))
     np.testing.assert_allclose(weights[0], [[0, 1], [0, 1]])
 
 

@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 
+from fossil.segment.pooling import region_pool
 from fossil.segment.scoring import label_map, score_map, score_regions
 from tests.segment.planted import planted_scene
 
@@ -54,18 +55,29 @@ def test_score_map_labels_planted_regions():
     labels = np.repeat(np.repeat(scene.labels, 4, axis=0), 4, axis=1)
     masks = np.stack([labels == k for k in range(len(prototypes))])
     masks[0, :, :8] = False  # a band left uncovered: scored by its own patches
-    scores = score_map(scene.keys, masks, prototypes, gamma=0.5)
+    scored = score_map(scene.keys, masks, prototypes, gamma=0.5)
+    scores = scored.scores
     assert scores.shape == (len(prototypes), size, size) and scores.dtype == np.float32
     np.testing.assert_array_equal(label_map(scores), labels)
     inside = masks[1]  # every pixel of a mask carries the region's scores
     assert np.ptp(scores[:, inside], axis=1).max() == 0.0
     assert np.ptp(scores[:, ~masks.any(0)], axis=1).max() > 0.0  # per-patch, varies
+    # the regions come back with their embeddings (eq. 4) and scores, as they were painted
+    np.testing.assert_array_equal(scored.embeddings, region_pool(scene.keys, masks))
+    np.testing.assert_array_equal(
+        scored.region_scores, score_regions(scored.embeddings, prototypes, 0.5)
+    )
+    for k, mask in enumerate(masks):
+        np.testing.assert_array_equal(scores[:, mask][:, 0], scored.region_scores[k])
 
 
 def test_score_map_without_masks_is_per_patch_labelling():
     rng = np.random.default_rng(1)
     scene, prototypes = _planted_inputs(rng)
-    scores = score_map(scene.keys, np.zeros((0, 12, 12), bool), prototypes, gamma=0.5)
+    scored = score_map(scene.keys, np.zeros((0, 12, 12), bool), prototypes, gamma=0.5)
+    scores = scored.scores
+    assert scored.embeddings.shape == (0, scene.keys.shape[-1])
+    assert scored.region_scores.shape == (0, len(prototypes))
     patch = score_regions(scene.keys.reshape(144, -1), prototypes, 0.5)
     np.testing.assert_allclose(scores, patch.T.reshape(-1, 12, 12), rtol=1e-6)
     np.testing.assert_array_equal(label_map(scores), scene.labels)

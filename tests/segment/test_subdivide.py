@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fossil.config import OpenCutConfig
-from fossil.segment.ncut import normalise
+from fossil.numerics import l2_normalise
 from fossil.segment.opencut import run_opencut
 from fossil.segment.subdivide import Split, split_patches, subdivide
 from tests.segment.planted import planted_scene
@@ -16,13 +16,13 @@ def _two_clusters(rng: np.random.Generator, h: int = 20, w: int = 20, dim: int =
     labels = np.zeros((h, w), int)
     labels[:, w // 2 :] = 1
     keys = basis[labels] + rng.normal(scale=0.05 / np.sqrt(dim), size=(h, w, dim))
-    return normalise(keys.astype(np.float32)), labels
+    return l2_normalise(keys.astype(np.float32)), labels
 
 
 def test_a_region_of_two_clusters_splits_into_them():
     features, labels = _two_clusters(np.random.default_rng(0))
     region = np.ones(labels.shape, bool)
-    leaves = split_patches(features, region, Split(tau=0.5, depth=2))
+    leaves = split_patches(features, region, Split(threshold=0.5, depth=2))
     assert len(leaves) == 2
     for k in (0, 1):
         assert any(np.array_equal(leaf, labels == k) for leaf in leaves)
@@ -31,9 +31,9 @@ def test_a_region_of_two_clusters_splits_into_them():
 def test_a_coherent_region_stays_whole():
     features, labels = _two_clusters(np.random.default_rng(1))
     left = labels == 0  # one cluster: every pair's cosine is above tau
-    assert len(split_patches(features, left, Split(tau=0.5, depth=3))) == 1
+    assert len(split_patches(features, left, Split(threshold=0.5, depth=3))) == 1
     whole = np.ones(labels.shape, bool)
-    assert len(split_patches(features, whole, Split(tau=0.5, depth=0))) == 1
+    assert len(split_patches(features, whole, Split(threshold=0.5, depth=0))) == 1
 
 
 def test_children_partition_their_parent_at_image_size():
@@ -42,7 +42,7 @@ def test_children_partition_their_parent_at_image_size():
     parent = np.zeros(image_labels.shape, bool)
     parent[8:-8, 8:-8] = True  # straddles both clusters
     other = ~parent
-    masks, parents = subdivide(np.stack([parent, other]), features, Split(tau=0.5, depth=2))
+    masks, parents = subdivide(np.stack([parent, other]), features, Split(threshold=0.5, depth=2))
     assert masks.sum(0).max() == 1  # mutually exclusive and everything still covered
     for index, mask in enumerate((parent, other)):
         children = masks[[p == index for p in parents]]
@@ -75,7 +75,7 @@ def test_subdividing_splits_what_the_schedule_left_merged():
         tau_space="absolute",
         tau_foreground=(),
         tau_background=(-0.5, 0.5),
-        coherent_min_tau=-1.0,
+        coherent_min_cosine=-1.0,
     )
     plain = run_opencut(features, config=base)
     assert len(plain.masks) == 1 and plain.masks[0].all()
