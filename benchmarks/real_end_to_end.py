@@ -258,9 +258,7 @@ def run_target(
             for gamma in GAMMAS:
                 cfg = replace(config, retrieval=base, scoring=replace(config.scoring, gamma=gamma))
                 started = time.perf_counter()
-                seg = segment_image(
-                    rgb, concepts, collection, cfg, engine=engine, analyser=analyser, explain=0
-                )
+                seg = segment_image(rgb, concepts, cfg, engine=engine, analyser=analyser, explain=0)
                 seconds = time.perf_counter() - started
                 ious = semantic_ious(seg.labels, truth, concepts, names)
                 entry = result.setdefault(proposer, {})

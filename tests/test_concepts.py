@@ -128,9 +128,8 @@ def test_every_entry_point_refuses_what_the_module_refuses() -> None:
         cli_parse(LONG)
     with pytest.raises(ValueError, match="duplicate concepts: 'dog'"):
         concept_corpora(["dog", "Dog"], 3)
-    collection = object()
-    engine = SimpleNamespace(collection=collection)  # refused before it is asked anything
+    engine = SimpleNamespace()  # refused before it is asked anything
     image = np.zeros((8, 8, 3), np.uint8)
     for concepts, message in [(["dog", " Dog"], "duplicate concepts"), ([LONG], "at most 80")]:
         with pytest.raises(ValueError, match=message):
-            segment_image(image, concepts, collection, FossilConfig(), engine=engine, analyser=None)  # type: ignore[arg-type]
+            segment_image(image, concepts, FossilConfig(), engine=engine, analyser=None)  # type: ignore[arg-type]

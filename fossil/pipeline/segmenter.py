@@ -19,7 +19,6 @@ from tqdm.auto import tqdm
 
 from fossil.concepts import check_concepts
 from fossil.config import FossilConfig
-from fossil.db.protocols import Collection
 from fossil.models.protocols import DenseEncoder
 from fossil.numerics import l2_normalise
 from fossil.pipeline.crop_cache import CropCache, config_fingerprint
@@ -224,7 +223,6 @@ class SegmentationResult:
 def segment_image(
     image: np.ndarray,
     concepts: Sequence[str],
-    collection: Collection,
     config: FossilConfig,
     *,
     engine: QueryEngine,
@@ -234,14 +232,12 @@ def segment_image(
 ) -> SegmentationResult:
     """Label every pixel of ``image`` (H, W, 3) uint8 with one of ``concepts``.
 
-    ``engine`` retrieves prototypes from ``collection`` (its cache makes repeated concept
+    ``engine`` retrieves prototypes from its collection (its cache makes repeated concept
     lists free); ``analyser`` computes features and OpenCut masks per crop.  ``explain``:
     references kept per region for the explanation (0 for none).  ``progress``: a bar over
     the sliding-window crops when there are several (a long image has many)."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
-    if engine.collection is not collection:
-        raise ValueError("engine was built for another collection")
     concepts = check_concepts(concepts)
     results = engine.query(concepts)
     scorer = CropScorer(analyser, [r.prototypes for r in results], config, record=explain > 0)

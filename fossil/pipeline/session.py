@@ -254,7 +254,6 @@ class ReadSession:
         return segment_image(
             image,
             Concepts.check(concepts),
-            self.collection,
             config,
             engine=self.engine(config.retrieval),
             analyser=self.analyser(config),

@@ -83,7 +83,7 @@ def _segment(store: tuple[Path, Path], rgb: np.ndarray, concepts: list[str], exc
     try:
         engine = QueryEngine(collection, models.text, config.retrieval)
         analyser = ImageAnalyser(models.dense, models.keys, config)
-        return segment_image(rgb, concepts, collection, config, engine=engine, analyser=analyser)
+        return segment_image(rgb, concepts, config, engine=engine, analyser=analyser)
     finally:
         collection.close()
 

@@ -108,9 +108,7 @@ def test_segment_is_segment_image_with_the_sessions_engine_and_analyser(
     image = picture()
     result = session.segment(image, ["dog", "car"])
     engine, analyser = session.engine(), session.analyser()
-    expected = segment_image(
-        image, ["dog", "car"], session.collection, CONFIG, engine=engine, analyser=analyser
-    )
+    expected = segment_image(image, ["dog", "car"], CONFIG, engine=engine, analyser=analyser)
     assert result.concepts == ["dog", "car"]
     assert np.array_equal(result.labels, expected.labels)
     assert np.allclose(result.scores, expected.scores)
