@@ -7,7 +7,7 @@ in worker processes, 150 concepts, float32) through ``benchmarks/paper_shapes.py
 command, in its own process): seconds per crop of the eval loop = (wall − model loading −
 text encoding) / crops, and its stages.  The CRF stage's share gives the figure without CRF.
 
-Projects images × crops per image × seconds per crop.  Crops per image follow DESIGN §9
+Projects images × crops per image × seconds per crop.  Crops per image follow design §9
 (resize by min(2048/long, 448/short), 448 windows at stride 224) at each dataset's typical
 image size.  One GPU: the H200 figures measured on real photos
 (``benchmarks/results/real_photos_cuda_h200*.json``: keys + dense features, the default
@@ -55,7 +55,7 @@ NO_CRF_SETTING = "paper|crf=0|quantile"
 
 
 def crops_per_image(width: int, height: int) -> int:
-    """448 windows at stride 224 over the image resized by DESIGN §9's rule."""
+    """448 windows at stride 224 over the image resized by design §9's rule."""
     w, h = resized_size(width, height)
     return len(sliding_windows(h, w))
 

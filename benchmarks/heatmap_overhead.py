@@ -1,4 +1,4 @@
-"""Heat-map recording overhead per denoising step (§5.2) on a UNet of the real SD 2.1 base
+"""Heat-map recording overhead per denoising step (design §5.2) on a UNet of the real SD 2.1 base
 shape with random weights: 512² images (64² latent), 2 captions with classifier-free guidance
 (UNet batch 4), float32 on CPU.  Prints one JSON object.
 

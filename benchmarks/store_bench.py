@@ -1,6 +1,6 @@
 """Reference-store benchmark (issue 5): prints one JSON object.
 
-Synthetic, clustered references like real ones (TREs cluster by noun, §10): ``lemmas`` noun
+Synthetic, clustered references like real ones (TREs cluster by noun, design §10): ``lemmas`` noun
 centres grouped under broader topics, Zipf-sized clusters, 768-d unit text vectors, 1024-d raw
 visual vectors.  Measures upsert throughput, 171 concepts × top-150 search with every hit's
 visual vector fetched (exact, and routed by noun lemma), recall@150 against exact numpy search,

@@ -18,19 +18,19 @@ from fossil.records import SOURCES
 
 MaskMode = Literal["raw-sigmoid-minmax", "minmax", "zscore-sigmoid"]
 MASK_MODES: tuple[str, ...] = ("raw-sigmoid-minmax", "minmax", "zscore-sigmoid")
-# §5.7 OpenCut: "paper" runs MaskCut on the full patch graph at every tau and refines each new
+# design §5.7 OpenCut: "paper" runs MaskCut on the full patch graph at every tau, refines each new
 # mask (all its connected components) against the accepted ones; "shrinking-graph" (fossil's
 # first OpenCut) removes covered patches from the graph between taus and keeps only the seed's
 # connected component of each cut, so the merge (mu) and discard (rho) rules never fire.
 OpenCutVariant = Literal["paper", "shrinking-graph"]
 OPENCUT_VARIANTS: tuple[str, ...] = ("paper", "shrinking-graph")
-# §5.7 what tau means (fossil.segment.ncut.thresholds): "absolute", a cosine of the
+# design §5.7 what tau means (fossil.segment.ncut.thresholds): "absolute", a cosine of the
 # L2-normalised keys (the paper's, set on DINO ViT-B/8 keys); "centred", a cosine of the keys
 # minus their per-image mean; "quantile", a fraction of the image's patch pairs: W̄ links the
 # (1 − tau) most similar pairs, whatever the backbone's cosine range
 TauSpace = Literal["absolute", "centred", "quantile"]
 TAU_SPACES: tuple[str, ...] = ("absolute", "centred", "quantile")
-# §5.7 the NCut eigensolver (fossil.segment.ncut.second_eigenvector): "auto" is torch with
+# design §5.7 the NCut eigensolver (fossil.segment.ncut.second_eigenvector): "auto" is torch with
 # CUDA, else lanczos; "eigsh" is the ARPACK solver used before issue 26 (same masks);
 # "dense" is the reference (slow)
 Solver = Literal["auto", "lanczos", "eigsh", "torch", "dense"]
@@ -44,7 +44,7 @@ PAPER_ABSOLUTE_TAUS: tuple[tuple[float, ...], tuple[float, ...]] = (
     (0.6, 0.8, 0.0, -0.1),
 )
 QUANTILE_TAUS: tuple[tuple[float, ...], tuple[float, ...]] = ((0.5, 0.6, 0.7), (0.8, 0.9))
-# §5.7–§5.8 the region proposer: which regions of a crop are pooled (eq. 4) and scored (eq. 5).
+# design §5.11 the region proposer: which regions of a crop are pooled (eq. 4) and scored (eq. 5).
 # The OpenCut names run FossilConfig.opencut with one change each (FossilConfig.
 # region_opencut); "superpixels" are Felzenszwalb's, FreeDA's local regions
 # (fossil.segment.superpixels); "patches" scores every patch on its own (Fig. 3 ablation).
@@ -80,28 +80,28 @@ def _check_positive(name: str, value: int) -> None:
 
 @dataclass(frozen=True)
 class ModelIds:
-    """Hugging Face ids (or local directories) per model role (§5.1, §5.4, §5.5, §5.7)."""
+    """Hugging Face ids (or local directories) per model role (design §5.1, §5.4, §5.5, §5.7)."""
 
-    generator: str = "stabilityai/stable-diffusion-2-1-base"  # §5.1 SD 2.1 base
-    dense: str = "facebook/dinov2-large"  # §5.4 DINOv2 ViT-L/14, VRE + region features
-    keys: str = "facebook/dino-vitb8"  # §5.7 DINO ViT-B/8, OpenCut keys
-    text: str = "openai/clip-vit-large-patch14"  # §5.5 CLIP ViT-L/14 text tower
+    generator: str = "stabilityai/stable-diffusion-2-1-base"  # design §5.1 SD 2.1 base
+    dense: str = "facebook/dinov2-large"  # design §5.4 DINOv2 ViT-L/14, VRE + region features
+    keys: str = "facebook/dino-vitb8"  # design §5.7 DINO ViT-B/8, OpenCut keys
+    text: str = "openai/clip-vit-large-patch14"  # design §5.5 CLIP ViT-L/14 text tower
     nouns: str = "en_core_web_sm"  # spaCy pipeline for the noun parser
 
 
 @dataclass(frozen=True)
 class GenerationConfig:
-    """Stable Diffusion generation and DAAM heat maps (§5.1–§5.3)."""
+    """Stable Diffusion generation and DAAM heat maps (design §5.1–§5.3)."""
 
-    height: int = 512  # §5.1 image side, pixels
+    height: int = 512  # design §5.1 image side, pixels
     width: int = 512
-    steps: int = 50  # §5.1 denoising steps
-    guidance_scale: float = 7.5  # §5.1 classifier-free guidance (SD default)
+    steps: int = 50  # design §5.1 denoising steps
+    guidance_scale: float = 7.5  # design §5.1 classifier-free guidance (SD default)
     batch_size: int = 4  # captions per UNet call
-    heatmap_resolutions: tuple[int, ...] = (64, 32, 16)  # §5.2 latent sides hooked (not 8², mid)
-    heatmap_size: int = 64  # §5.2 every (layer, head) map is resized bicubic to this side
-    mask_mode: MaskMode = "raw-sigmoid-minmax"  # §5.3 binarisation mode
-    heatmap_threshold: float = 0.45  # §5.3 threshold after sigmoid + normalisation
+    heatmap_resolutions: tuple[int, ...] = (64, 32, 16)  # design §5.2: latent sides hooked
+    heatmap_size: int = 64  # design §5.2 every (layer, head) map is resized bicubic to this side
+    mask_mode: MaskMode = "raw-sigmoid-minmax"  # design §5.3 binarisation mode
+    heatmap_threshold: float = 0.45  # design §5.3 threshold after sigmoid + normalisation
 
     def __post_init__(self) -> None:
         _check_positive("steps", self.steps)
@@ -117,9 +117,9 @@ class GenerationConfig:
 
 @dataclass(frozen=True)
 class TextConfig:
-    """Textual Retrieval Embedding (§5.5): TRE = norm(w·templates + (1−w)·caption)."""
+    """Textual Retrieval Embedding (design §5.5): TRE = norm(w·templates + (1−w)·caption)."""
 
-    template_weight: float = 0.9  # §5.5 weight of the template mean; caption weight = 1 − this
+    template_weight: float = 0.9  # design §5.5 template weight; caption: 1 − this
 
     def __post_init__(self) -> None:
         _check_unit("template_weight", self.template_weight)
@@ -131,11 +131,11 @@ class TextConfig:
 
 @dataclass(frozen=True)
 class RetrievalConfig:
-    """Retrieval and prototypes (§5.6)."""
+    """Retrieval and prototypes (design §5.6)."""
 
-    N: int = 150  # §5.6 references retrieved per concept
-    K: int = 10  # §5.6 K-Means prototypes per concept
-    niter: int = 20  # §5.6 faiss K-Means iterations
+    N: int = 150  # design §5.6 references retrieved per concept
+    K: int = 10  # design §5.6 K-Means prototypes per concept
+    niter: int = 20  # design §5.6 faiss K-Means iterations
     nredo: int = 1  # faiss K-Means restarts
     seed: int = 1234  # K-Means seed (fixed: same prototypes for the same references)
     retrieval_threshold: float | None = None  # drop neighbours with cosine below this
@@ -187,7 +187,7 @@ class CoverageConfig:
 
 @dataclass(frozen=True)
 class CRFConfig:
-    """Dense CRF as in MaskCut (§5.7)."""
+    """Dense CRF as in MaskCut (design §5.7)."""
 
     enabled: bool = True
     iterations: int = 10
@@ -214,28 +214,28 @@ class CRFConfig:
 
 @dataclass(frozen=True)
 class OpenCutConfig:
-    """OpenCut: iterated MaskCut over a threshold schedule, CRF, refinement (§5.7)."""
+    """OpenCut: iterated MaskCut over a threshold schedule, CRF, refinement (design §5.7)."""
 
-    # §5.7 schedule, in tau_space units; measured on real photos (benchmarks/real_photos.py)
+    # design §5.7 schedule, in tau_space units; measured on real photos (benchmarks/real_photos.py)
     tau_foreground: tuple[float, ...] = QUANTILE_TAUS[0]  # foreground phase
     tau_background: tuple[float, ...] = QUANTILE_TAUS[1]  # background phase
-    t: int = 3  # §5.7 masks per tau
-    min_area: float = 0.01  # §5.7 reject a mask covering at most this fraction of the grid
+    t: int = 3  # design §5.7 masks per tau
+    min_area: float = 0.01  # design §5.7 reject a mask covering at most this fraction of the grid
     corner_flip: bool = False  # MaskCut's "≥3 of 4 corners → flip", foreground phase only
-    accept_coherent_remainder: bool = True  # §5.7 keep a homogeneous remainder as one region
-    eta: int = 16  # §5.7 drop connected components smaller than eta pixels (480² scale)
-    mu: float = 0.8  # §5.7 merge into an accepted mask when IoU > mu (checked first)
-    rho: float = 0.7  # §5.7 discard when more than rho of the mask is already covered
+    accept_coherent_remainder: bool = True  # design §5.7 keep a homogeneous remainder as one region
+    eta: int = 16  # design §5.7 drop connected components smaller than eta pixels (480² scale)
+    mu: float = 0.8  # design §5.7 merge into an accepted mask when IoU > mu (checked first)
+    rho: float = 0.7  # design §5.7 discard when more than rho of the mask is already covered
     crf: CRFConfig = field(default_factory=CRFConfig)
-    # §5.7 in the cosine tau spaces (absolute, centred: tau is eq. 1's cosine threshold) a
+    # design §5.7 in the cosine tau spaces (absolute, centred: tau is eq. 1's cosine threshold) a
     # coherent remainder counts only at a threshold >= this (all pairs above it: truly alike).
     # In quantile space tau ranks the image's pairs, and every coherent remainder counts
     coherent_min_cosine: float = 0.5
-    solver: Solver = "auto"  # §5.7 NCut eigensolver, see SOLVERS
-    variant: OpenCutVariant = "paper"  # §5.7 see OPENCUT_VARIANTS
-    tau_space: TauSpace = "quantile"  # §5.7 see TAU_SPACES
+    solver: Solver = "auto"  # design §5.7 NCut eigensolver, see SOLVERS
+    variant: OpenCutVariant = "paper"  # design §5.7 see OPENCUT_VARIANTS
+    tau_space: TauSpace = "quantile"  # design §5.7 see TAU_SPACES
     subdivide_depth: int = 0  # fossil's departure: split final masks (fossil.segment.subdivide)
-    # §5.7 a raw mask no CRF refines (no image, CRF off) is dropped as speckle when its 3×3
+    # design §5.7 a raw mask no CRF refines (no image, CRF off) is dropped as speckle when its 3×3
     # majority on the patch grid keeps less than this IoU of it (fossil.segment.refine.
     # majority_iou): measured 0.94-0.99 for planted regions, 0.07-0.55 for cuts of noise links
     speckle_iou: float = 0.75
@@ -291,7 +291,7 @@ class SuperpixelConfig:
     """Felzenszwalb's graph-based superpixels (FreeDA's local regions), in pixels of the crop.
 
     FreeDA's values (``mask_proposer/superpixel_configs.py`` of aimagelab/freeda), set on its
-    448² crops, the size of fossil's crops (§9)."""
+    448² crops, the size of fossil's crops (design §9)."""
 
     scale: float = 600.0  # larger: fewer, larger segments
     sigma: float = 0.8  # Gaussian smoothing of the image before segmenting, pixels
@@ -308,7 +308,7 @@ class SuperpixelConfig:
 
 @dataclass(frozen=True)
 class ScoringConfig:
-    """Region scoring (§5.8, eq. 5)."""
+    """Region scoring (design §5.8, eq. 5)."""
 
     gamma: float = 0.5  # eq. 5: score = (1−γ)·mean_k + γ·max_k
     sigmoid_after_ensemble: bool = False  # FreeDA's order: ensemble cosines, then sigmoid
@@ -319,13 +319,13 @@ class ScoringConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Evaluation protocol (§9, TCL / mmseg 0.27)."""
+    """Evaluation protocol (design §9, TCL / mmseg 0.27)."""
 
     short_side: int = 448  # resize: scale = min(long_side/long, short_side/short)
     long_side: int = 2048
     crop: int = 448  # sliding-window crop side
     stride: int = 224  # sliding-window stride
-    # §9 input sides per crop (fossil.models.loading builds the encoders at them); None
+    # design §9 input sides per crop (fossil.models.loading builds the encoders at them); None
     # follows the backbone's patch size: dense 518 at /14 (DINOv2, 37×37 patches), else the
     # largest multiple of the patch below 518; keys 480 at /8 (DINO ViT-B/8, 60×60) and /16,
     # 518 at /14.  A side must be a multiple of the backbone's patch size.
@@ -354,7 +354,7 @@ class FossilConfig:
     opencut: OpenCutConfig = field(default_factory=OpenCutConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    regions: RegionProposer = "opencut"  # §5.7–§5.8 the region proposer, see REGION_PROPOSERS
+    regions: RegionProposer = "opencut"  # design §5.11 the region proposer, see REGION_PROPOSERS
     superpixels: SuperpixelConfig = field(default_factory=SuperpixelConfig)
 
     def __post_init__(self) -> None:
@@ -381,14 +381,14 @@ class FossilConfig:
 
 @dataclass(frozen=True)
 class Preset:
-    """One row of the paper's Table 3 (§5.9)."""
+    """One row of the paper's Table 3 (design §5.9)."""
 
     N: int
     K: int
     gamma: float
 
 
-# Table 3 of the paper (§5.9): best (N, K, γ) per benchmark.
+# Table 3 of the paper (design §5.9): best (N, K, γ) per benchmark.
 PRESETS: MappingProxyType[str, Preset] = MappingProxyType(
     {
         "context": Preset(N=70, K=10, gamma=0.7),
@@ -451,12 +451,12 @@ class CollectionSettings:
     things for people: what the collection is and concepts it covers, to try first.
     ``None``: not recorded, the paper's default (or a benchmark's preset) holds."""
 
-    N: int | None = None  # §5.6 references per concept
-    K: int | None = None  # §5.6 prototypes per concept
+    N: int | None = None  # design §5.6 references per concept
+    K: int | None = None  # design §5.6 prototypes per concept
     gamma: float | None = None  # eq. 5 weight of the max over prototypes
-    short_side: int | None = None  # §9 resize target of the short side, pixels
-    crop: int | None = None  # §9 sliding-window crop side, pixels
-    stride: int | None = None  # §9 sliding-window stride, pixels
+    short_side: int | None = None  # design §9 resize target of the short side, pixels
+    crop: int | None = None  # design §9 sliding-window crop side, pixels
+    stride: int | None = None  # design §9 sliding-window stride, pixels
     about: str = ""  # one sentence: what the collection is
     examples: tuple[str, ...] = ()  # concepts the collection covers
 

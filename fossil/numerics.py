@@ -1,8 +1,8 @@
 """The two array formulas several layers share: unit rows for cosines, and the IoU of masks.
 
-``l2_normalise`` is what every cosine in fossil goes through (text embeddings §5.5,
-prototypes §5.6, NCut's patch graph §5.7, eq. 5's scores); ``mask_iou`` is the overlap that
-MaskCut's CRF check and the speckle rule compare (§5.7).  This module imports nothing of
+``l2_normalise`` is what every cosine in fossil goes through (design §5.5 text embeddings,
+§5.6 prototypes, §5.7 NCut's patch graph, eq. 5's scores); ``mask_iou`` is the overlap that
+MaskCut's CRF check and the speckle rule compare (design §5.7).  This module imports nothing of
 fossil's, so every layer may use it.
 """
 

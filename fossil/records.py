@@ -1,4 +1,4 @@
-"""Record types shared by the layers (§4).
+"""Record types shared by the layers (design §4).
 
 Plain frozen dataclasses with no behaviour beyond validation: the model layer produces
 :class:`Noun` and :class:`GeneratedImage`; ingest turns them into :class:`ReferencePoint`
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-# Namespace for deterministic point ids (§4): uuid5(namespace, "hash:index:fingerprint").
+# Namespace for deterministic point ids (design §4): uuid5(namespace, "hash:index:fingerprint").
 POINT_NAMESPACE = uuid.UUID("6f1d3c1e-5f0b-4b8e-9d6a-f0551f0551f0")
 
 
@@ -38,7 +38,7 @@ def reference_source(payload_source: Any, corpus: str | None) -> str:
 
 
 def point_id(caption_hash: str, noun_index: int, generation_fingerprint: str) -> str:
-    """Deterministic point id of one (caption, noun) reference (§4)."""
+    """Deterministic point id of one (caption, noun) reference (design §4)."""
     return str(uuid.uuid5(POINT_NAMESPACE, f"{caption_hash}:{noun_index}:{generation_fingerprint}"))
 
 
@@ -60,7 +60,7 @@ class Noun:
 
 @dataclass(frozen=True)
 class GeneratedImage:
-    """One generated image with a heat map and a mask per located noun (§5.1–§5.3).
+    """One generated image with a heat map and a mask per located noun (design §5.1–§5.3).
 
     ``nouns[i]`` ↔ ``heatmaps[i]`` (h, w) float32 ≥ 0 ↔ ``masks[i]`` (H, W) bool.
     ``skipped`` lists nouns that could not be located in the tokenised caption
@@ -78,7 +78,7 @@ class GeneratedImage:
 
 @dataclass(frozen=True)
 class ReferencePoint:
-    """One reference as stored in the vector store: a (caption, noun) pair (§4)."""
+    """One reference as stored in the vector store: a (caption, noun) pair (design §4)."""
 
     id: str
     text: np.ndarray  # (dim_text,) Textual Retrieval Embedding, unit norm

@@ -1,4 +1,4 @@
-"""Real pretrained weights and real labelled photos that install offline (§6), for tests and
+"""Real pretrained weights and real labelled photos that install offline (design §6), for tests and
 benchmarks only (never imported by ``fossil``).
 
 - **A real DINOv2 ViT-S/14**: the backbone of the ONNX saliency model shipped by

@@ -1,4 +1,4 @@
-"""docker-compose.yml (§7 scale-out): valid for docker-compose, and shaped as the README says —
+"""docker-compose.yml (design §7 scale-out): valid for docker-compose, shaped as the README says —
 a pinned Qdrant with a persistent volume and an API key from the environment, PostgreSQL,
 healthchecks, GPU ingest workers with replicas, a one-shot register service whose fossil
 command lines parse."""

@@ -28,7 +28,7 @@ def test_paper_defaults():
     assert GenerationConfig().heatmap_threshold == 0.45
     assert TextConfig().template_weight == 0.9
     assert TextConfig().caption_weight == pytest.approx(0.1)
-    # OpenCut: the paper's variant, quantile taus measured on real photos (§5.7) ...
+    # OpenCut: the paper's variant, quantile taus measured on real photos (design §5.7) ...
     assert (config.opencut.variant, config.opencut.tau_space) == ("paper", "quantile")
     assert config.opencut.taus == (0.5, 0.6, 0.7, 0.8, 0.9)
     # ... and the paper's absolute schedule one call away

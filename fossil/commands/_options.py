@@ -119,7 +119,7 @@ def add_preset_option(p: Any, sets: str = "N, K and γ", fallback: str | None = 
 
 
 PROFILES_HELP = (
-    "'paper' (SD 2.1 base, DINOv2-L, CLIP-L, §5), 'tiny' (random tiny models, for smoke tests)"
+    "'paper' (SD 2.1 base, DINOv2-L, CLIP-L, design §5), 'tiny' (random tiny models: smoke tests)"
 )
 
 

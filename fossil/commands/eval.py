@@ -1,4 +1,4 @@
-"""``fossil eval``: mIoU on a benchmark against the live reference collection (§9)."""
+"""``fossil eval``: mIoU on a benchmark against the live reference collection (design §9)."""
 
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ def add_parser(subparsers: Any) -> None:
 def open_predictor(
     session: ReadSession, class_names: Sequence[str]
 ) -> tuple[CropPredictor, dict[str, Any]]:
-    """The prototypes of ``class_names`` → the crop predictor (§5.8) and what the report
+    """The prototypes of ``class_names`` → the crop predictor (design §5.8) and what the report
     records about it (model ids, collection revision, references per class)."""
     results = session.query(class_names)
     prototypes = [r.prototypes for r in results]

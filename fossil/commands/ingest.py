@@ -1,4 +1,4 @@
-"""``fossil ingest``: build or grow a reference collection from caption corpora (§1, §2).
+"""``fossil ingest``: build or grow a reference collection from caption corpora (design §1, §2).
 
 Flags → :class:`~fossil.pipeline.ingest_config.StoreAddress`, ``ModelChoice`` and
 ``IngestOptions``; one call of :func:`fossil.pipeline.ingest.ingest_corpora` (or

@@ -1,4 +1,4 @@
-"""``fossil query``: what concepts retrieve — references, provenance and prototypes (§1.2)."""
+"""``fossil query``: what concepts retrieve: references, provenance, prototypes (design §1.2)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """``fossil store``: maintenance of reference stores — ``check [--repair]`` cross-checks the
 parts of an embedded store and repairs them (:mod:`fossil.db.check`); ``export`` moves an
-embedded store up to a Qdrant server (and its catalog to PostgreSQL) for scale-out (§7)."""
+embedded store up to a Qdrant server (and its catalog to PostgreSQL) for scale-out (design §7)."""
 
 from __future__ import annotations
 

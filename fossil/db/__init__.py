@@ -1,4 +1,4 @@
-"""Reference stores (§4, §7): the vector store (:mod:`fossil.db.edge` embedded Qdrant Edge,
+"""Reference stores (design §4, §7): the vector store (:mod:`fossil.db.edge` embedded Qdrant Edge,
 :mod:`fossil.db.server` qdrant-client), the SQL catalog (:mod:`fossil.db.catalog`) and
 :func:`fossil.db.open.open_collection`, which opens both and checks ``collection_meta``.
 

@@ -1,4 +1,4 @@
-"""SQL catalog of corpora, captions (with their job state) and references (§4), on SQLAlchemy 2.
+"""SQL catalog of corpora, captions (with job state) and references (design §4), on SQLAlchemy 2.
 
 SQLite by default (``DIR/catalog.sqlite``, WAL mode; every transaction starts with
 ``BEGIN IMMEDIATE`` so concurrent writers serialise instead of failing on lock upgrades);
@@ -552,7 +552,7 @@ class SqlCatalog:
         """One transaction: captions ``done``, new reference rows inserted (rows already
         catalogued are kept: a rerun after a crash adds nothing), revision bumped when rows
         were added.  Accepted whoever holds the lease now: with deterministic point ids a
-        late completion writes the same rows (§4)."""
+        late completion writes the same rows (design §4)."""
         ids = set(caption_ids)
         strays = sorted({r.caption_id for r in rows} - ids)
         if strays:

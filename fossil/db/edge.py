@@ -1,11 +1,11 @@
 """Embedded reference store on Qdrant Edge (``qdrant-edge-py`` 0.9, Qdrant's in-process
-engine; §4, §7, §10).
+engine; design §4, §7, §10).
 
 One shard per store directory (``DIR/qdrant/``) with the server's segment layout: named
 vectors ``text`` (cosine, searched) and ``visual`` (Dot, raw, on disk, never searched).
 Searches are exact and batched — Edge scores all the queries of a batch in one pass over the
 segments, and needs no index build (building HNSW at 1M references took ~19 min and ~22 GB
-here, §10), so results equal exact numpy cosine order.  One process per store: Edge locks its
+here, design §10), so results equal exact numpy cosine order.  One process per store: Edge locks its
 WAL, and :class:`~fossil.db.lock.StoreLock` turns that into a message naming the server.
 Updates go through Edge's write-ahead log, so an acknowledged upsert survives a crash.
 

@@ -1,7 +1,7 @@
-"""Move an embedded store up to a Qdrant server (§7): its points, and its catalog.
+"""Move an embedded store up to a Qdrant server (design §7): its points, and its catalog.
 
 Points are copied with the server schema of :mod:`fossil.db.server` (the target collection is
-created when missing) under their own deterministic ids (§4), so an export is idempotent and
+created when missing) under their own deterministic ids (design §4), so an export is idempotent and
 resumable: a rerun skips the ids the target already holds (or, with ``overwrite``, upserts
 them again — same id, same point).  The target is labelled with the store's
 ``collection_meta`` (Qdrant collection metadata, key :data:`META_KEY`); a target labelled, or
@@ -10,7 +10,7 @@ naming both sides.
 
 The catalog (SQLite in the store directory) is copied into another SQLAlchemy URL (PostgreSQL
 for several machines) with its ids kept — point payloads name caption ids — in one transaction
-after the points (the §4 write order): rows already there are kept, missing ones added, a
+after the points (the design §4 write order): rows already there are kept, missing ones added, a
 caption done in the store becomes done in the target, leases of the embedded store (a dead
 run's) are dropped.  Without a target catalog URL the catalog stays in the store directory and
 serves the server collection from there (``--store DIR --qdrant-url URL``).

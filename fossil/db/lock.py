@@ -1,4 +1,4 @@
-"""Single-process lock of an embedded store directory (§7, §8).
+"""Single-process lock of an embedded store directory (design §7, §8).
 
 Qdrant Edge, like qdrant-client's local mode, lets one process open a store; a second one
 must fail early with a message that names the fix (a Qdrant server).  The lock is an

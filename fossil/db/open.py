@@ -1,4 +1,4 @@
-"""Open (or create) a reference collection: vector store + catalog + ``collection_meta`` (§4).
+"""Open (or create) a collection: vector store + catalog + ``collection_meta`` (design §4).
 
 Store directory layout::
 

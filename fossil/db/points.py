@@ -1,4 +1,4 @@
-"""Boundary checks shared by the vector stores: what a point and a query must look like (§4)."""
+"""Boundary checks shared by the vector stores: what points and queries look like (design §4)."""
 
 from __future__ import annotations
 

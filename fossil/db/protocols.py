@@ -1,4 +1,4 @@
-"""Store protocols (§4).  Implementations: :mod:`fossil.db.edge` (embedded Qdrant Edge,
+"""Store protocols (design §4).  Implementations: :mod:`fossil.db.edge` (embedded Qdrant Edge,
 default), :mod:`fossil.db.server` (qdrant-client against a server, or ``:memory:``),
 :mod:`fossil.db.catalog` (SQLAlchemy)."""
 
@@ -16,7 +16,7 @@ from fossil.records import Hit, ReferencePoint
 
 @dataclass(frozen=True)
 class CollectionMeta:
-    """What a collection was built with; checked on open (§4 ``collection_meta``)."""
+    """What a collection was built with; checked on open (design §4 ``collection_meta``)."""
 
     text_encoder: str
     text_dim: int
@@ -78,7 +78,7 @@ class ReferenceStore(Protocol):
 
 @dataclass(frozen=True)
 class CaptionJob:
-    """A caption claimed for processing (§4 ``caption`` row, status ``leased``)."""
+    """A caption claimed for processing (design §4 ``caption`` row, status ``leased``)."""
 
     id: int
     text: str
@@ -90,7 +90,7 @@ class CaptionJob:
 
 @dataclass(frozen=True)
 class ReferenceRow:
-    """A reference as catalogued in SQL (§4 ``reference`` row)."""
+    """A reference as catalogued in SQL (design §4 ``reference`` row)."""
 
     point_id: str
     caption_id: int
@@ -109,7 +109,7 @@ class AddResult:
 
 @runtime_checkable
 class CatalogStore(Protocol):
-    """SQL catalog of corpora, captions (with job state) and references (§4)."""
+    """SQL catalog of corpora, captions (with job state) and references (design §4)."""
 
     def add_corpus(
         self,
@@ -143,7 +143,7 @@ class CatalogStore(Protocol):
         self, owner: str, caption_ids: Sequence[int], rows: Sequence[ReferenceRow]
     ) -> None:
         """One transaction: mark captions done, insert their reference rows, bump the
-        revision.  Called after the vector upsert (§4 write order)."""
+        revision.  Called after the vector upsert (design §4 write order)."""
         ...
 
     def fail(self, owner: str, caption_id: int, error: str) -> None: ...

@@ -1,4 +1,4 @@
-"""Catalog schema (§4) and its migrations.
+"""Catalog schema (design §4) and its migrations.
 
 A minimal versioned migration scheme (no Alembic: one dependency less for a few tables).
 ``schema_version`` holds one row with the catalog's version; :data:`MIGRATIONS` maps each
@@ -99,7 +99,7 @@ catalog_state = Table(
 
 
 def _migrate_1(conn: Connection) -> None:
-    """Version 1: the tables of §4 and the revision counter."""
+    """Version 1: the tables of design §4 and the revision counter."""
     metadata.create_all(conn)
     conn.execute(insert(catalog_state).values(id=1, revision=0))
 

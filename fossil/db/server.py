@@ -1,7 +1,7 @@
-"""Reference store over qdrant-client (§4, §7): a Qdrant server or cluster for scale-out, or
+"""Reference store over qdrant-client (design §4, §7): a Qdrant server or cluster for scale-out, or
 qdrant-client's in-process modes (``":memory:"``, ``path=``) for tests and small sets.
 
-Server collection (§7): ``text`` cosine with HNSW and int8 scalar quantization (kept in RAM,
+Server collection (design §7): ``text`` cosine with HNSW and int8 scalar quantization (kept in RAM,
 searches rescore with the original vectors); ``visual`` Dot (raw VREs), on disk, no HNSW graph
 (``m=0``); keyword payload indexes on ``noun_lemma`` and ``corpus``.  The collection is
 created idempotently: an existing one is checked (vector names and sizes) and reused.
@@ -40,7 +40,7 @@ QUERY_CHUNK = 64  # queries per batch request (a server caps request sizes)
 
 
 def collection_config(text_dim: int, visual_dim: int) -> dict[str, qm.VectorParams]:
-    """Named vectors of §7: ``text`` HNSW + int8, ``visual`` raw on disk without a graph."""
+    """Named vectors of design §7: ``text`` HNSW + int8, ``visual`` raw on disk without a graph."""
     return {
         TEXT: qm.VectorParams(
             size=text_dim,

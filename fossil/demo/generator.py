@@ -3,9 +3,9 @@
 It implements :class:`fossil.models.protocols.Generator`: for each caption it matches the
 caption's nouns (from the real noun parser) to vocabulary materials, renders a scene with
 one region per mentioned material (plus, sometimes, an unmentioned background material),
-and returns a heat map per located noun that is imperfect the way DAAM's are (§5.2):
+and returns a heat map per located noun that is imperfect the way DAAM's are (design §5.2):
 shifted, blurred, partly missing, with attention leaking onto the rest of the image and
-sometimes a spurious blob.  Heat maps are binarised exactly like fossil's (§5.3, through
+sometimes a spurious blob.  Heat maps are binarised exactly like fossil's (design §5.3, through
 :func:`fossil.models.heatmaps.binarize`).  Nouns that name no material are ``skipped``.
 Everything is seeded from the caption text: the same caption gives the same image.
 """
@@ -42,7 +42,7 @@ class HeatmapNoise:
     leak: tuple[float, float] = (0.15, 0.5)  # smooth attention on the rest of the image
     spurious_probability: float = 0.5  # chance of a wrong blob
     spurious_strength: tuple[float, float] = (0.5, 1.0)  # its peak, relative to the region
-    gain: tuple[float, float] = (1.0, 4.0)  # raw map peak (before the §5.3 sigmoid)
+    gain: tuple[float, float] = (1.0, 4.0)  # raw map peak (before the design §5.3 sigmoid)
 
     def __post_init__(self) -> None:
         if self.shift < 0:
@@ -87,10 +87,10 @@ def _smooth(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> n
 
 
 class SyntheticGenerator:
-    """Renders the scene a caption describes, with DAAM-like heat maps and §5.3 masks.
+    """Renders the scene a caption describes, with DAAM-like heat maps and design §5.3 masks.
 
     Images are ``size``² RGB; ``config`` supplies the heat-map side, mask mode and threshold
-    (§5.2–§5.3; its height/width/steps do not apply)."""
+    (design §5.2–§5.3; its height/width/steps do not apply)."""
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""Benchmark evaluation (§9): dataset readers, the mIoU accumulator, reports and a
+"""Benchmark evaluation (design §9): dataset readers, the mIoU accumulator, reports and a
 resumable runner that drives an injected crop predictor through the sliding-window protocol
 (:mod:`fossil.segment.window`; fossil's predictor is :mod:`fossil.pipeline`'s).
 

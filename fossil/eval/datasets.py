@@ -1,4 +1,4 @@
-"""Readers for the four benchmarks in mmsegmentation 0.27's converted directory layouts (§9).
+"""Readers for the four benchmarks in mmsegmentation 0.27's converted directory layouts (design §9).
 
 Layouts (paths relative to ``--data``; see :mod:`fossil.eval.layouts`):
 

@@ -1,4 +1,4 @@
-"""Where each benchmark keeps its files: mmsegmentation 0.27's converted layouts (§9).
+"""Where each benchmark keeps its files: mmsegmentation 0.27's converted layouts (design §9).
 
 Paths, suffixes and ``reduce_zero_label`` follow mmseg 0.27's ``configs/_base_/datasets``
 (``pascal_context_59.py``, ``coco-stuff164k.py``, ``ade20k.py``, ``cityscapes.py``) and its

@@ -1,4 +1,4 @@
-"""mIoU as mmseg 0.27 computes it (§9): per-class intersection and union summed over the
+"""mIoU as mmseg 0.27 computes it (design §9): per-class intersection and union summed over the
 whole dataset, IoU per class, mIoU = nanmean over classes (a class neither predicted nor
 present has no union and is left out), aAcc = correct pixels / labelled pixels.
 

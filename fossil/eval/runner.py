@@ -1,4 +1,4 @@
-"""Evaluate a :class:`~fossil.segment.window.CropPredictor` on a benchmark (§9), resumably.
+"""Evaluate a :class:`~fossil.segment.window.CropPredictor` on a benchmark (design §9), resumably.
 
 Files under ``out_dir``:
 

@@ -1,4 +1,4 @@
-"""Caption corpus readers (§1, §2): COCO captions JSON, JSONL, CSV and plain text.
+"""Caption corpus readers (design §1, §2): COCO captions JSON, JSONL, CSV and plain text.
 
 Every reader returns a :class:`CorpusFile`: the cleaned captions in file order plus what was
 skipped and why.  Control and bidi-override characters are removed from every caption
@@ -12,7 +12,7 @@ Gzip is detected from the magic bytes, whatever the file is called.
 
 Deduplication and the length limit are the catalog's (:mod:`fossil.db.catalog`): it
 normalises, skips over-long captions (counted) and deduplicates by the hash of the normalised
-text across all corpora (§4).
+text across all corpora (design §4).
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 A reference is a noun's region in an image, embedded.  A labelled photo gives one directly:
 its ground-truth mask replaces the heat-map mask of a generated image, and the rest is the
 generated references' path — the VRE is eq. 4 (:func:`fossil.segment.pooling.region_pool`) on
-the collection's dense encoder's features of the photo, the TRE is §5.5's mix of the class
+the collection's dense encoder's features of the photo, the TRE is design §5.5's mix of the class
 name's 7 templates (weight 0.9) and a caption (weight 0.1), the thumbnail is the photo with
-the mask (:mod:`fossil.ingest.thumbnails`), the write is the §4 order of
+the mask (:mod:`fossil.ingest.thumbnails`), the write is the design §4 order of
 :class:`fossil.ingest.worker.BatchWriter`.
 
 **One reference per (photo, class)** by default (``unit="class"``): the union of the
@@ -221,7 +221,7 @@ def _labelled_group(
         [item.concept for item in wanted],
         [item.caption for item in wanted],
         template_weight=template_weight,
-    )  # (R, dim) §5.5
+    )  # (R, dim) design §5.5
     outcomes = []
     for job, item, lemma, text in zip(jobs, wanted, lemmas, tre, strict=True):
         image, masks = loaded[item.photo.key]

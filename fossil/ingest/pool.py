@@ -1,8 +1,8 @@
-"""Several generator processes feeding one writer (``fossil ingest --workers W``, §7).
+"""Several generator processes feeding one writer (``fossil ingest --workers W``, design §7).
 
 The embedded store is single-process, so only the parent opens it: it claims batches, sends
 them to W worker processes (each loads its own models, e.g. one per GPU) and writes their
-results in the §4 order through the same :class:`~fossil.ingest.worker.BatchWriter` as the
+results in the design §4 order through the same :class:`~fossil.ingest.worker.BatchWriter` as the
 single-process loop.  Workers are started with ``spawn`` (safe with CUDA and torch threads)
 and ignore SIGINT: Ctrl-C is the parent's to handle.  A worker exits as soon as its parent
 dies, however it dies (``kill -9`` included): :func:`fossil.processes.exit_with_parent`.

@@ -1,4 +1,4 @@
-"""References of leased captions (§2, §5.3–§5.5): nouns → generate → masks → VRE/TRE.
+"""References of leased captions (design §2, §5.3–§5.5): nouns → generate → masks → VRE/TRE.
 
 :func:`process_batch` is the compute half of ingest, with no store access (it runs in the
 worker processes with ``--workers``); it also writes the reference thumbnails, which are
@@ -27,7 +27,7 @@ from fossil.segment.pooling import region_pool
 logger = logging.getLogger(__name__)
 
 _MAX_ERROR_CHARS = 1000
-TEMPLATE_WEIGHT = TextConfig().template_weight  # §5.5 default, 0.9
+TEMPLATE_WEIGHT = TextConfig().template_weight  # design §5.5 default, 0.9
 
 
 class LabelledModels(Protocol):
@@ -53,7 +53,7 @@ class IngestModels(LabelledModels, Protocol):
 
 
 def collection_meta(models: IngestModels, schema_version: int) -> CollectionMeta:
-    """What a collection built by ``models`` records in ``collection_meta`` (§4)."""
+    """What a collection built by ``models`` records in ``collection_meta`` (design §4)."""
     return CollectionMeta(
         text_encoder=models.text.name,
         text_dim=int(models.text.dim),
@@ -176,7 +176,7 @@ def _describe_error(error: BaseException) -> str:
 
 def _unique_nouns(nouns: Sequence[Noun]) -> tuple[list[int], int]:
     """Indices of the first occurrence of each noun text (case-insensitive), and how many
-    repeats were dropped: a repeated word has one heat map (§5.2), so one reference."""
+    repeats were dropped: a repeated word has one heat map (design §5.2), so one reference."""
     seen: set[str] = set()
     keep = []
     for index, noun in enumerate(nouns):
@@ -258,7 +258,7 @@ def _process_group(
         [r.noun.text for r in located],
         [jobs[r.caption].text for r in located],
         template_weight=template_weight,
-    )  # (R, dim) §5.5
+    )  # (R, dim) design §5.5
     for r, text in zip(located, tre, strict=True):
         job = jobs[r.caption]
         pid = point_id(job.text_hash, r.noun_index, models.generator.fingerprint)

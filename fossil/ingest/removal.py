@@ -1,5 +1,5 @@
 """Removing a corpus (``fossil corpus remove``): its references leave the vector store and
-the catalog together, crash-safe like ingest (§4).
+the catalog together, crash-safe like ingest (design §4).
 
 A caption belongs to every corpus that contains it (captions are stored once, deduplicated
 across corpora): removal drops only the captions no remaining corpus holds, with their

@@ -1,4 +1,4 @@
-"""Reference thumbnails: the generated image and a noun's mask in one small file (§4).
+"""Reference thumbnails: the generated image and a noun's mask in one small file (design §4).
 
 One RGBA WebP per reference under ``STORE/thumbnails/``: the colour channels hold the
 generated image at 128 px (long side), the alpha channel the noun mask, so any image viewer

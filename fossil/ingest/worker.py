@@ -1,6 +1,6 @@
-"""The ingest worker loop (§2, §4): claim a batch → compute its references → write.
+"""The ingest worker loop (design §2, §4): claim a batch → compute its references → write.
 
-:class:`BatchWriter` persists one batch in the §4 write order (vector upsert first, then one
+:class:`BatchWriter` persists one batch in the design §4 write order (vector upsert first, then one
 catalog transaction), so a crash at any point leaves a state that a rerun completes exactly:
 point ids are deterministic and the upsert is idempotent.  Thumbnails are written staged and
 moved into place after the catalog commit (:mod:`fossil.ingest.thumbnails`), so a killed run
@@ -82,7 +82,7 @@ class KillSwitch:
 
 
 class BatchWriter:
-    """Writes batches in the §4 order and keeps the run's counters and progress bar;
+    """Writes batches in the design §4 order and keeps the run's counters and progress bar;
     ``on_batch(stats)`` is called after each batch with the run's counters so far.
     ``lock``: held while one batch is written (its upsert and catalog transaction), so that
     readers of the same open collection in other threads (``fossil serve``) see whole

@@ -1,4 +1,4 @@
-"""Model layer (§3): loading by hub id or local path, the Stable Diffusion generator with DAAM
+"""Model layer (design §3): loading by hub id or local path, the Stable Diffusion generator, DAAM
 heat maps, dense visual encoders, text encoders with the retrieval embedding, the noun parser.
 
 Submodules import their heavy libraries (torch, diffusers, transformers, spaCy) themselves;

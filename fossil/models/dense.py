@@ -1,9 +1,9 @@
-"""Dense visual encoders (§5.4, §5.7, §5.8) behind the ``DenseEncoder`` protocol.
+"""Dense visual encoders (design §5.4, §5.7, §5.8) behind the ``DenseEncoder`` protocol.
 
 - :class:`PatchFeatureEncoder`: DINOv2 patch tokens of the last layer (after its LayerNorm),
-  at 518² → 37×37×dim, CLS and register tokens dropped (§5.4).
+  at 518² → 37×37×dim, CLS and register tokens dropped (design §5.4).
 - :class:`KeyFeatureEncoder`: keys of the last attention layer (heads concatenated, no
-  LayerNorm), L2-normalised per patch (§5.7): DINO ViT-B/8 at 480² → 60×60×768 (the paper's),
+  LayerNorm), L2-normalised per patch (design §5.7): DINO ViT-B/8 at 480² → 60×60×768 (the paper's),
   or any DINO-family backbone (DINOv2 /14 at 518² → 37×37, with or without registers).
 
 Both resize every image to ``input_size``² (bicubic, antialiased), apply ImageNet

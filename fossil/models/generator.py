@@ -1,4 +1,4 @@
-"""Stable Diffusion generation with DAAM cross-attention heat maps (§5.1–§5.3).
+"""Stable Diffusion generation with DAAM cross-attention heat maps (design §5.1–§5.3).
 
 :func:`record_cross_attention` installs a :class:`RecordingAttnProcessor` on the hooked
 ``attn2`` (cross-attention) layers of a UNet through ``set_attn_processor`` and restores the
@@ -28,20 +28,20 @@ from fossil.records import GeneratedImage, Noun
 
 logger = logging.getLogger(__name__)
 
-# §5.2 resolutions are latent sides of the paper's 512² generation (64² latent); a layer's
+# design §5.2 resolutions are latent sides of the paper's 512² generation (64² latent); a layer's
 # downsampling factor relative to the latent (1, 2, 4, …) is what selects it at any size.
 REFERENCE_LATENT_SIDE = 64
 _BLOCK = re.compile(r"^(down_blocks|up_blocks|mid_block)\.(\d+\.)?")
 
 
 def caption_seed(caption: str) -> int:
-    """Stable seed of a caption: the first 63 bits of SHA-256 of its UTF-8 text (§5.1)."""
+    """Stable seed of a caption: the first 63 bits of SHA-256 of its UTF-8 text (design §5.1)."""
     digest = hashlib.sha256(caption.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") & (2**63 - 1)
 
 
 def resolution_factors(resolutions: Sequence[int]) -> set[int]:
-    """§5.2 latent sides (64, 32, 16) → downsampling factors relative to the latent (1, 2, 4)."""
+    """design §5.2 latent sides (64, 32, 16) → downsampling factors from the latent (1, 2, 4)."""
     factors = set()
     for r in resolutions:
         if r < 1 or REFERENCE_LATENT_SIDE % r:
@@ -56,7 +56,7 @@ def resolution_factors(resolutions: Sequence[int]) -> set[int]:
 def hooked_layers(unet: Any, resolutions: Sequence[int]) -> dict[str, int]:
     """Processor names of the cross-attention layers to record → their downsampling factor.
 
-    Only ``attn2`` of down and up blocks; the mid block never (§5.2).  Down block ``i`` runs at
+    Only ``attn2`` of down and up blocks, never mid (design §5.2).  Down block ``i`` runs at
     factor 2**i, up block ``j`` at 2**(len(up_blocks) − 1 − j).
     """
     wanted = resolution_factors(resolutions)
@@ -192,7 +192,7 @@ def record_cross_attention(
 ) -> Iterator[AttentionRecorder]:
     """Install recording processors on the hooked ``attn2`` layers; restore on exit.
 
-    ``set_attn_processor`` needs a processor for every layer (§10), so the others get their
+    ``set_attn_processor`` needs a processor for every layer (design §10), so the others get their
     current one back.  The originals are restored even when the body raises.
     """
     original = dict(unet.attn_processors)
@@ -212,7 +212,7 @@ def record_cross_attention(
 
 
 class StableDiffusionGenerator:
-    """A diffusers Stable Diffusion pipeline behind the ``Generator`` protocol (§5.1–§5.3)."""
+    """A diffusers Stable Diffusion pipeline as a ``Generator`` (design §5.1–§5.3)."""
 
     def __init__(
         self, pipeline: Any, config: GenerationConfig, name: str, *, progress: bool = False
@@ -312,7 +312,7 @@ class StableDiffusionGenerator:
 
 
 def check_inputs(captions: Sequence[str], nouns: Sequence[Sequence[Noun]]) -> None:
-    """Reject a bare string, a length mismatch and empty or non-text captions (§8)."""
+    """Reject a bare string, a length mismatch and empty or non-text captions (design §8)."""
     if isinstance(captions, str):
         raise TypeError("captions must be a sequence of strings, not one string")
     if len(nouns) != len(captions):
@@ -340,7 +340,7 @@ def generation_settings(config: GenerationConfig) -> dict[str, object]:
 
 
 def generation_fingerprint(name: str, config: GenerationConfig, scheduler: dict) -> str:
-    """Hash of everything that changes images or masks (§4): model, scheduler, settings
+    """Hash of everything that changes images or masks (design §4): model, scheduler, settings
     (:func:`generation_settings`).
 
     ``batch_size`` is left out (batched and single generation agree), and so is the dtype
@@ -357,7 +357,7 @@ def generation_fingerprint(name: str, config: GenerationConfig, scheduler: dict)
 
 
 def log_batch_stats(results: Sequence[GeneratedImage]) -> None:
-    """Mask-area statistics per batch, so a bad §5.3 setting is visible in the logs."""
+    """Mask-area statistics per batch, so a bad design §5.3 setting is visible in the logs."""
     areas = [float(m.mean()) for r in results for m in r.masks]
     skipped = sum(len(r.skipped) for r in results)
     no_nouns = sum(1 for r in results if not r.nouns)

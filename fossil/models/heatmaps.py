@@ -1,4 +1,4 @@
-"""DAAM heat maps (§5.2) and their binarisation into masks (§5.3): pure tensor functions.
+"""DAAM heat maps (design §5.2) and their binarisation into masks (§5.3): pure tensor functions.
 
 The recording processor (:mod:`fossil.models.generator`) sums the conditional cross-attention
 probabilities of each hooked layer over the denoising steps; everything after that lives here:
@@ -23,7 +23,7 @@ from fossil.config import MASK_MODES
 def aggregate_heatmaps(
     layer_maps: Sequence[torch.Tensor], positions: Sequence[Sequence[int]], size: int = 64
 ) -> torch.Tensor:
-    """Word heat maps of one image from its per-layer attention sums (§5.2, DAAM).
+    """Word heat maps of one image from its per-layer attention sums (design §5.2, DAAM).
 
     ``layer_maps[l]``: (heads_l, h_l, w_l, T) cross-attention probabilities of layer ``l``
     summed over timesteps (conditional half only).  ``positions[i]``: token indices of word
@@ -69,7 +69,7 @@ def aggregate_heatmaps(
 def token_positions(
     caption_ids: Sequence[int], word_ids: Sequence[int], offset: int = 1
 ) -> list[int]:
-    """Indices in ``caption_ids`` of every occurrence of the sequence ``word_ids`` (§5.2).
+    """Indices in ``caption_ids`` of every occurrence of the sequence ``word_ids`` (design §5.2).
 
     ``caption_ids`` are the caption's tokens without special tokens, already truncated to
     what the text encoder sees; ``offset`` (1) shifts them past the start token, so the
@@ -101,7 +101,7 @@ def _zscore(x: torch.Tensor) -> torch.Tensor:
 
 
 def normalise_heatmap(raw: torch.Tensor, mode: str) -> torch.Tensor:
-    """Map a raw word heat map (≥ 0) to [0, 1] with one of the §5.3 modes.
+    """Map a raw word heat map (≥ 0) to [0, 1] with one of the design §5.3 modes.
 
     ``raw-sigmoid-minmax``: minmax(sigmoid(raw)) (the sigmoid flattens peaks first);
     ``minmax``: minmax(raw); ``zscore-sigmoid``: sigmoid((raw − mean) / std).
@@ -130,7 +130,7 @@ def binarize(
 ) -> np.ndarray:
     """Raw word heat map (h, w) → boolean mask (H, W) = normalise(resize(raw)) > threshold.
 
-    ``size`` is (H, W), the image resolution; ``mode`` one of §5.3's modes (see
+    ``size`` is (H, W), the image resolution; ``mode`` one of design §5.3's modes (see
     :func:`normalise_heatmap`); the comparison is strict.  A flat map gives an empty mask.
     """
     if not 0.0 <= threshold <= 1.0:

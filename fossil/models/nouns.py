@@ -1,4 +1,4 @@
-"""Noun extraction with spaCy (§2): one :class:`~fossil.records.Noun` per (compound) noun.
+"""Noun extraction with spaCy (design §2): one :class:`~fossil.records.Noun` per (compound) noun.
 
 A noun is a NOUN/PROPN head together with the contiguous ``compound`` dependents to its left
 ("traffic light", "fire hydrant", "city street").  A few lexicalised multi-word nouns that the

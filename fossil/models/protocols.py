@@ -27,8 +27,8 @@ class TextEncoder(Protocol):
 
 @runtime_checkable
 class DenseEncoder(Protocol):
-    """Dense patch features of RGB images: the VRE / region-feature extractor (§5.4, §5.8),
-    or the OpenCut key extractor (§5.7)."""
+    """Dense patch features of RGB images: the VRE / region-feature extractor (design §5.4, §5.8),
+    or the OpenCut key extractor (design §5.7)."""
 
     name: str
     dim: int
@@ -50,10 +50,10 @@ class NounParser(Protocol):
 
 @runtime_checkable
 class Generator(Protocol):
-    """Text-to-image generator that also locates nouns (SD + DAAM heat maps, §5.1–§5.3)."""
+    """Text-to-image generator that also locates nouns (SD + DAAM heat maps, design §5.1–§5.3)."""
 
     name: str
-    fingerprint: str  # identifies everything that changes the images/masks (§4 point ids)
+    fingerprint: str  # identifies everything that changes the images/masks (design §4 point ids)
 
     def generate(
         self, captions: Sequence[str], nouns: Sequence[Sequence[Noun]]

@@ -1,7 +1,7 @@
-"""Text encoders and the Textual Retrieval Embedding (§5.5).
+"""Text encoders and the Textual Retrieval Embedding (design §5.5).
 
 ``TRE = normalise(w·normalise(mean_templates(noun)) + (1 − w)·normalise(caption))`` with
-``w`` = ``TextConfig.template_weight`` (0.9, §5.5); a query embeds a concept as
+``w`` = ``TextConfig.template_weight`` (0.9, design §5.5); a query embeds a concept as
 ``normalise(mean_templates(concept))``.  Encoders are pluggable: a CLIP text tower
 (:class:`ClipTextEncoder`) or any sentence-transformers model
 (:class:`SentenceTransformerEncoder`), since retrieval is text-to-text.
@@ -18,7 +18,7 @@ from fossil.config import TextConfig
 from fossil.models.protocols import TextEncoder
 from fossil.numerics import l2_normalise
 
-# The 7 prompt templates of CLIP's zero-shot ImageNet notebook (§5.5).
+# The 7 prompt templates of CLIP's zero-shot ImageNet notebook (design §5.5).
 TEMPLATES: tuple[str, ...] = (
     "itap of a {}.",
     "a bad photo of the {}.",
@@ -61,7 +61,7 @@ def retrieval_embeddings(
     captions: Sequence[str],
     template_weight: float | None = None,
 ) -> np.ndarray:
-    """(B,) nouns and their captions → (B, dim) Textual Retrieval Embeddings (§5.5);
+    """(B,) nouns and their captions → (B, dim) Textual Retrieval Embeddings (design §5.5);
     ``template_weight`` None: ``TextConfig``'s default, its one home."""
     if template_weight is None:
         template_weight = TextConfig().template_weight

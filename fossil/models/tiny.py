@@ -1,4 +1,4 @@
-"""Tiny random-initialised models built from configs, offline (the ``tiny`` profile, §6).
+"""Tiny random-initialised models built from configs, offline (the ``tiny`` profile, design §6).
 
 Their outputs are meaningless: they exist so that smoke runs and tests exercise the real code
 paths (shapes, processors, batching) in seconds without any download.  Every builder seeds

@@ -1,4 +1,4 @@
-"""CLIP tokenizers built offline (§10).
+"""CLIP tokenizers built offline (design §10).
 
 The real pipelines bring their own tokenizer.  Two are built here without the hub:
 
@@ -167,7 +167,7 @@ def tiny_clip_tokenizer(pad_token: str = "<|endoftext|>") -> Any:
 def _clip_tokenizer(vocab: dict[str, int], merges: list[tuple[str, str]], pad_token: str) -> Any:
     from transformers import CLIPTokenizer
 
-    # transformers 5 ignores vocab_file=/merges_file=: pass the data itself (§10).
+    # transformers 5 ignores vocab_file=/merges_file=: pass the data itself (design §10).
     tokenizer: Any = CLIPTokenizer(vocab=vocab, merges=merges, pad_token=pad_token)  # type: ignore[arg-type]
     tokenizer.model_max_length = MAX_LENGTH
     return tokenizer

@@ -3,7 +3,7 @@ answer from the grown collection (``fossil query --extend``, ``fossil segment --
 
 The uncovered concepts (:meth:`fossil.query.QueryEngine.coverage`) get concept corpora
 (:mod:`fossil.ingest.concepts`), processed by the one ingest call
-(:func:`fossil.pipeline.ingest.ingest_corpora`: leases, §4 write order, deduplication, the
+(:func:`fossil.pipeline.ingest.ingest_corpora`: leases, design §4 write order, deduplication, the
 lemma index) restricted to those corpora.  The references stay: every later
 query reuses them (OVDiff generates support images per query and throws them away).  A
 concept extended before is not generated again (its captions are already registered); if it

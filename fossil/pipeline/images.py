@@ -1,4 +1,4 @@
-"""Reading user images into (H, W, 3) uint8 RGB arrays, with clear errors (§8).
+"""Reading user images into (H, W, 3) uint8 RGB arrays, with clear errors (design §8).
 
 An image is measured from its header before anything is decoded, and refused when it would
 cost far more than it looks: over :data:`MAX_PIXELS` pixels; over a budget of decoded memory
@@ -125,7 +125,7 @@ _RESAMPLED = {"L", "LA", "RGB", "RGBA", "CMYK", "YCbCr", "I", "F"}
 
 def shrunk_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     """(width, height) with the long side at most ``max_side``, the aspect ratio kept
-    (rounded as the protocol's resize rounds, §9)."""
+    (rounded as the protocol's resize rounds, design §9)."""
     scale = min(1.0, max_side / max(width, height, 1))
     return max(1, int(width * scale + 0.5)), max(1, int(height * scale + 0.5))
 

@@ -1,10 +1,10 @@
-"""One ingest run as one library call (§1.1, §2): :func:`ingest_corpora`.
+"""One ingest run as one library call (design §1.1, §2): :func:`ingest_corpora`.
 
 It registers caption corpora in a collection (deduplicated by normalised text), hands back
 the leases of runs that died (an embedded store opened here is locked to this process:
 :func:`fossil.db.open.open_collection`), claims the pending captions in batches, turns them
 into references (in this process with given or loaded models, or in a
-:class:`~fossil.ingest.pool.WorkerPool`), writes them in the §4 order and brings the
+:class:`~fossil.ingest.pool.WorkerPool`), writes them in the design §4 order and brings the
 collection's saved lemma index up to date.  Progress goes to a tqdm bar (``progress``
 switch) and to an optional ``on_progress`` callback; nothing is printed.  ``fossil ingest``
 and ``--extend`` (:func:`fossil.pipeline.extend.extend`) both run it;

@@ -108,7 +108,7 @@ class IngestOptions:
     progress: bool = False  # tqdm bar
     only_given: bool = False  # claim only the given corpora's captions (else all pending)
     owner: str | None = None  # lease owner (None: lease_owner(), host:pid)
-    text: TextConfig = field(default_factory=TextConfig)  # §5.5 the TRE's template weight
+    text: TextConfig = field(default_factory=TextConfig)  # design §5.5 the TRE's template weight
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

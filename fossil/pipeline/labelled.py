@@ -6,7 +6,7 @@ image decoded, every mask rasterised), so bad input raises before the store is t
 Then it runs as caption corpora do (:class:`fossil.pipeline.ingest.IngestRun`): the
 (photo, class) items (or (photo, instance) items, ``unit="instance"``) are registered as
 the caption rows of corpus ``labelled:<name>``, claimed in batches, turned into references
-(:func:`fossil.ingest.labelled_refs.process_labelled`) and written in the §4 order, so a
+(:func:`fossil.ingest.labelled_refs.process_labelled`) and written in the design §4 order, so a
 killed run resumes with the same point ids and a rerun adds nothing.  No generator is
 loaded: the text, dense and noun-parser roles are, and they must match the collection's (a
 new store records no generator until its first generated references).

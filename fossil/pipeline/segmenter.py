@@ -1,9 +1,9 @@
-"""Segment images for concepts against a reference collection (§5.7–§5.8, §9).
+"""Segment images for concepts against a reference collection (design §5.7–§5.8, §9).
 
-Per crop: dense features (DINOv2, §5.4/§5.8) and OpenCut masks on the key encoder's patch
-grid (DINO keys, §5.7) — both concept-independent and cacheable per crop — then region
+Per crop: dense features (DINOv2, design §5.4/§5.8) and OpenCut masks on the key encoder's patch
+grid (DINO keys, design §5.7) — both concept-independent and cacheable per crop — then region
 pooling (eq. 4) and scoring against the concepts' prototypes (eq. 5).  Whole images follow
-the evaluation protocol of §9 (resize, sliding windows, averaging, upsampling).
+the evaluation protocol of design §9 (resize, sliding windows, averaging, upsampling).
 """
 
 from __future__ import annotations
@@ -313,7 +313,7 @@ def build_predictor(
     config: FossilConfig,
     cache: CropCache | None = None,
 ) -> CropScorer:
-    """The crop predictor the evaluation runner drives (§9): per crop features + OpenCut
+    """The crop predictor the evaluation runner drives (design §9): per crop features + OpenCut
     masks (cached when ``cache`` is given) scored against ``prototypes``."""
     return CropScorer(ImageAnalyser(dense, keys, config, cache), prototypes, config)
 

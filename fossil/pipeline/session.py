@@ -264,7 +264,7 @@ class ReadSession:
     def predictor(
         self, prototypes: Sequence[np.ndarray], config: FossilConfig | None = None
     ) -> CropScorer:
-        """The crop predictor the evaluation runner drives (§9): per crop features + region
+        """The crop predictor the evaluation runner drives (design §9): per crop features + region
         masks (through the crop cache) scored against ``prototypes`` (one (K, dim) array per
         class, e.g. from :meth:`query`) under ``config`` (default: the session's)."""
         config = config if config is not None else self.config

@@ -1,4 +1,4 @@
-"""Query references for concepts: retrieval, prototypes, cache (§5.5–§5.6)::
+"""Query references for concepts: retrieval, prototypes, cache (design §5.5–§5.6)::
 
     from fossil.config import RetrievalConfig
     from fossil.query import QueryEngine

@@ -1,4 +1,4 @@
-"""Prototype cache (§5.6): a repeated query for a concept skips encoding, retrieval and
+"""Prototype cache (design §5.6): a repeated query for a concept skips encoding, retrieval and
 K-Means.  Keys carry the collection's identity (a random id created with its catalog,
 :func:`collection_instance`) and its revision: a new ingest (which bumps the revision) makes
 every older entry unreachable, and so does a store rebuilt from scratch, whose revisions

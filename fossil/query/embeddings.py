@@ -1,4 +1,4 @@
-"""Concept query embeddings (§5.5) with a cache.
+"""Concept query embeddings (design §5.5) with a cache.
 
 A concept's query embedding, ``normalise(mean_templates(concept))``
 (:func:`fossil.models.text.concept_embeddings`), depends on the text encoder and the templates

@@ -1,4 +1,4 @@
-"""The query engine: concept texts → references, their VREs and K prototypes (§5.5–§5.6).
+"""The query engine: concept texts → references, their VREs and K prototypes (design §5.5–§5.6).
 
 ``QueryEngine`` binds an opened collection to the text encoder it was built with and keeps
 the prototype cache; :func:`query` is the one-shot form.

@@ -1,4 +1,4 @@
-"""Prototypes of a concept: K-Means on the Visual Reference Embeddings of its references (§5.6).
+"""Prototypes of a concept: K-Means on its references' Visual Reference Embeddings (design §5.6).
 
 Decision (the paper is silent): the VREs are L2-normalised and clustered with *spherical*
 K-Means (faiss ``spherical=True``: assignment by cosine, centroids re-normalised after each
@@ -8,7 +8,7 @@ saturated features) cannot pull centroids towards themselves.  Prototypes are re
 unit norm.  ``prototype_mean`` is the K=1 case: the normalised mean of the normalised VREs.
 
 Pure functions over arrays; faiss's OpenMP thread count is set for the duration of a call
-and restored (small problems run far faster on one thread, DESIGN §10).
+and restored (small problems run far faster on one thread, design §10).
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from fossil.config import RetrievalConfig
 from fossil.numerics import l2_normalise
 
 # Below this many multiply-adds per iteration (n · K · dim) K-Means runs on one thread:
-# OpenMP start-up and oversubscription cost more than the work (DESIGN §10).
+# OpenMP start-up and oversubscription cost more than the work (design §10).
 _SMALL_PROBLEM = 1 << 26
 
 
 @dataclass(frozen=True)
 class KMeansParams:
-    """How faiss K-Means runs (§5.6); the defaults are :class:`RetrievalConfig`'s."""
+    """How faiss K-Means runs (design §5.6); the defaults are :class:`RetrievalConfig`'s."""
 
     niter: int = 20  # iterations
     nredo: int = 1  # restarts, the best kept
@@ -73,7 +73,7 @@ def single_threaded() -> Iterator[None]:
     """Run the block with every BLAS/OpenMP pool at one thread, then restore them.
 
     Many small (N × dim) products are 10× slower with two BLAS threads on a busy 2-core
-    machine (oversubscription, DESIGN §10); entering costs ~1 ms, so wrap a batch."""
+    machine (oversubscription, design §10); entering costs ~1 ms, so wrap a batch."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1), faiss_threads(1):

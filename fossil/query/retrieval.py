@@ -1,4 +1,4 @@
-"""Batched retrieval of references for concepts (§5.6): one vector search for all concepts,
+"""Batched retrieval of references for concepts (design §5.6): one vector search for all concepts,
 one fetch of their Visual Reference Embeddings, one catalog look-up for their provenance."""
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from fossil.records import SOURCE_GENERATED, Hit, reference_source
 class Reference:
     """One retrieved reference with its provenance: why a concept looks the way it does."""
 
-    id: str  # point id (§4)
+    id: str  # point id (design §4)
     score: float  # cosine similarity of its TRE to the concept embedding
     caption: str | None  # the caption its image was generated from (None: not catalogued)
     noun: str  # the noun of the caption the reference is a mask of
     lemma: str
     corpus: str | None
     thumbnail: str | None = None  # path of the kept thumbnail, None when not kept
-    source: str = SOURCE_GENERATED  # "generated" or "labelled" (a labelled photo, §5.10)
+    source: str = SOURCE_GENERATED  # "generated" or "labelled" (a labelled photo, design §5.10)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -41,7 +41,7 @@ class Retrieved:
 
 @dataclass(frozen=True)
 class ConceptResult:
-    """What a concept retrieves: its references, their VREs and its prototypes (§5.6)."""
+    """What a concept retrieves: its references, their VREs and its prototypes (design §5.6)."""
 
     concept: str
     references: tuple[Reference, ...]  # descending score
@@ -107,7 +107,7 @@ def _reference(
     hit: Hit, info: dict[str, Any] | None, root: str | os.PathLike[str] | None
 ) -> Reference:
     """Provenance from the catalog; the vector payload fills in for points not catalogued
-    yet (a crash between the vector upsert and the SQL commit, §4 write order)."""
+    yet (a crash between the vector upsert and the SQL commit, design §4 write order)."""
     info = info or {}
     payload = hit.payload
     thumbnail = info.get("thumbnail")

@@ -2,7 +2,7 @@
 
 Exact search over every Textual Retrieval Embedding costs ~10 s for 171 concepts at 1M
 references on 2 cores.  TREs cluster tightly by noun (0.9 of a TRE is the template
-embedding of its noun, §5.5), so a concept's top-N references sit under the few lemmas whose
+embedding of its noun, design §5.5), so a concept's top-N references sit under the few lemmas whose
 TREs are nearest to it.  A :class:`LemmaIndex` keeps one centre per lemma — the normalised
 mean of the TREs of two of its references, fetched once and reused across
 revisions (new lemmas are added, vanished ones dropped) — and :func:`route` gives each

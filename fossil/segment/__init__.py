@@ -1,4 +1,4 @@
-"""OpenCut segmentation and region scoring (§5.7, §5.8): pure array code.
+"""OpenCut segmentation and region scoring (design §5.7, §5.8): pure array code.
 
 ``opencut(keys, image=None, config=None) -> (L, H, W) bool`` is the entry point; scoring lives
 in :mod:`fossil.segment.scoring`, region pooling (eq. 4) in :mod:`fossil.segment.pooling`.

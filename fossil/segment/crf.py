@@ -1,4 +1,4 @@
-"""Dense CRF post-processing of OpenCut masks, as in MaskCut (§5.7).
+"""Dense CRF post-processing of OpenCut masks, as in MaskCut (design §5.7).
 
 ``crf_mask`` is MaskCut's per-mask CRF: a 2-label dense CRF whose unary is the softmax over
 ``[1 − m, m]`` of the soft mask, Gaussian and bilateral pairwise terms, holes filled after the

@@ -1,4 +1,4 @@
-"""MaskCut at one threshold of eq. 1 (§5.7): up to ``t`` NCut masks, each leaving the graph.
+"""MaskCut at one threshold of eq. 1 (design §5.7): up to ``t`` NCut masks, each leaving the graph.
 
 After each mask its patches are dropped from the graph (their nodes are removed; zeroing the
 features instead would make them similar to everything once ``threshold ≤ 0``).  A mask covering at

@@ -1,4 +1,4 @@
-"""Normalized Cut bipartition of a patch graph, paper eqs. 1–3 (§5.7).
+"""Normalized Cut bipartition of a patch graph, paper eqs. 1–3 (design §5.7).
 
 One NCut step on ``num_patches`` L2-normalised patch features ``F``, numbered as the paper:
 
@@ -22,7 +22,7 @@ The cosines of a grid are computed once and shared by every threshold and cut
 The seed is ``argmax |x|`` and the partition is flipped when the seed lies outside it
 (optionally also when ≥ 3 of the 4 grid corners lie inside, as in MaskCut).  MaskCut keeps only
 the 4-connected component of the seed; the paper's OpenCut keeps the whole side (all its
-components, which the refinement then splits, §5.7): ``seed_component_only``.
+components, which the refinement then splits, design §5.7): ``seed_component_only``.
 
 Two numbers are kept apart: ``tau``, a value of OpenCut's schedule in its ``tau_space``, and
 ``threshold``, eq. 1's cosine, which :func:`thresholds` derives from a ``tau``; every function

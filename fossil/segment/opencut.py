@@ -1,4 +1,4 @@
-"""OpenCut (paper §3.4, §5.7): MaskCut over a threshold schedule, CRF and refinement.
+"""OpenCut (paper §3.4, design §5.7): MaskCut over a threshold schedule, CRF and refinement.
 
 For each ``tau`` of ``config.taus`` (foreground phase, then background phase) MaskCut proposes
 up to ``t`` raw masks (eqs. 1–3 in :mod:`fossil.segment.ncut`).  Each raw mask is upsampled to
@@ -49,7 +49,7 @@ from fossil.segment.ncut import cosines, prepare_keys, thresholds
 from fossil.segment.refine import Outcome, Regions, majority_iou, refine
 from fossil.segment.subdivide import Split, subdivide
 
-ETA_REFERENCE_PIXELS = 480 * 480  # §5.7: eta is in pixels of a 480² crop; scaled to the output
+ETA_REFERENCE_PIXELS = 480 * 480  # design §5.7: eta in pixels of a 480² crop; scaled to the output
 
 
 @dataclass(frozen=True)
@@ -277,7 +277,7 @@ def run_opencut(
 def opencut(
     keys: np.ndarray, image: np.ndarray | None = None, config: OpenCutConfig | None = None
 ) -> np.ndarray:
-    """OpenCut masks: ``keys`` (h, w, dim) patch features (DINO keys, §5.7) → (L, H, W) bool.
+    """OpenCut masks: ``keys`` (h, w, dim) patch features (DINO keys, design §5.7) → (L, H, W) bool.
 
     With ``image`` (H, W, 3) uint8 the masks are at the image resolution and the CRF runs (if
     ``config.crf.enabled``); without it they stay on the (h, w) patch grid and no CRF runs.

@@ -1,7 +1,7 @@
 """Region pooling, paper eq. 4: the mean of dense features weighted by a (soft) mask.
 
-Used by ingest (Visual Reference Embedding of a noun mask, §5.4) and by scoring
-(region embedding of an OpenCut mask, §5.8).
+Used by ingest (Visual Reference Embedding of a noun mask, design §5.4) and by scoring
+(region embedding of an OpenCut mask, design §5.8).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Mask refinement (§5.7): turn each new OpenCut mask into mutually exclusive regions.
+"""Mask refinement (design §5.7): turn each new OpenCut mask into mutually exclusive regions.
 
 For each new mask: split it into 4-connected components and drop those smaller than ``eta``
 pixels.  For each remaining component, in order:

@@ -1,4 +1,4 @@
-"""Region scoring, paper eq. 5 (§5.8), and the pixel label map.
+"""Region scoring, paper eq. 5 (design §5.8), and the pixel label map.
 
 ``s_k = sigmoid(cos(region, prototype_k))`` and
 ``score = (1 − γ)·mean_k s_k + γ·max_k s_k``.  With ``sigmoid_after_ensemble`` (FreeDA's

@@ -1,4 +1,4 @@
-"""Subdivision of OpenCut's final masks (fossil's departure from §5.7, off by default).
+"""Subdivision of OpenCut's final masks (fossil's departure from design §5.7, off by default).
 
 On real DINOv2-S/14 keys the first ``tau`` of the schedule already cuts the whole image into
 two or three balanced NCut masks; later ``tau`` values propose smaller masks inside them, and

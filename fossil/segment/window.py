@@ -1,4 +1,4 @@
-"""The sliding-window protocol of TCL / mmsegmentation 0.27 as FOSSIL used it (§9): how a
+"""The sliding-window protocol of TCL / mmsegmentation 0.27 as FOSSIL used it (design §9): how a
 whole image is cut into crops and their class scores put back together.  ``fossil segment``
 (:mod:`fossil.pipeline.segmenter`) and the benchmark runner (:mod:`fossil.eval.runner`) both
 follow it.  Pure array code.

@@ -63,7 +63,7 @@ class ServeSettings:
     time_limit: float = 300.0  # seconds a model request may wait and work before a 503
     max_upload_bytes: int = 20 * 1024 * 1024  # an uploaded image larger than this gets a 413
     top: int = 8  # references per concept in /query
-    max_side: int = 2048  # px; a longer image side is shrunk to it on decoding (§9's long side)
+    max_side: int = 2048  # px: a longer side is shrunk to it when decoded (design §9)
     max_concepts: int = 200  # concepts per request (COCO-Stuff has 171 classes)
     allowed_hosts: tuple[str, ...] = LOCAL_NAMES  # Host names answered ("*": any)
 

@@ -13,7 +13,7 @@ stay in the catalog, and a later job (of any corpus: every pending caption is cl
 ``fossil ingest`` does) resumes them.  A server killed in a job leaves leases behind; the
 next server's job manager hands them back at start (the store's lock proves that no other
 process works on it), and the next job completes the work exactly: point ids are
-deterministic (§4).
+deterministic (design §4).
 
 Memory stays bounded: at most ``max_queued`` jobs wait (each holds its corpus's captions,
 whose size the upload limit bounds), at most ``max_kept`` finished jobs are remembered

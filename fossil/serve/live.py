@@ -160,7 +160,7 @@ def add_live_routes(
         k: Annotated[int | None, Query(description="prototypes per concept, K ≤ N")] = None,
         preset: Annotated[str | None, Query(description="a Table 3 preset")] = None,
     ) -> Response:
-        """The concepts' prototypes (§5.6) at the current revision, as the ``.npz`` of
+        """The concepts' prototypes (design §5.6) at the current revision, as the ``.npz`` of
         :mod:`fossil.serve.wire`; the revision also in the ``X-Fossil-Revision`` header."""
         names = concepts_of(concepts)
         config = request_config(service.config, SegmentOptions(preset or None, n, k))

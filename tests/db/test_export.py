@@ -76,7 +76,7 @@ def test_export_preserves_points_and_catalog_and_reruns_as_a_no_op(tmp_path: Pat
 
     info = client.get_collection("fossil_refs").config
     vectors = info.params.vectors
-    assert vectors[TEXT].quantization_config is not None  # the server schema (§7)
+    assert vectors[TEXT].quantization_config is not None  # the server schema (design §7)
     assert vectors[VISUAL].on_disk and vectors[VISUAL].hnsw_config.m == 0
     assert info.metadata[META_KEY] == make_meta().as_dict()
 

@@ -1,4 +1,4 @@
-"""The catalog on PostgreSQL with concurrent processes (§7 scale-out).
+"""The catalog on PostgreSQL with concurrent processes (design §7 scale-out).
 
 Needs a server: ``FOSSIL_TEST_POSTGRES_URL`` (a throwaway database: its catalog tables are
 dropped before each test), e.g.

@@ -62,7 +62,7 @@ def test_every_synonym_is_nearest_to_its_class(
     text_encoder, corpus: list[str], parsed: list[list[Noun]]
 ) -> None:
     """Each synonym's query embedding is nearest to the centroid of its own class's
-    Textual Retrieval Embeddings (§5.5), built from corpus references."""
+    Textual Retrieval Embeddings (design §5.5), built from corpus references."""
     from fossil.models.text import concept_embeddings, retrieval_embeddings
     from fossil.numerics import l2_normalise
 

@@ -1,4 +1,4 @@
-"""Crash safety (§8): SIGKILL the ingest process at several points, rerun, and get exactly
+"""Crash safety (design §8): SIGKILL the ingest process at several points, rerun, and get exactly
 the references of an uninterrupted run — no duplicates, no loss."""
 
 from __future__ import annotations

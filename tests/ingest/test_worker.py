@@ -50,7 +50,7 @@ class _Boom(Exception):
 def test_crash_between_upsert_and_commit_reruns_to_the_same_points(
     models: FakeModels, collection: Collection, tmp_path
 ) -> None:
-    """§4 write order: a failure after the upsert leaves vectors without catalog rows; the
+    """design §4 write order: a failure after the upsert leaves vectors without catalog rows; the
     batch is released and the rerun re-upserts the same ids (no duplicates, no loss)."""
     collection.catalog.add_corpus("c", "mem", CAPTIONS)
     real_complete = collection.catalog.complete

@@ -204,7 +204,7 @@ def test_processor_selection_on_real_sd21_base_unet() -> None:
     assert not any(n.startswith("mid_block") for n in layers)
     heads = {f: {unet.get_submodule(n.removesuffix(".processor")).heads for n in names}
              for f, names in by_factor.items()}  # fmt: skip
-    assert heads == {1: {5}, 2: {10}, 4: {20}}  # §10: 5/10/20 heads at 64²/32²/16²
+    assert heads == {1: {5}, 2: {10}, 4: {20}}  # design §10: 5/10/20 heads at 64²/32²/16²
     assert hooked_layers(unet, (64,)) == {n: 1 for n in by_factor[1]}
     before = processors_of(unet)
     with record_cross_attention(unet, (64, 32, 16), guidance=True):

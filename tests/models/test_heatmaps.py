@@ -1,4 +1,4 @@
-"""§5.2 aggregation and §5.3 binarisation against hand computations."""
+"""design §5.2 aggregation and §5.3 binarisation against hand computations."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Templates, query embedding and Textual Retrieval Embedding (§5.5)."""
+"""Templates, query embedding and Textual Retrieval Embedding (design §5.5)."""
 
 from __future__ import annotations
 

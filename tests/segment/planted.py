@@ -3,7 +3,7 @@
 A scene is a label grid of connected regions; each region gets a feature cluster.  Background
 regions share a common direction (cosine between their centres ``background_cos``, like parts
 of a DINO background) while foreground objects are orthogonal to everything (cosine 0), so a
-low threshold separates the objects and only a high one splits the background (§5.7).
+low threshold separates the objects and only a high one splits the background (design §5.7).
 """
 
 from __future__ import annotations

@@ -152,7 +152,7 @@ def test_a_large_upload_is_downscaled_before_it_is_segmented(
 
 
 def test_the_server_downscales_uploads_by_default(service: Service) -> None:
-    assert ServeSettings().max_side == 2048  # the protocol's long side (§9)
+    assert ServeSettings().max_side == 2048  # the protocol's long side (design §9)
     with pytest.raises(ValueError, match=r"max_side \(0\) must be >= 1"):
         ServeSettings(max_side=0)
 

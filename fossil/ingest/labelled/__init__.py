@@ -1,4 +1,4 @@
-"""Labelled photos (§5.10): read and validate labelme, COCO and VOC-style annotations.
+"""Labelled photos (design §5.10): read and validate labelme, COCO and VOC-style annotations.
 
 Pure file reading: no store, no model.  :func:`read_labelled` reads a whole set, decoding
 every image once and rasterising every mask, and raises :class:`LabelledError` (one line:
