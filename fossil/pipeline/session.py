@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fossil.concepts import Concepts
 from fossil.config import CollectionSettings, FossilConfig, RetrievalConfig
@@ -164,21 +164,18 @@ class ReadSession:
         :data:`MAX_ENGINES` most recently used are kept.  They share one in-memory prototype
         cache (its keys carry N, K and the options) and the store's on-disk ones."""
         retrieval = retrieval if retrieval is not None else self.config.retrieval
-        engine = self._engines.get(retrieval)
-        if engine is None:
-            engine = QueryEngine(
+        return _recent(
+            self._engines,
+            retrieval,
+            lambda: QueryEngine(
                 self.collection,
                 self.models.text,
                 retrieval,
                 memory_cache=self._memory,
                 disk_cache=True if self._prototypes_on_disk else None,
                 embedding_cache=True if self._embeddings_on_disk else None,
-            )
-            self._engines[retrieval] = engine
-            while len(self._engines) > MAX_ENGINES:
-                self._engines.popitem(last=False)
-        self._engines.move_to_end(retrieval)
-        return engine
+            ),
+        )
 
     def query(
         self, concepts: Sequence[str], retrieval: RetrievalConfig | None = None
@@ -229,14 +226,11 @@ class ReadSession:
         """The analyser (features + region masks per crop, through the crop cache) of
         ``config`` (default: the session's); the :data:`MAX_ENGINES` most recent are kept."""
         config = config if config is not None else self.config
-        analyser = self._analysers.get(config)
-        if analyser is None:
-            analyser = ImageAnalyser(self.models.dense, self.models.keys, config, self.crop_cache)
-            self._analysers[config] = analyser
-            while len(self._analysers) > MAX_ENGINES:
-                self._analysers.popitem(last=False)
-        self._analysers.move_to_end(config)
-        return analyser
+        return _recent(
+            self._analysers,
+            config,
+            lambda: ImageAnalyser(self.models.dense, self.models.keys, config, self.crop_cache),
+        )
 
     def segment(
         self,
@@ -279,6 +273,21 @@ class ReadSession:
 
         url = self.store.qdrant_url if self.store is not None else None
         return describe(self.collection, self.settings, top, qdrant_url=url)
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _recent(kept: OrderedDict[K, V], key: K, make: Callable[[], V]) -> V:
+    """``kept[key]``, made on first use; the :data:`MAX_ENGINES` most recently used stay."""
+    value = kept.get(key)
+    if value is None:
+        value = kept[key] = make()
+        while len(kept) > MAX_ENGINES:
+            kept.popitem(last=False)
+    kept.move_to_end(key)
+    return value
 
 
 def _models(

@@ -180,6 +180,19 @@ TEMPLATED_CONCEPTS = [
 ]
 
 
+def templated_with_forward_calls(
+    encoder: Any, templates: Sequence[str], texts: Sequence[str]
+) -> tuple[np.ndarray, int]:
+    """``encoder.encode_templated(templates, texts)`` and how often the tower's own forward
+    (the plain path) ran meanwhile."""
+    calls: list[int] = []
+    hook = encoder.model.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        return encoder.encode_templated(templates, texts), len(calls)
+    finally:
+        hook.remove()
+
+
 @pytest.mark.parametrize("tokenizer_kind", ["tiny", "openai"])
 @pytest.mark.parametrize("legacy_eos", [False, True])
 def test_templated_prompts_equal_one_by_one(
@@ -201,13 +214,8 @@ def test_templated_prompts_equal_one_by_one(
         config.eos_token_id = 2
     torch.manual_seed(0)
     encoder = ClipTextEncoder(CLIPTextModelWithProjection(config).eval(), tokenizer, "t", 4)
-    calls: list[int] = []
-    hook = encoder.model.register_forward_pre_hook(lambda *_: calls.append(1))
-    try:
-        shared = encoder.encode_templated(TEMPLATES, TEMPLATED_CONCEPTS)
-    finally:
-        hook.remove()
-    assert calls == []  # no prompt went through the tower's own forward
+    shared, calls = templated_with_forward_calls(encoder, TEMPLATES, TEMPLATED_CONCEPTS)
+    assert calls == 0  # no prompt went through the tower's own forward
     prompts = [t.format(c) for c in TEMPLATED_CONCEPTS for t in TEMPLATES]
     one_by_one = encoder.encode(prompts).reshape(shared.shape)
     np.testing.assert_allclose(shared, one_by_one, atol=1e-5)
@@ -224,13 +232,8 @@ def test_templated_prompt_whose_tokens_merge_across_the_brace(tiny_text_encoder:
     encoder = tiny_text_encoder
     templates = ("a photo of a{}.", "a photo of a {}.")
     texts = ["dog", "cat"]
-    calls: list[int] = []
-    hook = encoder.model.register_forward_pre_hook(lambda *_: calls.append(1))
-    try:
-        shared = encoder.encode_templated(templates, texts)
-    finally:
-        hook.remove()
-    assert calls  # the merged prompts took the plain path
+    shared, calls = templated_with_forward_calls(encoder, templates, texts)
+    assert calls > 0  # the merged prompts took the plain path
     one_by_one = encoder.encode([t.format(x) for x in texts for t in templates])
     np.testing.assert_allclose(shared, one_by_one.reshape(shared.shape), atol=1e-5)
     with pytest.raises(ValueError, match="exactly one"):
