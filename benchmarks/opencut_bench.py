@@ -269,6 +269,11 @@ def default_section(real: bool, repeats: int, baseline_ref: str) -> dict[str, ob
             "masks_before": int(len(baseline_crf)),
             "mean_iou_before_to_after": round(_best_iou(baseline_crf, survivors), 4),
             "mean_iou_after_to_before": round(_best_iou(survivors, baseline_crf), 4),
+            # against this checkout's default (every raw mask through its CRF): the option's
+            # own effect, without what changed between the baseline and now
+            "masks_default": int(len(new[f"{name}/crf/masks"])),
+            "mean_iou_default_to_option": round(_best_iou(new[f"{name}/crf/masks"], survivors), 4),
+            "mean_iou_option_to_default": round(_best_iou(survivors, new[f"{name}/crf/masks"]), 4),
         }
         report[name] = row
     return report
