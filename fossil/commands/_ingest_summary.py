@@ -4,11 +4,30 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from fossil.commands._interrupt import GracefulInterrupt
+
 if TYPE_CHECKING:
     from fossil.pipeline.ingest import IngestSummary
+
+
+def run_and_report(ingest: Callable[..., IngestSummary], as_json: bool) -> int:
+    """``ingest(on_progress=…, should_stop=…)`` (a library ingest call with its store, corpus
+    and models bound) with Ctrl-C stopping it after the current batch, then its summary
+    printed: 0, or 130 when it was interrupted."""
+    from fossil.pipeline.ingest import IngestAborted
+
+    try:
+        with GracefulInterrupt(armed=False) as interrupt:  # armed while batches run
+            summary = ingest(on_progress=interrupt.follow, should_stop=interrupt)
+    except IngestAborted as aborted:
+        print_summary(aborted.summary, as_json)
+        return 130
+    print_summary(summary, as_json)
+    return 0
 
 
 def print_idle(summary: IngestSummary, as_json: bool) -> None:

@@ -8,9 +8,8 @@ prints one."""
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from typing import Any
-
-from fossil.commands._interrupt import GracefulInterrupt
 
 # fossil.ingest.labelled.UNITS and fossil.pipeline.labelled.DEFAULT_UNIT, spelled here so
 # that building the parser imports neither (tests/pipeline/test_labelled.py checks they agree)
@@ -82,8 +81,7 @@ def check_labelled_args(args: argparse.Namespace) -> None:
 
 def run_labelled(args: argparse.Namespace, settings: tuple[Any, Any, Any]) -> int:
     """Read and check the set, ingest it, print the summary (130 when interrupted)."""
-    from fossil.commands._ingest_summary import print_summary
-    from fossil.pipeline.ingest import IngestAborted
+    from fossil.commands._ingest_summary import run_and_report
     from fossil.pipeline.labelled import ingest_labelled, read_labelled_corpus
 
     store, models, options = settings
@@ -103,14 +101,4 @@ def run_labelled(args: argparse.Namespace, settings: tuple[Any, Any, Any]) -> in
             f"{len(labelled.items)} (photo, {labelled.unit}) references to make as corpus "
             f"{labelled.corpus.name!r}"
         )
-    try:
-        with GracefulInterrupt(armed=False) as interrupt:
-            summary = ingest_labelled(
-                store, labelled, models, options, on_progress=interrupt.follow,
-                should_stop=interrupt,
-            )  # fmt: skip
-    except IngestAborted as aborted:
-        print_summary(aborted.summary, args.json)
-        return 130
-    print_summary(summary, args.json)
-    return 0
+    return run_and_report(partial(ingest_labelled, store, labelled, models, options), args.json)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import re
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from fossil.commands._ingest_summary import print_registered, print_summary
+from fossil.commands._ingest_summary import print_registered, run_and_report
 from fossil.commands._interrupt import GracefulInterrupt
 from fossil.commands._labelled import (
     add_labelled_options,
@@ -223,7 +224,6 @@ def read_sources(args: argparse.Namespace) -> list[CorpusFile]:
 
 def run(args: argparse.Namespace) -> int:
     from fossil.pipeline.ingest import (
-        IngestAborted,
         NothingToIngest,
         ingest_corpora,
         register_corpora,
@@ -241,14 +241,7 @@ def run(args: argparse.Namespace) -> int:
     if args.register_only:
         return print_registered(register_corpora(store, corpora), args.json)
     try:
-        with GracefulInterrupt(armed=False) as interrupt:  # armed while batches run
-            summary = ingest_corpora(
-                store, corpora, models, options, on_progress=interrupt.follow,
-                should_stop=interrupt,
-            )  # fmt: skip
-    except IngestAborted as aborted:
-        print_summary(aborted.summary, args.json)
-        return 130
+        return run_and_report(partial(ingest_corpora, store, corpora, models, options), args.json)
     except NothingToIngest as error:
         hint = (
             "give SOURCE caption files, or register them first with `fossil ingest "
@@ -258,5 +251,3 @@ def run(args: argparse.Namespace) -> int:
             f"--store {args.store}`"
         )
         raise FileNotFoundError(f"{error.problem}: {hint}") from None
-    print_summary(summary, args.json)
-    return 0
