@@ -58,6 +58,20 @@ def planted_scene(
     centres += [basis[1 + num_background + k] for k in range(num_objects)]
     centres = np.stack(centres)  # (regions, dim), unit norm
     keys = centres[labels] + rng.normal(scale=noise / np.sqrt(dim), size=(h, w, dim))
+    return _scene(rng, keys, labels, regions, num_background, patch)
+
+
+def _scene(
+    rng: np.random.Generator,
+    keys: np.ndarray,
+    labels: np.ndarray,
+    regions: int,
+    num_background: int,
+    patch: int,
+) -> PlantedScene:
+    """The scene of ``keys`` (h, w, dim) and ``labels`` (h, w) in 0..regions-1, the first
+    ``num_background`` of them background: its image is a random colour per region, ``patch``
+    pixels per key, with a little pixel noise."""
     colours = rng.integers(30, 226, size=(regions, 3))
     image = np.repeat(np.repeat(colours[labels], patch, axis=0), patch, axis=1)
     image = image + rng.integers(-8, 9, size=image.shape)
@@ -98,13 +112,4 @@ def objects_grid(
     basis = np.linalg.qr(rng.normal(size=(dim, 6)))[0].T  # orthonormal rows
     keys = basis[labels] + rng.normal(scale=noise / np.sqrt(dim), size=(side, side, dim))
     keys += shared * basis[5]
-    colours = rng.integers(30, 226, size=(5, 3))
-    image = np.repeat(np.repeat(colours[labels], patch, axis=0), patch, axis=1)
-    image = image + rng.integers(-8, 9, size=image.shape)
-    return PlantedScene(
-        keys=keys.astype(np.float32),
-        labels=labels,
-        foreground=(1, 2, 3, 4),
-        background=(0,),
-        image=np.clip(image, 0, 255).astype(np.uint8),
-    )
+    return _scene(rng, keys, labels, 5, 1, patch)

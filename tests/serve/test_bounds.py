@@ -160,33 +160,21 @@ def test_the_server_downscales_uploads_by_default(service: Service) -> None:
 # ---- the time limit covers every stage --------------------------------------------------------
 
 
-def test_the_time_limit_covers_decoding(service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
-    decode = fossil.serve.app.decode_upload
+@pytest.mark.parametrize("stage", ["decode_upload", "segment_response"])
+def test_the_time_limit_covers_decoding_and_building_the_response(
+    service: Service, monkeypatch: pytest.MonkeyPatch, stage: str
+) -> None:
+    original = getattr(fossil.serve.app, stage)
 
-    def slow(*args: Any, **kwargs: Any) -> np.ndarray:
+    def slow(*args: Any, **kwargs: Any) -> Any:
         time.sleep(1.5)
-        return decode(*args, **kwargs)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(fossil.serve.app, "decode_upload", slow)
+    monkeypatch.setattr(fossil.serve.app, stage, slow)
     monkeypatch.setattr(service, "segment", canned_segment(service))
     response = post(client_of(service, time_limit=0.5))
     assert response.status_code == 503, response.text
     assert "time limit of 0.5 s" in response.json()["detail"]
-
-
-def test_the_time_limit_covers_building_the_response(
-    service: Service, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    respond = fossil.serve.app.segment_response
-
-    def slow(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        time.sleep(1.5)
-        return respond(*args, **kwargs)
-
-    monkeypatch.setattr(fossil.serve.app, "segment_response", slow)
-    monkeypatch.setattr(service, "segment", canned_segment(service))
-    response = post(client_of(service, time_limit=0.5))
-    assert response.status_code == 503, response.text
 
 
 def test_a_request_past_its_limit_stops_before_its_response_is_built(
