@@ -156,7 +156,8 @@ def query_with_server(args: argparse.Namespace) -> int:
 # -- eval --------------------------------------------------------------------------------
 def eval_with_server(args: argparse.Namespace, dataset: SegmentationDataset) -> int:
     """``fossil eval --server``: once, or with ``--every`` each time the collection grew."""
-    from fossil.commands._options import build_config, load_command_models
+    from fossil.commands._options import load_command_models
+    from fossil.commands.eval import eval_config, eval_out_dir
     from fossil.eval.live import Growth, LiveLog, follow_growth
     from fossil.pipeline.models import check_dense_encoder
 
@@ -168,15 +169,10 @@ def eval_with_server(args: argparse.Namespace, dataset: SegmentationDataset) -> 
         raise ValueError(f"--every ({args.every}) must be >= 1 references")
     client = client_of(args)
     remote = RemoteCollection.of(client.collection())
-    settings = remote.settings
-    config = build_config(args, args.preset, settings, default_preset=dataset.spec.preset)
-    preset = args.preset or (
-        "collection" if settings is not None and settings.sets_retrieval else dataset.spec.preset
-    )
+    config, preset = eval_config(args, remote.settings, dataset)
     models = load_command_models(args, "eval", remote.as_collection(), sizes=config.eval)
     check_dense_encoder(remote.as_collection(), models)
-    sweep = f"N{config.retrieval.N}_K{config.retrieval.K}_gamma{config.scoring.gamma:g}"
-    out_dir = args.out or Path("fossil-eval") / args.dataset / sweep
+    out_dir = eval_out_dir(args, config)
 
     def run_once(number: int | None) -> dict[str, Any]:
         where = out_dir if number is None else out_dir / f"run{number:03d}"

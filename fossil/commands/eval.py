@@ -167,6 +167,23 @@ def read_classes(path: Path) -> list[str]:
     return names
 
 
+def eval_config(
+    args: argparse.Namespace, settings: CollectionSettings | None, dataset: SegmentationDataset
+) -> tuple[FossilConfig, str]:
+    """N, K, γ: flags, else --preset, else the collection's ``settings``, else the dataset's;
+    and what the report calls that setting."""
+    preset = args.preset or (
+        "collection" if settings is not None and settings.sets_retrieval else dataset.spec.preset
+    )
+    return build_config(args, args.preset, settings, default_preset=dataset.spec.preset), preset
+
+
+def eval_out_dir(args: argparse.Namespace, config: FossilConfig) -> Path:
+    """--out, else ``fossil-eval/<dataset>/N<N>_K<K>_gamma<γ>``."""
+    sweep = f"N{config.retrieval.N}_K{config.retrieval.K}_gamma{config.scoring.gamma:g}"
+    return args.out or Path("fossil-eval") / args.dataset / sweep
+
+
 def run_evaluation(
     args: argparse.Namespace,
     dataset: SegmentationDataset,
@@ -211,20 +228,15 @@ def run(args: argparse.Namespace) -> int:
     preset: str = dataset.spec.preset  # what the report calls the setting (set below)
 
     def configure(settings: CollectionSettings | None) -> FossilConfig:
-        """N, K, γ: flags, else --preset, else the collection's settings, else the dataset's."""
         nonlocal preset
-        preset = args.preset or (
-            "collection" if settings is not None and settings.sets_retrieval
-            else dataset.spec.preset
-        )  # fmt: skip
-        return build_config(args, args.preset, settings, default_preset=dataset.spec.preset)
+        config, preset = eval_config(args, settings, dataset)
+        return config
 
     crops = None if args.no_cache else args.cache_dir or default_cache_dir()
     caches = ReadCaches(embeddings=not args.no_cache, crops=crops)  # + concept embeddings
     with open_session(args, "eval", configure, caches=caches) as session:
         config = session.config
-        sweep = f"N{config.retrieval.N}_K{config.retrieval.K}_gamma{config.scoring.gamma:g}"
-        out_dir = args.out or Path("fossil-eval") / args.dataset / sweep
+        out_dir = eval_out_dir(args, config)
         predictor, predictor_info = open_predictor(session, dataset.class_names)
         result = run_evaluation(args, dataset, predictor, config, preset, predictor_info, out_dir)
     print(f"{dataset.name}: mIoU {100 * result.miou:.2f}  aAcc {100 * result.aacc:.2f}  "
