@@ -30,11 +30,14 @@ def open_session(
     extend: bool = False,
     caches: ReadCaches | None = None,
     build_now: bool = False,
+    writes: bool = False,
 ) -> ReadSession:
     """The session of ``command`` on the flags' store: ``config`` from the settings the
     collection records (:func:`store_settings`: a demo store's, also when it recorded none),
-    the models it needs (``extend``: with the generator's roles, and stale leases released),
-    all built at once with ``build_now`` (a server), else each on first use."""
+    the models it needs (``extend``: with the generator's roles), all built at once with
+    ``build_now`` (a server), else each on first use.  With ``extend`` or ``writes`` (a
+    server that runs ingest jobs) the session will ingest: an embedded store hands back the
+    leases a dead run left when it opens (:func:`fossil.db.open.open_collection`)."""
     from fossil.pipeline.session import ReadCaches, ReadSession
 
     def models(collection: Collection, chosen: FossilConfig) -> ModelBundle:
@@ -49,7 +52,7 @@ def open_session(
         extend=extend,
         caches=caches if caches is not None else ReadCaches(),
         settings=store_settings,
-        release_stale_leases=extend,
+        release_stale_leases=extend or writes,
     )
 
 

@@ -211,7 +211,9 @@ def build_app(args: argparse.Namespace) -> tuple[FastAPI, Collection]:
     # first request; prototypes and concept embeddings cached in the store
     caches = ReadCaches(embeddings=True, prototypes=True)
     configure = partial(serve_config, args)
-    session = open_session(args, "segment", configure, caches=caches, build_now=True)
+    session = open_session(  # writes: the server runs ingest jobs (fossil.serve.jobs)
+        args, "segment", configure, caches=caches, build_now=True, writes=True
+    )
     try:
         collection, config = session.collection, session.config
         service = Service(session)

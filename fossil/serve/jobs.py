@@ -119,9 +119,9 @@ ModelsLoader = Callable[[], "IngestModels"]
 class IngestJobs:
     """Runs ingest jobs on ``collection`` (open, shared with the server's readers), one at a
     time on one thread, with the models ``load_models`` gives (called once, at the first
-    job).  ``gate``: the lock the readers hold (see the module).  ``release_stale``: hand
-    back the leases a killed server left (only when this process alone works on the store:
-    an embedded store with its own catalog)."""
+    job).  ``gate``: the lock the readers hold (see the module).  The leases a killed server
+    left are handed back when the server opens its store (``fossil serve`` opens it as a
+    writer: :func:`fossil.db.open.open_collection`)."""
 
     def __init__(
         self,
@@ -132,7 +132,6 @@ class IngestJobs:
         options: IngestOptions | None = None,
         max_queued: int = 8,
         max_kept: int = 50,
-        release_stale: bool = False,
     ) -> None:
         if max_queued < 1 or max_kept < 1:
             raise ValueError(f"max_queued ({max_queued}) and max_kept ({max_kept}) must be >= 1")
@@ -146,11 +145,6 @@ class IngestJobs:
         self._lock = threading.Lock()  # guards _jobs and the job states
         self._wake = threading.Condition(self._lock)
         self._closed = False
-        if release_stale:
-            stale = collection.catalog.release_all()
-            if stale:
-                logger.warning("%d captions were leased by a server that did not finish: "
-                               "the next job retries them", stale)  # fmt: skip
         self._thread = threading.Thread(target=self._loop, name="fossil-ingest", daemon=True)
         self._thread.start()
 

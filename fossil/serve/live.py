@@ -80,27 +80,10 @@ def default_ingest_models(collection: Collection) -> ModelsLoader:
     return model_loaders(meta_profile(meta), (None,), 1)[0]
 
 
-def owns_its_leases(collection: Collection) -> bool:
-    """Whether this process alone works on the collection (an embedded store, locked to it,
-    with the catalog in the store directory): leases found at start are a dead run's."""
-    from fossil.db.edge import EdgeStore
-    from fossil.db.open import store_catalog_url
-
-    root = collection.root
-    if root is None or not isinstance(collection.refs, EdgeStore):
-        return False
-    return getattr(collection.catalog, "url", None) == store_catalog_url(root)
-
-
 def build_jobs(service: Service, gate: threading.RLock) -> IngestJobs:
     """The job manager of a server: its collection, its models' loader, its gate."""
     collection = service.collection
-    return IngestJobs(
-        collection,
-        default_ingest_models(collection),
-        gate,
-        release_stale=owns_its_leases(collection),
-    )
+    return IngestJobs(collection, default_ingest_models(collection), gate)
 
 
 def add_live_routes(
